@@ -1,0 +1,24 @@
+# Sourced by main.sh and test.sh: create or reuse .venv and install the project into it.
+# Re-installs only when pyproject.toml changed since the last install (a stamp holds its hash).
+set -euo pipefail
+PYTHON=${PYTHON:-python3}
+VENV=${VENV:-.venv}
+phase_start=$(date +%s)
+phase() {  # phase NAME: report how long the previous phase took
+  local now; now=$(date +%s)
+  [ -n "${current_phase:-}" ] && echo "[phase] ${current_phase}: $((now - phase_start)) s" >&2
+  current_phase=$1; phase_start=$now
+}
+phase "set-up"
+if [ ! -x "$VENV/bin/python" ]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+stamp="$VENV/.ulsam-nas-installed"
+want="$(sha256sum pyproject.toml | cut -d' ' -f1) ${EXTRAS:-}"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  # torch is pinned to 2.13.0 in pyproject.toml: the small CPU build, not a multi-GB CUDA one.
+  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".${EXTRAS:+[$EXTRAS]}"
+  echo "$want" > "$stamp"
+fi
+export PATH="$PWD/$VENV/bin:$PATH"

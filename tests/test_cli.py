@@ -1,0 +1,89 @@
+"""The command line as a user runs it: real processes, exit codes, stdout/stderr discipline."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ulsam_nas.cli import main
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ulsam_nas", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_table_default_prints_the_paper_table():
+    result = run("table")
+    assert result.returncode == 0
+    assert "| ULSAM" in result.stdout and "102.76" in result.stdout
+    assert result.stderr == ""
+
+
+def test_table_json_is_one_document_on_stdout():
+    result = run("table", "--json")
+    assert result.returncode == 0 and result.stderr == ""
+    doc = json.loads(result.stdout)
+    assert [r["module"] for r in doc["rows"]] == ["non_local", "a2", "se", "bam", "cbam", "ulsam"]
+
+
+def test_cost_json_has_the_breakdown(capsys):
+    assert (
+        main(
+            ["cost", "ulsam", "--channels", "64", "--height", "9", "--width", "7", "--groups", "8", "--json"]
+        )
+        == 0
+    )
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["unit"] == "MAC" and doc["params"] == 5 * 64 + 3 * 8 and doc["macs"] == 2 * 64 * 63
+    assert doc["params_formula"] == "5m + 3g" and doc["ops"]["softmax"] == 8 * 63
+
+
+def test_output_file_is_written(tmp_path: Path, capsys):
+    target = tmp_path / "t.csv"
+    assert main(["table", "--format", "csv", "-o", str(target)]) == 0
+    assert capsys.readouterr().out == ""
+    assert target.read_text().startswith("Module,")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["table", "--groups", "3"], "groups=3 does not divide channels=512"),
+        (["table", "--channels", "-4"], "'-4' is not positive"),
+        (["table", "--height", "1.5"], "'1.5' is not an integer"),
+        (["table", "--reduction", "1000"], "reduction=1000 is larger than channels=512"),
+        (["cost", "eca"], "unknown attention module 'eca'"),
+        (["cost", "se", "--groups", "2"], "unknown option 'groups' for se"),
+        (["table", "--format", "xml"], "invalid choice: 'xml'"),
+        (["table", "--convention", "both"], "invalid choice: 'both'"),
+        (["nonsense"], "invalid choice: 'nonsense'"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line_and_no_partial_file(tmp_path: Path, capsys, args, needle):
+    target = tmp_path / "out.md"
+    argv = [*args, "-o", str(target)] if args[0] in ("table", "cost") else args
+    try:
+        code = main(argv)
+    except SystemExit as stop:  # argparse's own errors
+        code = stop.code
+    assert code == 2
+    captured = capsys.readouterr()
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in captured.err
+    assert captured.out == ""
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_input_in_a_real_process_prints_no_traceback():
+    result = run("cost", "ulsam", "--groups", "5")
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        "ulsam-nas cost: error: groups=5 does not divide channels=512; "
+        "allowed: 1, 2, 4, 8, 16, 32, 64, 128, 256, 512"
+    )

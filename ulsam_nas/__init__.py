@@ -1,0 +1,25 @@
+"""ulsam-nas: exact costs of attention modules and MobileNets, and a budget-constrained search
+for where ULSAM goes."""
+
+from ulsam_nas.attention import (
+    attention_cost,
+    attention_formula,
+    create_attention,
+    get_attention,
+    list_attention,
+)
+from ulsam_nas.cost import Cost, Formula
+from ulsam_nas.errors import InvalidInput
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Cost",
+    "Formula",
+    "InvalidInput",
+    "attention_cost",
+    "attention_formula",
+    "create_attention",
+    "get_attention",
+    "list_attention",
+]

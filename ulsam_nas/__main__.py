@@ -1,0 +1,5 @@
+import sys
+
+from ulsam_nas.cli import main
+
+sys.exit(main())

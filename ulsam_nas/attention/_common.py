@@ -1,0 +1,30 @@
+"""Checks and derived widths shared by several attention modules."""
+
+from __future__ import annotations
+
+from ulsam_nas.cost.symbolic import Num, as_int, derived, ratio
+from ulsam_nas.errors import InvalidInput
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """Return ``value`` if it is a positive int (bools excluded), else raise InvalidInput."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInput(f"{name}={value!r} is invalid; allowed: a positive integer")
+    return value
+
+
+def check_reduction(channels: int, reduction: int) -> None:
+    check_positive_int("reduction", reduction)
+    if reduction > channels:
+        raise InvalidInput(
+            f"reduction={reduction} is larger than channels={channels}; allowed: 1..{channels}"
+        )
+
+
+def divisors(n: int) -> list[int]:
+    return [d for d in range(1, n + 1) if n % d == 0]
+
+
+def reduced_width(m: Num, r: Num) -> Num:
+    """The MLP/bottleneck width ``max(1, ⌊m/r⌋)`` of SE, BAM and CBAM."""
+    return derived("c", max(1, as_int(m) // as_int(r)), [m, r], "max(1, ⌊m/r⌋)", ideal=ratio(m, r))

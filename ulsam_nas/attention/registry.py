@@ -1,0 +1,159 @@
+"""The attention-module registry: one entry binds a module, its config and its closed forms."""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from torch import nn
+
+from ulsam_nas.attention._common import check_positive_int
+from ulsam_nas.cost.cost import CONVENTIONS, Cost, Formula, Terms, formula_of
+from ulsam_nas.cost.symbolic import Num, Poly
+from ulsam_nas.errors import InvalidInput
+
+
+class AttentionConfig(Protocol):
+    """A frozen dataclass of a module's options."""
+
+    def resolved(self, channels: int) -> AttentionConfig:
+        """Fill defaults that depend on the channel count."""
+        ...
+
+    def validate(self, channels: int, height: int | None = None, width: int | None = None) -> None:
+        """Raise InvalidInput naming the first bad value."""
+        ...
+
+
+@dataclass(frozen=True)
+class AttentionSpec:
+    """Everything the tool knows about one attention module."""
+
+    key: str
+    title: str
+    citation: str
+    config_cls: type[Any]
+    module_cls: Callable[[int, Any], nn.Module]
+    exact_cost: Callable[..., Terms]
+    paper_cost: Callable[..., Terms]
+    # Formula symbol of each numeric option, e.g. {"reduction": "r"}.
+    symbols: Mapping[str, str] = field(default_factory=dict)
+    uses_subspace: bool = False
+    uses_mlp: bool = False
+    uses_conv1x1: bool = False
+    # The terms the paper's accounting drops or over-counts, in one sentence.
+    paper_note: str = ""
+
+    def option_names(self) -> list[str]:
+        return [f.name for f in dataclasses.fields(self.config_cls)]
+
+    def make_config(self, channels: int, **options: Any) -> Any:
+        """Build, resolve and validate this module's config for ``channels``."""
+        unknown = sorted(set(options) - set(self.option_names()))
+        if unknown:
+            valid = ", ".join(self.option_names()) or "none"
+            raise InvalidInput(f"unknown option {unknown[0]!r} for {self.key}; valid options: {valid}")
+        hints = typing.get_type_hints(self.config_cls)
+        for name, value in options.items():
+            _check_type(name, value, hints[name])
+        config = self.config_cls(**options).resolved(channels)
+        config.validate(channels)
+        return config
+
+    def terms(
+        self,
+        channels: int,
+        height: int,
+        width: int,
+        config: Any,
+        convention: str = "exact",
+        symbolic: bool = False,
+    ) -> Terms:
+        if convention not in CONVENTIONS:
+            raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+        config.validate(channels, height, width)
+        args: dict[str, Any] = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
+        m: Num = channels
+        h: Num = height
+        w: Num = width
+        if symbolic:
+            m, h, w = Poly.symbol("m", channels), Poly.symbol("h", height), Poly.symbol("w", width)
+            for name, symbol in self.symbols.items():
+                args[name] = Poly.symbol(symbol, args[name])
+        function = self.exact_cost if convention == "exact" else self.paper_cost
+        return function(m, h, w, **args)
+
+
+def _check_type(name: str, value: Any, hint: Any) -> None:
+    allowed = typing.get_args(hint) if isinstance(hint, types.UnionType) else (hint,)
+    if value is None and type(None) in allowed:
+        return
+    if bool in allowed:
+        if not isinstance(value, bool):
+            raise InvalidInput(f"{name}={value!r} is invalid; allowed: true or false")
+        return
+    if int in allowed:
+        check_positive_int(name, value)
+        return
+    raise InvalidInput(f"{name}={value!r} has an unsupported type")
+
+
+_REGISTRY: dict[str, AttentionSpec] = {}
+
+
+def register_attention(spec: AttentionSpec) -> AttentionSpec:
+    if spec.key in _REGISTRY:
+        raise RuntimeError(f"duplicate registration of attention module {spec.key!r}")
+    _REGISTRY[spec.key] = spec
+    return spec
+
+
+def list_attention() -> list[str]:
+    """Registry keys in the order of the ULSAM paper's table."""
+    return list(_REGISTRY)
+
+
+def get_attention(name: str) -> AttentionSpec:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise InvalidInput(
+            f"unknown attention module {name!r}; valid modules: {', '.join(_REGISTRY)}"
+        ) from None
+
+
+def check_shape(channels: int, height: int, width: int) -> None:
+    check_positive_int("channels", channels)
+    check_positive_int("height", height)
+    check_positive_int("width", width)
+
+
+def create_attention(name: str, channels: int, **config: Any) -> nn.Module:
+    """Build a registered attention module; its output shape equals its input shape."""
+    spec = get_attention(name)
+    check_positive_int("channels", channels)
+    return spec.module_cls(channels, spec.make_config(channels, **config))
+
+
+def attention_cost(
+    name: str, channels: int, height: int, width: int, convention: str = "exact", **config: Any
+) -> Cost:
+    """Closed-form params and MACs of a module on a (channels, height, width) feature map."""
+    spec = get_attention(name)
+    check_shape(channels, height, width)
+    cfg = spec.make_config(channels, **config)
+    return spec.terms(channels, height, width, cfg, convention).evaluate(convention)
+
+
+def attention_formula(
+    name: str, channels: int, height: int, width: int, convention: str = "exact", **config: Any
+) -> Formula:
+    """The same closed form as :func:`attention_cost`, as printable formulas."""
+    spec = get_attention(name)
+    check_shape(channels, height, width)
+    cfg = spec.make_config(channels, **config)
+    return formula_of(spec.terms(channels, height, width, cfg, convention, symbolic=True))

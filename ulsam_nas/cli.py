@@ -1,0 +1,230 @@
+"""Command line: ``ulsam-nas COMMAND ...`` (also ``python -m ulsam_nas``).
+
+Each command is a pair (add its arguments, run it); ``COMMANDS`` lists them.  The work itself is
+done by library functions that return the data a command prints, so scripts can call them.
+Invalid input ends with one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, NoReturn
+
+from ulsam_nas import attention
+from ulsam_nas.cost.cost import CONVENTIONS
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.output import TABLE_FORMATS, emit, render_frame, to_json
+from ulsam_nas.tables import overhead_table
+
+PROG = "ulsam-nas"
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive; allowed: a positive integer")
+    return value
+
+
+def _bool(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; allowed: true or false")
+
+
+def _add_shape_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--channels", type=positive_int, default=512, help="channels m (default 512)")
+    parser.add_argument("--height", type=positive_int, default=14, help="feature-map height h (default 14)")
+    parser.add_argument("--width", type=positive_int, default=14, help="feature-map width w (default 14)")
+
+
+def _add_module_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """Module options; with ``defaults=False`` an option not given is not passed at all."""
+    parser.add_argument(
+        "--reduction",
+        type=positive_int,
+        default=16 if defaults else None,
+        help="SE/BAM/CBAM reduction r (default 16)",
+    )
+    parser.add_argument(
+        "--inner-channels",
+        type=positive_int,
+        default=None,
+        help="A²-Net inner channels t (default channels // 8)",
+    )
+    parser.add_argument(
+        "--groups",
+        type=positive_int,
+        default=4 if defaults else None,
+        help="ULSAM groups g, must divide channels (default 4)",
+    )
+    parser.add_argument(
+        "--subsample",
+        type=_bool,
+        default=False if defaults else None,
+        metavar="BOOL",
+        help="Non-local: 2×2 max-pool before φ and g (default false)",
+    )
+
+
+def _module_options(args: argparse.Namespace) -> dict[str, Any]:
+    names = ("reduction", "inner_channels", "groups", "subsample")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+def _add_output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+
+# -- table -----------------------------------------------------------------------------------
+def _table_args(parser: argparse.ArgumentParser) -> None:
+    _add_shape_args(parser)
+    _add_module_options(parser, defaults=True)
+    parser.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="paper",
+        help="paper: the ULSAM paper's counts (default); exact: every param and MAC",
+    )
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--format", choices=TABLE_FORMATS, default="markdown", help="output format")
+    fmt.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="same as --format json"
+    )
+    parser.add_argument("--modules", nargs="+", metavar="MODULE", help="a subset of modules")
+    _add_output_args(parser)
+
+
+def _table_run(args: argparse.Namespace) -> int:
+    table = overhead_table(
+        args.channels,
+        args.height,
+        args.width,
+        convention=args.convention,
+        modules=args.modules,
+        **_module_options(args),
+    )
+    if args.format == "json":
+        text = to_json(table.to_json())
+    else:
+        title = (
+            f"Attention overheads at m={table.channels}, h×w={table.height}×{table.width} "
+            f"({table.convention} convention)\n\n"
+        )
+        body = render_frame(table.to_frame(thousands=args.format != "csv"), args.format, table.notes)
+        text = title + body if args.format == "markdown" else body
+    emit(text, args.output)
+    return 0
+
+
+# -- cost ------------------------------------------------------------------------------------
+def module_cost_report(
+    module: str, channels: int, height: int, width: int, convention: str = "exact", **config: Any
+) -> dict[str, Any]:
+    """Params and MACs of one module with formulas and the per-operation breakdown."""
+    spec = attention.get_attention(module)
+    cost = attention.attention_cost(module, channels, height, width, convention, **config)
+    formula = attention.attention_formula(module, channels, height, width, convention, **config)
+    resolved = spec.make_config(channels, **config)
+    return {
+        "module": module,
+        "title": spec.title,
+        "citation": spec.citation,
+        "shape": {"channels": channels, "height": height, "width": width},
+        "config": {f: getattr(resolved, f) for f in spec.option_names()},
+        **cost.to_dict(),
+        "params_formula": formula.params_text(),
+        "macs_formula": formula.macs_text(),
+        "params_formula_paper_style": formula.params_text(ideal=True),
+        "macs_formula_paper_style": formula.macs_text(ideal=True),
+        "where": formula.where(),
+    }
+
+
+def _cost_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("module", metavar="MODULE", help=f"one of: {', '.join(attention.list_attention())}")
+    _add_shape_args(parser)
+    _add_module_options(parser, defaults=False)
+    parser.add_argument("--convention", choices=CONVENTIONS, default="exact", help="default: exact")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    _add_output_args(parser)
+
+
+def _cost_run(args: argparse.Namespace) -> int:
+    report = module_cost_report(
+        args.module, args.channels, args.height, args.width, args.convention, **_module_options(args)
+    )
+    emit(to_json(report) if args.json else _cost_text(report), args.output)
+    return 0
+
+
+def _cost_text(report: dict[str, Any]) -> str:
+    shape = report["shape"]
+    config = ", ".join(f"{k}={v}" for k, v in report["config"].items())
+    lines = [
+        f"{report['title']} on a {shape['channels']}×{shape['height']}×{shape['width']} map"
+        + (f" ({config})" if config else "")
+        + f", {report['convention']} convention, unit MAC",
+        f"  params {report['params']:>15,}  = {report['params_formula']}",
+        f"  MACs   {report['macs']:>15,}  = {report['macs_formula']}",
+    ]
+    if report["where"]:
+        lines.append(f"  where {report['where']}")
+    lines.append("  params by kind: " + _listing(report["params_by"]))
+    lines.append("  MACs by op:     " + _listing(report["macs_by"]))
+    if report["ops"]:
+        lines.append("  other ops (elements): " + _listing(report["ops"]))
+    return "\n".join(lines) + "\n"
+
+
+def _listing(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
+
+
+# -- dispatch --------------------------------------------------------------------------------
+Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+
+COMMANDS: dict[str, Command] = {
+    "table": ("the ULSAM paper's overhead table for any feature-map shape", _table_args, _table_run),
+    "cost": ("params, MACs and formulas of one attention module", _cost_args, _cost_run),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, description=__doc__.splitlines()[0] if __doc__ else None, allow_abbrev=False)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for name, (summary, add_args, run) in COMMANDS.items():
+        command = sub.add_parser(name, help=summary, description=summary, allow_abbrev=False)
+        add_args(command)
+        command.set_defaults(run=run)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.run(args))
+    except InvalidInput as error:
+        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""The cost record every closed form produces, and the conventions it is stated in.
+
+Convention ``exact`` (the default): ``params`` counts every parameter (conv/linear weights,
+biases, BatchNorm γ and β; not running statistics), equal to ``sum(p.numel())`` of the module.
+``macs`` counts one multiply-accumulate per product in conv, linear and matmul layers, and no
+bias additions.  Everything else a forward pass does is listed in ``ops`` as element counts per
+operation (see :data:`OP_UNITS`), so that the conventions of the various FLOP counters can be
+computed from one record.
+
+Convention ``paper``: the ULSAM paper's "#Params" and "#FLOPs" columns.  Each module states in
+its file which terms the paper drops or over-counts.  The paper says "FLOPs" for MACs; this
+tool calls every such count ``macs`` and labels the unit "MAC".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from ulsam_nas.cost.symbolic import Num, Poly, as_int
+
+CONVENTIONS = ("exact", "paper")
+
+PARAM_KINDS = ("weight", "bias", "bn")
+MAC_KINDS = ("conv", "linear", "matmul")
+
+# What one unit of each element-wise operation counts.
+OP_UNITS: dict[str, str] = {
+    "bias_add": "output elements of a conv/linear that has a bias",
+    "batch_norm": "elements normalized by BatchNorm (eval: one multiply and one add each)",
+    "global_avg_pool": "input elements summed by a global (adaptive) average pool",
+    "global_max_pool": "input elements compared by a global max pool",
+    "max_pool": "output elements of a k×k max pool",
+    "channel_pool": "input elements reduced by a max or mean over channels",
+    "relu": "elements through ReLU",
+    "sigmoid": "elements through a sigmoid",
+    "softmax": "elements through a softmax",
+    "mul": "elements multiplied (gating, scaling)",
+    "add": "elements added (residual, branch sums)",
+}
+
+
+@dataclass
+class Terms:
+    """Cost terms while a closed form is being assembled; values are ints or formulas."""
+
+    params: dict[str, Num] = field(default_factory=dict)
+    macs: dict[str, Num] = field(default_factory=dict)
+    ops: dict[str, Num] = field(default_factory=dict)
+
+    def __add__(self, other: Terms) -> Terms:
+        return Terms(
+            _merge(self.params, other.params), _merge(self.macs, other.macs), _merge(self.ops, other.ops)
+        )
+
+    def times(self, k: Num) -> Terms:
+        """The same terms repeated k times (e.g. a shared MLP applied twice)."""
+        return Terms(
+            {n: v * k for n, v in self.params.items()},
+            {n: v * k for n, v in self.macs.items()},
+            {n: v * k for n, v in self.ops.items()},
+        )
+
+    def without_params(self) -> Terms:
+        """The compute of a layer whose weights are shared with one already counted."""
+        return Terms({}, dict(self.macs), dict(self.ops))
+
+    @property
+    def total_params(self) -> Num:
+        return _sum(self.params.values())
+
+    @property
+    def total_macs(self) -> Num:
+        return _sum(self.macs.values())
+
+    def evaluate(self, convention: str) -> Cost:
+        return Cost(
+            params=as_int(self.total_params),
+            macs=as_int(self.total_macs),
+            params_by={k: as_int(v) for k, v in self.params.items()},
+            macs_by={k: as_int(v) for k, v in self.macs.items()},
+            ops={k: as_int(v) for k, v in self.ops.items()},
+            convention=convention,
+        )
+
+
+def _merge(a: Mapping[str, Num], b: Mapping[str, Num]) -> dict[str, Num]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out[key] + value if key in out else value
+    return out
+
+
+def _sum(values: Any) -> Num:
+    total: Num = 0
+    for v in values:
+        total = total + v
+    return total
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Exact integer cost of a module or network under one convention (unit: MAC)."""
+
+    params: int
+    macs: int
+    params_by: Mapping[str, int]
+    macs_by: Mapping[str, int]
+    ops: Mapping[str, int]
+    convention: str = "exact"
+    unit: str = "MAC"
+
+    def __add__(self, other: Cost) -> Cost:
+        if self.convention != other.convention:
+            raise ValueError(f"cannot add a {self.convention!r} cost to a {other.convention!r} cost")
+        return Cost(
+            params=self.params + other.params,
+            macs=self.macs + other.macs,
+            params_by=_merge_int(self.params_by, other.params_by),
+            macs_by=_merge_int(self.macs_by, other.macs_by),
+            ops=_merge_int(self.ops, other.ops),
+            convention=self.convention,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "convention": self.convention,
+            "unit": self.unit,
+            "params": self.params,
+            "macs": self.macs,
+            "params_by": dict(self.params_by),
+            "macs_by": dict(self.macs_by),
+            "ops": dict(self.ops),
+        }
+
+
+def _merge_int(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+    out = dict(a)
+    for key, value in b.items():
+        out[key] = out.get(key, 0) + value
+    return out
+
+
+@dataclass(frozen=True)
+class Formula:
+    """Printable closed forms of a cost, produced by the same function as its numbers."""
+
+    params: Poly
+    macs: Poly
+
+    def params_text(self, ideal: bool = False) -> str:
+        return self.params.text(ideal=ideal)
+
+    def macs_text(self, ideal: bool = False) -> str:
+        return self.macs.text(ideal=ideal)
+
+    def where_items(self) -> list[str]:
+        """Definitions of the derived widths the exact texts use, e.g. 'c = max(1, ⌊m/r⌋)'."""
+        shown = self.params.idealized(only_exact=True).used_atoms()
+        shown += self.macs.idealized(only_exact=True).used_atoms()
+        atoms = {a.name: a for a in shown if a.definition}
+        return [f"{a.name} = {a.definition}" for a in atoms.values()]
+
+    def where(self) -> str:
+        return ", ".join(self.where_items())
+
+
+def formula_of(terms: Terms) -> Formula:
+    params, macs = terms.total_params, terms.total_macs
+    return Formula(
+        params if isinstance(params, Poly) else Poly.constant(params),
+        macs if isinstance(macs, Poly) else Poly.constant(macs),
+    )

@@ -1,0 +1,56 @@
+"""Closed-form costs of the layers every module is built from.
+
+Each function takes output sizes (never derives them), so it stays a polynomial that works on
+plain ints and on symbolic :class:`~ulsam_nas.cost.symbolic.Poly` values alike.  Callers pass
+``in_per_group`` (input channels seen by one filter) rather than ``groups``, which keeps
+depthwise (1) and grouped convolutions free of division.
+"""
+
+from __future__ import annotations
+
+from ulsam_nas.cost.cost import Terms
+from ulsam_nas.cost.symbolic import Num
+
+
+def conv2d(
+    in_per_group: Num,
+    out_channels: Num,
+    kernel: Num,
+    out_h: Num,
+    out_w: Num,
+    bias: bool,
+    kernel_w: Num | None = None,
+) -> Terms:
+    """A 2-D convolution: weights out·in_per_group·k_h·k_w, one MAC per weight per output pixel."""
+    weights = out_channels * in_per_group * kernel * (kernel if kernel_w is None else kernel_w)
+    pixels = out_h * out_w
+    terms = Terms(params={"weight": weights}, macs={"conv": weights * pixels})
+    if bias:
+        terms.params["bias"] = out_channels
+        terms.ops["bias_add"] = out_channels * pixels
+    return terms
+
+
+def linear(in_features: Num, out_features: Num, bias: bool, rows: Num = 1) -> Terms:
+    """A fully connected layer applied to ``rows`` vectors."""
+    weights = in_features * out_features
+    terms = Terms(params={"weight": weights}, macs={"linear": weights * rows})
+    if bias:
+        terms.params["bias"] = out_features
+        terms.ops["bias_add"] = out_features * rows
+    return terms
+
+
+def matmul(n: Num, k: Num, p: Num) -> Terms:
+    """(n×k) @ (k×p): n·k·p MACs, no parameters."""
+    return Terms(macs={"matmul": n * k * p})
+
+
+def batch_norm(channels: Num, elements: Num) -> Terms:
+    """Affine BatchNorm over ``channels``: γ and β parameters; ``elements`` normalized."""
+    return Terms(params={"bn": 2 * channels}, ops={"batch_norm": elements})
+
+
+def elementwise(op: str, elements: Num) -> Terms:
+    """A parameter-free element-wise operation (see ``OP_UNITS`` for what each op counts)."""
+    return Terms(ops={op: elements})

@@ -1,0 +1,59 @@
+"""Writing results: table formats shared by every command, and atomic file output."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+TABLE_FORMATS = ("markdown", "csv", "latex", "json")
+
+
+def render_frame(frame: pd.DataFrame, fmt: str, notes: list[str] | None = None) -> str:
+    """A DataFrame as Markdown (with notes below), CSV, or LaTeX (notes as % comments)."""
+    notes = notes or []
+    if fmt == "markdown":
+        body = frame.to_markdown(index=False, disable_numparse=True)
+        return (
+            body + ("\n\n" + "\n".join(f"{i}. {n}" for i, n in enumerate(notes, 1)) if notes else "") + "\n"
+        )
+    if fmt == "csv":
+        return str(frame.to_csv(index=False))
+    if fmt == "latex":
+        latex = frame.to_latex(index=False, escape=True)
+        return latex + "".join(f"% {i}. {n}\n" for i, n in enumerate(notes, 1))
+    raise ValueError(f"unknown table format {fmt!r}")
+
+
+def to_json(document: Any) -> str:
+    return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
+
+
+def write_atomic(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file in the same folder and a rename, so a
+    failure never leaves a half-written file."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def emit(text: str, output: str | None) -> None:
+    """Print ``text``, or write it atomically to ``output`` when given."""
+    if output:
+        write_atomic(output, text)
+    else:
+        sys.stdout.write(text)

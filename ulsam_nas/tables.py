@@ -1,0 +1,198 @@
+"""The ULSAM paper's overhead table (params and FLOPs of six attention modules) for any shape."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from ulsam_nas.attention import get_attention, list_attention
+from ulsam_nas.attention.registry import check_shape
+from ulsam_nas.cost.cost import CONVENTIONS, formula_of
+from ulsam_nas.errors import InvalidInput
+
+REFERENCE = "ulsam"  # the normalized columns divide by this module's counts
+
+
+@dataclass(frozen=True)
+class OverheadRow:
+    module: str
+    title: str
+    uses_subspace: bool
+    uses_mlp: bool
+    uses_conv1x1: bool
+    params: int
+    macs: int
+    params_formula: str
+    macs_formula: str
+    params_norm: float
+    macs_norm: float
+    params_exact: int
+    macs_exact: int
+    config: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class OverheadTable:
+    channels: int
+    height: int
+    width: int
+    convention: str
+    rows: list[OverheadRow]
+    notes: list[str] = field(default_factory=list)
+
+    def to_frame(self, thousands: bool = True) -> pd.DataFrame:
+        """The table as the paper lays it out; the last two columns give the integers (with
+        thousands separators unless ``thousands=False``, e.g. for CSV)."""
+
+        def mark(flag: bool) -> str:
+            return "✓" if flag else "✗"
+
+        flops = "FLOPs"
+        return pd.DataFrame(
+            [
+                {
+                    "Module": r.title,
+                    "Subspace attention": mark(r.uses_subspace),
+                    "MLP": mark(r.uses_mlp),
+                    "1×1 conv": mark(r.uses_conv1x1),
+                    "Params formula": r.params_formula,
+                    f"{flops} formula": r.macs_formula,
+                    "Params (×10³)": format_scaled(r.params / 1e3, whole=True),
+                    f"{flops} (×10⁶)": format_scaled(r.macs / 1e6),
+                    "Params norm. (×)": format_scaled(r.params_norm),
+                    f"{flops} norm. (×)": format_scaled(r.macs_norm),
+                    "Params": f"{r.params:,}" if thousands else r.params,
+                    "FLOPs (MAC)": f"{r.macs:,}" if thousands else r.macs,
+                }
+                for r in self.rows
+            ]
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "shape": {"channels": self.channels, "height": self.height, "width": self.width},
+            "convention": self.convention,
+            "unit": "MAC",
+            "rows": [
+                {
+                    "module": r.module,
+                    "title": r.title,
+                    "config": r.config,
+                    "uses_subspace": r.uses_subspace,
+                    "uses_mlp": r.uses_mlp,
+                    "uses_conv1x1": r.uses_conv1x1,
+                    "params": r.params,
+                    "flops": r.macs,
+                    "params_formula": r.params_formula,
+                    "flops_formula": r.macs_formula,
+                    "params_norm": round(r.params_norm, 3),
+                    "flops_norm": round(r.macs_norm, 3),
+                    "params_exact": r.params_exact,
+                    "macs_exact": r.macs_exact,
+                }
+                for r in self.rows
+            ],
+            "notes": self.notes,
+        }
+
+
+def format_scaled(value: float, whole: bool = False) -> str:
+    """Paper-style short numbers: 102.76, 0.2, 524; never a bare 0 for a non-zero value."""
+    text = f"{value:.0f}" if whole and value >= 1 else f"{value:.2f}".rstrip("0").rstrip(".")
+    if text in ("0", "-0") and value != 0:
+        text = f"{value:.2g}"
+    return text
+
+
+def overhead_table(
+    channels: int = 512,
+    height: int = 14,
+    width: int = 14,
+    reduction: int = 16,
+    inner_channels: int | None = None,
+    groups: int = 4,
+    subsample: bool = False,
+    convention: str = "paper",
+    modules: list[str] | None = None,
+) -> OverheadTable:
+    """Params and MACs of each attention module at one feature-map shape (the ULSAM paper's
+    Table 1 at the defaults), with formulas and ULSAM-normalized columns."""
+    check_shape(channels, height, width)
+    if convention not in CONVENTIONS:
+        raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+    options: dict[str, Any] = {
+        "reduction": reduction,
+        "inner_channels": inner_channels,
+        "groups": groups,
+        "subsample": subsample,
+    }
+    keys = modules or list_attention()
+    if REFERENCE not in keys:
+        keys = [*keys, REFERENCE]
+    measured = {}
+    for key in keys:
+        spec = get_attention(key)
+        config = spec.make_config(channels, **{k: v for k, v in options.items() if k in spec.option_names()})
+        terms = spec.terms(channels, height, width, config, convention, symbolic=True)
+        exact = spec.terms(channels, height, width, config, "exact").evaluate("exact")
+        measured[key] = (spec, config, formula_of(terms), exact)
+    ref_formula = measured[REFERENCE][2]
+    ref_params, ref_macs = int(ref_formula.params), int(ref_formula.macs)
+    ideal = convention == "paper"
+    rows = []
+    for key in modules or list_attention():
+        spec, config, formula, exact = measured[key]
+        params, macs = int(formula.params), int(formula.macs)
+        rows.append(
+            OverheadRow(
+                module=key,
+                title=spec.title,
+                uses_subspace=spec.uses_subspace,
+                uses_mlp=spec.uses_mlp,
+                uses_conv1x1=spec.uses_conv1x1,
+                params=params,
+                macs=macs,
+                params_formula=formula.params_text(ideal),
+                macs_formula=formula.macs_text(ideal),
+                params_norm=params / ref_params,
+                macs_norm=macs / ref_macs,
+                params_exact=exact.params,
+                macs_exact=exact.macs,
+                config={f: getattr(config, f) for f in spec.option_names()},
+            )
+        )
+    return OverheadTable(channels, height, width, convention, rows, _notes(convention, rows, measured))
+
+
+def _notes(convention: str, rows: list[OverheadRow], measured: dict[str, Any]) -> list[str]:
+    notes = [
+        "FLOPs are multiply-accumulates (MACs), as the ULSAM paper counts them. Symbols: m channels, "
+        "h×w feature map, r reduction, t A²-Net inner channels, g ULSAM groups.",
+    ]
+    if convention == "paper":
+        notes.append(
+            "Paper convention: each module counted as the ULSAM paper counts it. "
+            + " ".join(f"{measured[r.module][0].title} {measured[r.module][0].paper_note}." for r in rows)
+            + " The exact counts of the real modules are in JSON (params_exact, macs_exact) and "
+            "under --convention exact."
+        )
+        notes.append(
+            "Formulas are written as the paper writes them: m/r stands for the integer reduced width "
+            "max(1, ⌊m/r⌋) and m/2 for ⌊m/2⌋, so a formula equals its number exactly when the "
+            "divisions are exact; the numbers always use the integer widths the modules build."
+        )
+    else:
+        wheres = dict.fromkeys(item for r in rows for item in measured[r.module][2].where_items())
+        notes.append(
+            "Exact convention: every parameter (weights, biases, BatchNorm γ and β) and every "
+            "multiply-accumulate of conv, linear and matmul layers (bias additions excluded)."
+            + (f" Where {'; '.join(wheres)}." if wheres else "")
+        )
+    notes.append(
+        "Normalized columns divide the unrounded counts by ULSAM's. The paper divides its rounded "
+        "figures: at 512×14×14 it prints 33× for the params of SE and CBAM, where the unrounded "
+        "counts give 32× and 32.1×."
+    )
+    return notes
