@@ -16,9 +16,11 @@ fi
 stamp="$VENV/.ulsam-nas-installed"
 want="$(sha256sum pyproject.toml | cut -d' ' -f1) ${EXTRAS:-}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip
+  # This machine's pip configuration warns about absent local mirrors; those lines are noise.
+  quiet_pip() { "$VENV/bin/python" -m pip "$@" --quiet --disable-pip-version-check 2> >(grep -v "^WARNING: Location" >&2); }
+  quiet_pip install --upgrade pip
   # torch is pinned to 2.13.0 in pyproject.toml: the small CPU build, not a multi-GB CUDA one.
-  "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -e ".${EXTRAS:+[$EXTRAS]}"
+  quiet_pip install -e ".${EXTRAS:+[$EXTRAS]}"
   echo "$want" > "$stamp"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
