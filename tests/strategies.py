@@ -1,4 +1,8 @@
-"""Hypothesis strategies: a random (channels, height, width, config) for each attention module."""
+"""Hypothesis strategies: a random (channels, height, width, config) for each attention module.
+
+Configs come from each registry entry's own ``sample_config`` (driven by a Hypothesis-controlled
+Random), the same sampler ``ulsam-nas verify`` uses, so a new module is covered automatically.
+"""
 
 from __future__ import annotations
 
@@ -6,49 +10,17 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from ulsam_nas.attention._common import divisors
+from ulsam_nas.attention import get_attention
 
 MAX_CHANNELS = 256
 MAX_SIDE = 32
 
 
 @st.composite
-def _reduction(draw: st.DrawFn, m: int) -> dict[str, Any]:
-    return {"reduction": draw(st.integers(1, m) | st.sampled_from([r for r in (4, 8, 16) if r <= m] or [1]))}
-
-
-@st.composite
-def _a2(draw: st.DrawFn, m: int) -> dict[str, Any]:
-    if draw(st.booleans()):
-        return {"inner_channels": m, "reconstruct": draw(st.booleans())}
-    return {"inner_channels": draw(st.none() | st.integers(1, 64))}
-
-
-@st.composite
-def _ulsam(draw: st.DrawFn, m: int) -> dict[str, Any]:
-    return {"groups": draw(st.sampled_from(divisors(m)))}
-
-
-@st.composite
-def _non_local(draw: st.DrawFn, m: int) -> dict[str, Any]:
-    return {"subsample": draw(st.booleans())}
-
-
-CONFIGS = {
-    "se": _reduction,
-    "bam": _reduction,
-    "cbam": _reduction,
-    "a2": _a2,
-    "ulsam": _ulsam,
-    "non_local": _non_local,
-}
-
-
-@st.composite
 def module_case(draw: st.DrawFn, name: str, max_side: int = MAX_SIDE) -> tuple[int, int, int, dict[str, Any]]:
     """(channels, height, width, config) valid for module ``name``; odd and non-square sizes."""
     m = draw(st.integers(2, MAX_CHANNELS))
-    config = draw(CONFIGS[name](m))
+    config = get_attention(name).sample_config(draw(st.randoms(use_true_random=False)), m)
     low = 2 if config.get("subsample") else 1
     h = draw(st.integers(low, max_side))
     w = draw(st.integers(low, max_side))

@@ -194,12 +194,89 @@ def _listing(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} {v:,}" for k, v in counts.items()) or "none"
 
 
+# -- verify ----------------------------------------------------------------------------------
+def _verify_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--modules", nargs="+", metavar="MODULE", help="a subset of modules (default: all)")
+    parser.add_argument(
+        "--samples",
+        type=_non_negative_int,
+        default=3,
+        help="random shapes/configs per module besides the paper's shape (default 3)",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random shapes (default 0)")
+    parser.add_argument("--batch", type=positive_int, default=1, help="batch size traced (default 1)")
+    parser.add_argument(
+        "--no-known-different", action="store_true", help="skip ptflops' pytorch backend and thop"
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument("--report", metavar="DIR", help="also write DIR/verification.md and .csv")
+    _add_output_args(parser)
+
+
+def _non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
+def _verify_run(args: argparse.Namespace) -> int:
+    from ulsam_nas.verify import attention_cases, verify
+    from ulsam_nas.verify.render import mismatch_lines, verify_csv, verify_markdown
+
+    if args.modules:
+        for name in args.modules:
+            attention.get_attention(name)
+    cases = attention_cases(args.modules, args.samples, args.seed)
+    result = verify(cases, batch=args.batch, known_different=not args.no_known_different)
+    command = (
+        "ulsam-nas verify " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["verify"] else "ulsam-nas verify"
+    )
+    markdown = verify_markdown(result, command.strip())
+    if args.report:
+        from pathlib import Path
+
+        from ulsam_nas.output import write_atomic
+
+        write_atomic(Path(args.report) / "verification.md", markdown)
+        write_atomic(Path(args.report) / "verification.csv", verify_csv(result))
+    emit(to_json(result.to_json()) if args.json else markdown, args.output)
+    if not result.all_match and not args.json:
+        for line in mismatch_lines(result):
+            print(f"mismatch: {line}", file=sys.stderr)
+    return 0 if result.all_match else 1
+
+
+# -- explain ---------------------------------------------------------------------------------
+def _explain_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("module", metavar="MODULE", help=f"one of: {', '.join(attention.list_attention())}")
+    _add_shape_args(parser)
+    _add_module_options(parser, defaults=False)
+    parser.add_argument("--no-trace", action="store_true", help="only the closed-form projections")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    _add_output_args(parser)
+
+
+def _explain_run(args: argparse.Namespace) -> int:
+    from ulsam_nas.verify import Case, explain
+    from ulsam_nas.verify.render import explain_text
+
+    spec = attention.get_attention(args.module)
+    config = spec.make_config(args.channels, **_module_options(args))
+    given = {f: getattr(config, f) for f in spec.option_names() if f in _module_options(args)}
+    attention.attention_cost(args.module, args.channels, args.height, args.width, **given)  # validates
+    explanation = explain(
+        Case(args.module, args.channels, args.height, args.width, given), trace=not args.no_trace
+    )
+    emit(to_json(explanation.to_json()) if args.json else explain_text(explanation), args.output)
+    return 0
+
+
 # -- dispatch --------------------------------------------------------------------------------
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
 COMMANDS: dict[str, Command] = {
     "table": ("the ULSAM paper's overhead table for any feature-map shape", _table_args, _table_run),
     "cost": ("params, MACs and formulas of one attention module", _cost_args, _cost_run),
+    "verify": ("closed forms against fvcore, ptflops and torch's FlopCounterMode", _verify_args, _verify_run),
+    "explain": ("what each FLOP counter counts for one module, term by term", _explain_args, _explain_run),
 }
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import random
+from typing import Any
+
 from ulsam_nas.cost.symbolic import Num, as_int, derived, ratio
 from ulsam_nas.errors import InvalidInput
 
@@ -28,3 +31,11 @@ def divisors(n: int) -> list[int]:
 def reduced_width(m: Num, r: Num) -> Num:
     """The MLP/bottleneck width ``max(1, ⌊m/r⌋)`` of SE, BAM and CBAM."""
     return derived("c", max(1, as_int(m) // as_int(r)), [m, r], "max(1, ⌊m/r⌋)", ideal=ratio(m, r))
+
+
+def sample_reduction(rng: random.Random, channels: int) -> dict[str, Any]:
+    """A reduction ratio: usually a common one (4, 8, 16), sometimes any value up to channels."""
+    common = [r for r in (4, 8, 16) if r <= channels]
+    if common and rng.random() < 0.5:
+        return {"reduction": rng.choice(common)}
+    return {"reduction": rng.randint(1, channels)}

@@ -14,7 +14,9 @@ ports soft-max V over positions instead; the axis changes no count.
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -89,6 +91,12 @@ def paper_cost(m: Num, h: Num, w: Num, *, inner_channels: Num, reconstruct: bool
     return Terms(params=convs.params, macs=convs.macs)
 
 
+def _sample_config(rng: random.Random, channels: int) -> dict[str, Any]:
+    if rng.random() < 0.2:  # the only shape-keeping form without the reconstruct conv
+        return {"inner_channels": channels, "reconstruct": rng.random() < 0.5}
+    return {"inner_channels": rng.choice([None, rng.randint(1, 64)])}
+
+
 SPEC = register_attention(
     AttentionSpec(
         key="a2",
@@ -100,6 +108,7 @@ SPEC = register_attention(
         paper_cost=paper_cost,
         symbols={"inner_channels": "t"},
         uses_conv1x1=True,
+        sample_config=_sample_config,
         paper_note="counts two of the four 1×1 convs; drops the others, all biases and both bmm products",
     )
 )

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ulsam_nas.attention._common import check_reduction, reduced_width
+from ulsam_nas.attention._common import check_reduction, reduced_width, sample_reduction
 from ulsam_nas.attention.registry import AttentionSpec, register_attention
 from ulsam_nas.cost.cost import Terms
 from ulsam_nas.cost.primitives import batch_norm, conv2d, elementwise, linear
@@ -115,6 +115,7 @@ SPEC = register_attention(
         symbols={"reduction": "r"},
         uses_mlp=True,
         uses_conv1x1=True,
+        sample_config=sample_reduction,
         paper_note=(
             "counts the spatial 1×1 reduction twice, applies hw to the channel MLP's params, and "
             "drops all biases, all BN and the final 1×1 conv"

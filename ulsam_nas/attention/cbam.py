@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ulsam_nas.attention._common import check_reduction, reduced_width
+from ulsam_nas.attention._common import check_reduction, reduced_width, sample_reduction
 from ulsam_nas.attention.registry import AttentionSpec, register_attention
 from ulsam_nas.cost.cost import Terms
 from ulsam_nas.cost.primitives import batch_norm, conv2d, elementwise, linear
@@ -101,6 +101,7 @@ SPEC = register_attention(
         paper_cost=paper_cost,
         symbols={"reduction": "r"},
         uses_mlp=True,
+        sample_config=sample_reduction,
         paper_note="counts the shared MLP once though it runs twice; drops the MLP biases and the BN",
     )
 )

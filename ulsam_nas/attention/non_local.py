@@ -78,7 +78,7 @@ def exact_cost(m: Num, h: Num, w: Num, *, subsample: bool) -> Terms:
     if subsample:
         kh = derived("h'", as_int(h) // 2, [h], "⌊h/2⌋", ideal=ratio(h, 2))
         kw = derived("w'", as_int(w) // 2, [w], "⌊w/2⌋", ideal=ratio(w, 2))
-        pool = elementwise("max_pool", m * kh * kw)
+        pool = elementwise("max_pool", m * h * w)
     else:
         kh, kw, pool = h, w, Terms()
     queries, keys = h * w, kh * kw
@@ -113,6 +113,7 @@ SPEC = register_attention(
         exact_cost=exact_cost,
         paper_cost=paper_cost,
         uses_conv1x1=True,
+        sample_config=lambda rng, channels: {"subsample": rng.random() < 0.5},
         paper_note=(
             "drops the conv biases, the BN, both affinity matmuls (m·(hw)² MACs) and the softmax; "
             "assumes no subsampling"

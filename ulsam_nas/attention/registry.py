@@ -1,8 +1,16 @@
-"""The attention-module registry: one entry binds a module, its config and its closed forms."""
+"""The attention-module registry: one entry binds a module, its config and its closed forms.
+
+Coding style every module follows, because hook-based FLOP counters count by style, not by
+math: layers with parameters (conv, linear, BatchNorm) and ReLU/max-pool are ``nn`` modules;
+global pools, softmax and sigmoid are functional calls; gating and residuals are the ``*`` and
+``+`` operators; matrix products are ``torch.matmul``/``torch.bmm``.  Under that style the
+known-different counters' totals are explained exactly by ``ulsam_nas.cost.conventions``.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import random
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -47,6 +55,8 @@ class AttentionSpec:
     uses_conv1x1: bool = False
     # The terms the paper's accounting drops or over-counts, in one sentence.
     paper_note: str = ""
+    # A random valid config for ``channels`` (for verify's samples and the property tests).
+    sample_config: Callable[[random.Random, int], dict[str, Any]] = lambda rng, channels: {}
 
     def option_names(self) -> list[str]:
         return [f.name for f in dataclasses.fields(self.config_cls)]

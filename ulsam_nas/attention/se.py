@@ -12,9 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from ulsam_nas.attention._common import check_reduction, reduced_width
+from ulsam_nas.attention._common import check_reduction, reduced_width, sample_reduction
 from ulsam_nas.attention.registry import AttentionSpec, register_attention
 from ulsam_nas.cost.cost import Terms
 from ulsam_nas.cost.primitives import elementwise, linear
@@ -38,13 +39,12 @@ class SqueezeExcitation(nn.Module):
         config = config or SEConfig()
         config.validate(channels)
         reduced = max(1, channels // config.reduction)
-        self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc1 = nn.Linear(channels, reduced)
         self.relu = nn.ReLU()
         self.fc2 = nn.Linear(reduced, channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        scale = torch.sigmoid(self.fc2(self.relu(self.fc1(self.pool(x).flatten(1)))))
+        scale = torch.sigmoid(self.fc2(self.relu(self.fc1(F.adaptive_avg_pool2d(x, 1).flatten(1)))))
         return x * scale[:, :, None, None]
 
 
@@ -79,6 +79,7 @@ SPEC = register_attention(
         paper_cost=paper_cost,
         symbols={"reduction": "r"},
         uses_mlp=True,
+        sample_config=sample_reduction,
         paper_note="drops the FC biases (m/r + m params); pooling, sigmoid and scaling are not MACs",
     )
 )

@@ -112,6 +112,7 @@ SPEC = register_attention(
         symbols={"groups": "g"},
         uses_subspace=True,
         uses_conv1x1=True,
+        sample_config=lambda rng, channels: {"groups": rng.choice(divisors(channels))},
         paper_note="drops the conv biases (m + g) and the BN parameters (2m + 2g)",
     )
 )

@@ -31,7 +31,7 @@ OP_UNITS: dict[str, str] = {
     "batch_norm": "elements normalized by BatchNorm (eval: one multiply and one add each)",
     "global_avg_pool": "input elements summed by a global (adaptive) average pool",
     "global_max_pool": "input elements compared by a global max pool",
-    "max_pool": "output elements of a k×k max pool",
+    "max_pool": "input elements of a k×k max pool",
     "channel_pool": "input elements reduced by a max or mean over channels",
     "relu": "elements through ReLU",
     "sigmoid": "elements through a sigmoid",

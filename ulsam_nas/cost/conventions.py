@@ -1,0 +1,136 @@
+"""What each FLOP counter counts, as a projection of one exact :class:`Cost`.
+
+A projection is a set of terms of the cost breakdown (``conv``, ``linear``, ``matmul`` MACs and
+the element counts in ``Cost.ops``) with a multiplier each; a counter's total is the sum of
+``multiplier × term``.  Because every counter is written in the same terms, the difference
+between any two is also a list of terms.  All rules below were measured on this project's modules
+in eval mode under ``torch.no_grad()`` (``ulsam-nas verify`` re-measures them):
+
+* ``torch``: ``torch.utils.flop_counter.FlopCounterMode`` counts 2 FLOPs per MAC of conv,
+  linear and matmul, nothing else.
+* ``fvcore``: ``FlopCountAnalysis.total()`` counts 1 per MAC, BatchNorm at 2 per element in eval
+  mode (affine) and ``adaptive_avg_pool2d`` at 1 per input element; it ignores biases and warns
+  about (and skips) softmax, sigmoid, max-pool, mul and add.
+* ``ptflops_aten``: ptflops with ``backend='aten'`` counts MACs plus one addition per output
+  element of a conv/linear with a bias.
+
+Known-different counters (shown, never held to equality; their rules depend on coding style):
+
+* ``ptflops_pytorch``: ptflops' default module-hook backend adds BatchNorm (2 per element),
+  ReLU and max-pool modules *twice* (the module hook and the patched functional both fire),
+  the patched functional pools and softmax once; at batch > 1 it mixes per-sample and total.
+* ``thop``: module hooks on leaf modules only: conv/linear MACs, BatchNorm at 4 per element;
+  every functional call and operator, the attention matmuls included, counts 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ulsam_nas.cost.cost import MAC_KINDS, OP_UNITS, Cost
+
+TERMS: tuple[str, ...] = (*MAC_KINDS, *OP_UNITS)
+
+
+@dataclass(frozen=True)
+class CounterConvention:
+    key: str
+    title: str
+    unit: str
+    multipliers: Mapping[str, int]
+    supported: bool  # held to exact equality by `verify`
+    note: str
+
+    def project(self, cost: Cost) -> int:
+        return sum(k * term_value(cost, term) for term, k in self.multipliers.items())
+
+    def breakdown(self, cost: Cost) -> list[tuple[str, int, int]]:
+        """(term, multiplier, term value) for every term this counter includes and is non-zero."""
+        return [(t, k, term_value(cost, t)) for t, k in self.multipliers.items() if term_value(cost, t)]
+
+    def dropped(self, cost: Cost) -> list[tuple[str, int]]:
+        """Non-zero terms of the cost that this counter does not count."""
+        return [(t, term_value(cost, t)) for t in TERMS if t not in self.multipliers and term_value(cost, t)]
+
+
+def term_value(cost: Cost, term: str) -> int:
+    if term in MAC_KINDS:
+        return cost.macs_by.get(term, 0)
+    return cost.ops.get(term, 0)
+
+
+_MACS = {"conv": 1, "linear": 1, "matmul": 1}
+
+COUNTERS: dict[str, CounterConvention] = {
+    c.key: c
+    for c in (
+        CounterConvention(
+            "torch",
+            "torch.utils.flop_counter.FlopCounterMode",
+            "FLOP (2 per MAC)",
+            {"conv": 2, "linear": 2, "matmul": 2},
+            True,
+            "2 × MACs of conv, linear and matmul; no bias, BatchNorm, pooling or element-wise ops",
+        ),
+        CounterConvention(
+            "fvcore",
+            "fvcore FlopCountAnalysis.total()",
+            "MAC",
+            {**_MACS, "batch_norm": 2, "global_avg_pool": 1},
+            True,
+            "MACs + BatchNorm at 2 per element (eval) + adaptive average pooling at 1 per input "
+            "element; no bias; softmax, sigmoid, max-pool, mul and add are skipped with a warning",
+        ),
+        CounterConvention(
+            "ptflops_aten",
+            "ptflops get_model_complexity_info(backend='aten')",
+            "MAC",
+            {**_MACS, "bias_add": 1},
+            True,
+            "MACs + one addition per output element of a conv/linear with bias",
+        ),
+        CounterConvention(
+            "ptflops_pytorch",
+            "ptflops get_model_complexity_info(backend='pytorch')",
+            "MAC",
+            {
+                **_MACS,
+                "bias_add": 1,
+                "batch_norm": 2,
+                "relu": 2,
+                "max_pool": 2,
+                "global_avg_pool": 1,
+                "global_max_pool": 1,
+                "softmax": 1,
+            },
+            False,
+            "module hooks plus patched functionals: bias, BatchNorm ×2, nn.ReLU and nn.MaxPool2d "
+            "counted twice (hook and patched functional both fire), functional pools and softmax "
+            "once; sigmoid, * and + not at all; mixed per-sample/total at batch > 1",
+        ),
+        CounterConvention(
+            "thop",
+            "thop.profile",
+            "MAC",
+            {"conv": 1, "linear": 1, "batch_norm": 4},
+            False,
+            "leaf-module hooks only: conv/linear MACs and BatchNorm at 4 per element; every "
+            "functional call and operator (the attention matmuls included) counts 0",
+        ),
+    )
+}
+
+SUPPORTED = [k for k, c in COUNTERS.items() if c.supported]
+KNOWN_DIFFERENT = [k for k, c in COUNTERS.items() if not c.supported]
+
+
+def difference(cost: Cost, a: str, b: str) -> list[tuple[str, int]]:
+    """Counter ``a`` minus counter ``b``, term by term (non-zero contributions only)."""
+    ca, cb = COUNTERS[a], COUNTERS[b]
+    out = []
+    for term in TERMS:
+        delta = (ca.multipliers.get(term, 0) - cb.multipliers.get(term, 0)) * term_value(cost, term)
+        if delta:
+            out.append((term, delta))
+    return out

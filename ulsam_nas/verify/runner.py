@@ -1,0 +1,208 @@
+"""Closed form against traced counts: ``verify`` (many cases) and ``explain`` (one module)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import platform
+from dataclasses import dataclass, field
+from typing import Any
+
+from ulsam_nas.cost.conventions import COUNTERS, KNOWN_DIFFERENT, SUPPORTED, TERMS, difference, term_value
+from ulsam_nas.cost.cost import Cost
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.verify.cases import Case
+from ulsam_nas.verify.tracers import counter_version, trace_cases
+
+
+def trace_in_subprocesses(
+    counters: list[str], cases: list[Case], batch: int
+) -> dict[str, list[dict[str, Any]]]:
+    """Trace every case with each counter, one fresh process per counter (run side by side)."""
+    context = multiprocessing.get_context("spawn")
+    results: dict[str, list[dict[str, Any]]] = {}
+    executors = {
+        c: concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) for c in counters
+    }
+    try:
+        futures = {c: ex.submit(trace_cases, c, cases, batch) for c, ex in executors.items()}
+        for counter, future in futures.items():
+            results[counter] = future.result()
+    finally:
+        for executor in executors.values():
+            executor.shutdown(cancel_futures=True)
+    return results
+
+
+def explain_residual(cost: Cost, residual: int) -> str:
+    """Name every term that, times a small factor, equals a difference (several terms can have
+    the same value, e.g. ULSAM's bias adds and BN elements)."""
+    if residual == 0:
+        return ""
+    matches = [
+        f"{factor} × {term} ({term_value(cost, term):,})"
+        for term in TERMS
+        for factor in (1, 2, 3, 4, -1, -2)
+        if term_value(cost, term) and factor * term_value(cost, term) == residual
+    ]
+    if matches:
+        return f"{residual:+,} = " + " or ".join(matches)
+    return f"{residual:+,}, not a multiple of any single term"
+
+
+@dataclass
+class VerifyResult:
+    rows: list[dict[str, Any]]
+    params: list[dict[str, Any]]
+    known_different: list[dict[str, Any]]
+    versions: dict[str, Any]
+    batch: int
+    cases: int
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def all_match(self) -> bool:
+        return all(r["match"] for r in self.rows) and all(p["match"] for p in self.params)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "rows": self.rows,
+            "all_match": self.all_match,
+            "params": self.params,
+            "known_different": self.known_different,
+            "versions": self.versions,
+            "batch": self.batch,
+            "cases": self.cases,
+            "unit": "MAC (torch: FLOP = 2 × MAC)",
+        }
+
+
+def _versions(counters: list[str]) -> dict[str, Any]:
+    versions: dict[str, Any] = {"python": platform.python_version()}
+    for counter in counters:
+        versions[counter] = counter_version(counter)
+    return versions
+
+
+def verify(
+    cases: list[Case],
+    batch: int = 1,
+    known_different: bool = True,
+) -> VerifyResult:
+    """Trace ``cases`` with the three supported counters (and the known-different ones at batch
+    1) and compare each with the closed form projected onto that counter's convention."""
+    if batch < 1:
+        raise InvalidInput(f"batch={batch} is invalid; allowed: a positive integer")
+    others = [c for c in KNOWN_DIFFERENT if counter_version(c)] if known_different else []
+    traced = trace_in_subprocesses(SUPPORTED, cases, batch)
+    if others:
+        traced.update(trace_in_subprocesses(others, cases, 1))
+    rows: list[dict[str, Any]] = []
+    params: list[dict[str, Any]] = []
+    known: list[dict[str, Any]] = []
+    for i, case in enumerate(cases):
+        cost = case.cost()
+        base = {"module": case.label, "shape": case.shape_dict(), "config": case.config}
+        for counter in SUPPORTED:
+            result = traced[counter][i]
+            expected = COUNTERS[counter].project(cost)
+            got = result.get("traced")
+            row = {**base, "counter": counter, "expected": expected, "traced": got, "match": got == expected}
+            if not row["match"]:
+                row["difference"] = result.get("error") or explain_residual(cost, int(got or 0) - expected)
+            rows.append(row)
+            if counter == "fvcore" and "params" in result:
+                params.append(
+                    {
+                        **base,
+                        "expected": cost.params,
+                        "traced": result["params"],
+                        "match": result["params"] == cost.params,
+                    }
+                )
+        for counter in others:
+            result = traced[counter][i]
+            convention = COUNTERS[counter]
+            explained = convention.project(cost)
+            got = result.get("traced")
+            known.append(
+                {
+                    **base,
+                    "counter": counter,
+                    "closed_form_macs": cost.macs,
+                    "traced": got,
+                    "explained": explained,
+                    "terms": [
+                        {"term": t, "multiplier": k, "value": v} for t, k, v in convention.breakdown(cost)
+                    ],
+                    "residual": None if got is None else got - explained,
+                    "error": result.get("error"),
+                }
+            )
+    return VerifyResult(rows, params, known, _versions(SUPPORTED + others), batch, len(cases))
+
+
+# -- explain ------------------------------------------------------------------------------------
+@dataclass
+class Explanation:
+    case: Case
+    cost: Cost
+    paper: Cost
+    counters: list[dict[str, Any]]
+    differences: list[dict[str, Any]]
+    paper_note: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "module": self.case.module,
+            "shape": self.case.shape_dict(),
+            "config": self.case.config,
+            "exact": self.cost.to_dict(),
+            "paper": {"params": self.paper.params, "macs": self.paper.macs, "dropped": self.paper_note},
+            "counters": self.counters,
+            "differences": self.differences,
+        }
+
+
+def explain(case: Case, trace: bool = True) -> Explanation:
+    """Each counter's total for one module, the terms it includes and drops, and every pairwise
+    difference between the counters term by term; with ``trace`` also the traced totals."""
+    from ulsam_nas.attention import attention_cost, get_attention
+
+    cost = case.cost()
+    paper = attention_cost(case.module, case.channels, case.height, case.width, "paper", **case.config)
+    available = [c for c in COUNTERS if counter_version(c)]
+    traced = trace_in_subprocesses(available, [case], 1) if trace else {}
+    counters = []
+    for key in available:
+        convention = COUNTERS[key]
+        entry: dict[str, Any] = {
+            "counter": key,
+            "title": convention.title,
+            "unit": convention.unit,
+            "supported": convention.supported,
+            "expected": convention.project(cost),
+            "includes": [{"term": t, "multiplier": k, "value": v} for t, k, v in convention.breakdown(cost)],
+            "drops": [{"term": t, "value": v} for t, v in convention.dropped(cost)],
+            "rule": convention.note,
+        }
+        if trace:
+            result = traced[key][0]
+            entry["traced"] = result.get("traced")
+            entry["match"] = entry["traced"] == entry["expected"]
+            if "error" in result:
+                entry["error"] = result["error"]
+        counters.append(entry)
+    differences = []
+    for i, a in enumerate(available):
+        for b in available[i + 1 :]:
+            terms = difference(cost, a, b)
+            differences.append(
+                {
+                    "a": a,
+                    "b": b,
+                    "total": COUNTERS[a].project(cost) - COUNTERS[b].project(cost),
+                    "terms": [{"term": t, "value": v} for t, v in terms],
+                }
+            )
+    return Explanation(case, cost, paper, counters, differences, get_attention(case.module).paper_note)

@@ -1,0 +1,122 @@
+"""Adapters that trace a model with one FLOP counter.
+
+``trace_cases`` runs inside a fresh process per counter (see ``runner``), so one counter's
+monkey-patches never leak into another's count.  Every trace uses eval mode,
+``torch.no_grad()``, an explicit input tensor (ptflops would otherwise build an uninitialized
+one) and returns per-sample totals: the batch total divided by the batch size.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+from ulsam_nas.verify.cases import Case, build_model
+
+TraceFn = Callable[[nn.Module, torch.Tensor], tuple[float, int | None]]
+
+
+def _torch(model: nn.Module, x: torch.Tensor) -> tuple[float, int | None]:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as counter:
+        model(x)
+    return counter.get_total_flops(), None
+
+
+def _fvcore(model: nn.Module, x: torch.Tensor) -> tuple[float, int | None]:
+    from fvcore.nn import FlopCountAnalysis, parameter_count
+
+    analysis = FlopCountAnalysis(model, (x,))
+    analysis.unsupported_ops_warnings(False)
+    analysis.uncalled_modules_warnings(False)
+    analysis.tracer_warnings("none")
+    return analysis.total(), int(parameter_count(model)[""])
+
+
+def _ptflops(backend: str) -> TraceFn:
+    def trace(model: nn.Module, x: torch.Tensor) -> tuple[float, int | None]:
+        from ptflops import get_model_complexity_info
+
+        macs, params = get_model_complexity_info(
+            model,
+            tuple(x.shape[1:]),
+            input_constructor=lambda _: x,
+            as_strings=False,
+            print_per_layer_stat=False,
+            verbose=False,
+            backend=backend,
+        )
+        if macs is None:
+            raise RuntimeError("ptflops returned no count")
+        return macs, int(params) if params is not None else None
+
+    return trace
+
+
+def _thop(model: nn.Module, x: torch.Tensor) -> tuple[float, int | None]:
+    import thop
+
+    macs, params = thop.profile(copy.deepcopy(model), inputs=(x,), verbose=False)  # thop mutates the model
+    return macs, int(params)
+
+
+TRACERS: dict[str, TraceFn] = {
+    "torch": _torch,
+    "fvcore": _fvcore,
+    "ptflops_aten": _ptflops("aten"),
+    "ptflops_pytorch": _ptflops("pytorch"),
+    "thop": _thop,
+}
+
+
+def counter_version(counter: str) -> str | None:
+    from importlib import metadata
+
+    package = {"torch": "torch", "fvcore": "fvcore", "thop": "thop"}.get(counter, "ptflops")
+    try:
+        return metadata.version(package)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def trace_cases(counter: str, cases: list[Case], batch: int) -> list[dict[str, Any]]:
+    """Per-sample totals (and parameter counts where the counter reports them) of each case."""
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.CRITICAL)
+    trace = TRACERS[counter]
+    generator = torch.Generator().manual_seed(0)
+    results: list[dict[str, Any]] = []
+    for case in cases:
+        model = build_model(case).eval()
+        x = torch.randn(batch, *case.input_shape(), generator=generator)
+        try:
+            with (
+                torch.no_grad(),
+                contextlib.redirect_stdout(io.StringIO()),
+                contextlib.redirect_stderr(io.StringIO()),
+            ):
+                total, params = trace(model, x)
+        except Exception as error:  # a counter crash is a result to report, not a crash of verify
+            results.append({"error": f"{type(error).__name__}: {error}".splitlines()[0]})
+            continue
+        exact_total = round(total)
+        per_sample = exact_total // batch
+        results.append(
+            {
+                "traced": per_sample
+                if per_sample * batch == exact_total and exact_total == total
+                else total / batch,
+                "params": params,
+            }
+        )
+    return results
