@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from ulsam_nas import attention
+from ulsam_nas.backbones.network import BACKBONES, STEMS
 from ulsam_nas.cost.cost import CONVENTIONS
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.output import TABLE_FORMATS, emit, render_frame, to_json
@@ -155,19 +156,108 @@ def module_cost_report(
 
 
 def _cost_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("module", metavar="MODULE", help=f"one of: {', '.join(attention.list_attention())}")
-    _add_shape_args(parser)
+    parser.add_argument(
+        "module",
+        metavar="MODULE",
+        nargs="?",
+        help=f"an attention module: {', '.join(attention.list_attention())}",
+    )
+    shape = parser.add_argument_group("module shape (default 512×14×14)")
+    shape.add_argument("--channels", type=positive_int, help="channels m")
+    shape.add_argument("--height", type=positive_int, help="feature-map height h")
+    shape.add_argument("--width", type=positive_int, help="feature-map width w")
     _add_module_options(parser, defaults=False)
+    network = parser.add_argument_group("network (instead of MODULE)")
+    network.add_argument("--backbone", choices=list(BACKBONES), help="a whole MobileNet")
+    network.add_argument(
+        "--width-mult", type=positive_float, default=1.0, help="width multiplier α (default 1.0)"
+    )
+    network.add_argument("--resolution", type=positive_int, default=224, help="input side (default 224)")
+    network.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
+    network.add_argument("--in-channels", type=positive_int, default=3, help="input channels (default 3)")
+    network.add_argument(
+        "--stem",
+        choices=STEMS,
+        default="imagenet",
+        help="small: stride-1 stem and layer 2, for 32×32 inputs (default imagenet)",
+    )
+    network.add_argument(
+        "--plan",
+        default="",
+        metavar="PLAN",
+        help="placements, e.g. 'replace@9:ulsam:groups=4,insert@13:groups=8'",
+    )
+    network.add_argument("--breakdown", action="store_true", help="per-layer table from the closed form")
+    network.add_argument(
+        "--trace", action="store_true", help="with --breakdown: fvcore's traced count per layer"
+    )
     parser.add_argument("--convention", choices=CONVENTIONS, default="exact", help="default: exact")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     _add_output_args(parser)
 
 
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: a positive number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive; allowed: a positive number")
+    return value
+
+
+_MODULE_ONLY = ("channels", "height", "width", "reduction", "inner_channels", "groups", "subsample")
+_NETWORK_ONLY = {
+    "plan": "",
+    "breakdown": False,
+    "trace": False,
+    "width_mult": 1.0,
+    "resolution": 224,
+    "num_classes": 1000,
+    "in_channels": 3,
+    "stem": "imagenet",
+}
+
+
 def _cost_run(args: argparse.Namespace) -> int:
-    report = module_cost_report(
-        args.module, args.channels, args.height, args.width, args.convention, **_module_options(args)
+    if (args.module is None) == (args.backbone is None):
+        raise InvalidInput("give either MODULE or --backbone (not both, not neither)")
+    if args.backbone is None:
+        stray = [k for k, default in _NETWORK_ONLY.items() if getattr(args, k) != default]
+        if stray:
+            raise InvalidInput(f"--{stray[0].replace('_', '-')} applies to --backbone, not to a module")
+        report = module_cost_report(
+            args.module,
+            args.channels or 512,
+            args.height or 14,
+            args.width or 14,
+            args.convention,
+            **_module_options(args),
+        )
+        emit(to_json(report) if args.json else _cost_text(report), args.output)
+        return 0
+    stray = [k for k in _MODULE_ONLY if getattr(args, k) is not None]
+    if stray:
+        raise InvalidInput(
+            f"--{stray[0].replace('_', '-')} applies to a MODULE; use --plan options with --backbone"
+        )
+    if args.trace and not args.breakdown:
+        raise InvalidInput("--trace needs --breakdown")
+    from ulsam_nas.backbones.report import network_report, network_text
+
+    report = network_report(
+        args.backbone,
+        args.width_mult,
+        args.plan,
+        args.resolution,
+        args.num_classes,
+        args.in_channels,
+        args.stem,
+        args.convention,
+        breakdown=args.breakdown,
+        trace=args.trace,
     )
-    emit(to_json(report) if args.json else _cost_text(report), args.output)
+    emit(to_json(report) if args.json else network_text(report), args.output)
     return 0
 
 
@@ -206,6 +296,11 @@ def _verify_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random shapes (default 0)")
     parser.add_argument("--batch", type=positive_int, default=1, help="batch size traced (default 1)")
     parser.add_argument(
+        "--backbones",
+        action="store_true",
+        help="also SAMPLES MobileNets with random α, resolution <= 128, stem and plan",
+    )
+    parser.add_argument(
         "--no-known-different", action="store_true", help="skip ptflops' pytorch backend and thop"
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -218,13 +313,16 @@ def _non_negative_int(text: str) -> int:
 
 
 def _verify_run(args: argparse.Namespace) -> int:
-    from ulsam_nas.verify import attention_cases, verify
+    from ulsam_nas.verify import attention_cases, network_cases, verify
+    from ulsam_nas.verify.cases import AnyCase
     from ulsam_nas.verify.render import mismatch_lines, verify_csv, verify_markdown
 
     if args.modules:
         for name in args.modules:
             attention.get_attention(name)
-    cases = attention_cases(args.modules, args.samples, args.seed)
+    cases: list[AnyCase] = list(attention_cases(args.modules, args.samples, args.seed))
+    if args.backbones:
+        cases += network_cases(args.samples, args.seed)
     result = verify(cases, batch=args.batch, known_different=not args.no_known_different)
     command = (
         "ulsam-nas verify " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["verify"] else "ulsam-nas verify"
@@ -274,7 +372,7 @@ Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argpar
 
 COMMANDS: dict[str, Command] = {
     "table": ("the ULSAM paper's overhead table for any feature-map shape", _table_args, _table_run),
-    "cost": ("params, MACs and formulas of one attention module", _cost_args, _cost_run),
+    "cost": ("params, MACs and formulas of an attention module or a MobileNet", _cost_args, _cost_run),
     "verify": ("closed forms against fvcore, ptflops and torch's FlopCounterMode", _verify_args, _verify_run),
     "explain": ("what each FLOP counter counts for one module, term by term", _explain_args, _explain_run),
 }

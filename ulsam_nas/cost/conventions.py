@@ -18,7 +18,8 @@ Known-different counters (shown, never held to equality; their rules depend on c
 
 * ``ptflops_pytorch``: ptflops' default module-hook backend adds BatchNorm (2 per element),
   ReLU and max-pool modules *twice* (the module hook and the patched functional both fire),
-  the patched functional pools and softmax once; at batch > 1 it mixes per-sample and total.
+  ReLU6 modules (whose functional is not patched), the patched functional pools and softmax
+  once; at batch > 1 it mixes per-sample and total.
 * ``thop``: module hooks on leaf modules only: conv/linear MACs, BatchNorm at 4 per element;
   every functional call and operator, the attention matmuls included, counts 0.
 """
@@ -99,6 +100,7 @@ COUNTERS: dict[str, CounterConvention] = {
                 "bias_add": 1,
                 "batch_norm": 2,
                 "relu": 2,
+                "relu6": 1,
                 "max_pool": 2,
                 "global_avg_pool": 1,
                 "global_max_pool": 1,
@@ -106,8 +108,8 @@ COUNTERS: dict[str, CounterConvention] = {
             },
             False,
             "module hooks plus patched functionals: bias, BatchNorm ×2, nn.ReLU and nn.MaxPool2d "
-            "counted twice (hook and patched functional both fire), functional pools and softmax "
-            "once; sigmoid, * and + not at all; mixed per-sample/total at batch > 1",
+            "counted twice (hook and patched functional both fire), nn.ReLU6, functional pools and "
+            "softmax once; sigmoid, * and + not at all; mixed per-sample/total at batch > 1",
         ),
         CounterConvention(
             "thop",

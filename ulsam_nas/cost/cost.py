@@ -34,6 +34,7 @@ OP_UNITS: dict[str, str] = {
     "max_pool": "input elements of a k×k max pool",
     "channel_pool": "input elements reduced by a max or mean over channels",
     "relu": "elements through ReLU",
+    "relu6": "elements through ReLU6",
     "sigmoid": "elements through a sigmoid",
     "softmax": "elements through a softmax",
     "mul": "elements multiplied (gating, scaling)",
@@ -122,6 +123,18 @@ class Cost:
             ops=_merge_int(self.ops, other.ops),
             convention=self.convention,
         )
+
+    def __sub__(self, other: Cost) -> Cost:
+        """This cost without ``other`` (e.g. a network without a layer that was replaced)."""
+        negated = Cost(
+            -other.params,
+            -other.macs,
+            {k: -v for k, v in other.params_by.items()},
+            {k: -v for k, v in other.macs_by.items()},
+            {k: -v for k, v in other.ops.items()},
+            other.convention,
+        )
+        return self + negated
 
     def to_dict(self) -> dict[str, Any]:
         return {

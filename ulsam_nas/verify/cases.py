@@ -10,7 +10,10 @@ from typing import Any
 from torch import nn
 
 from ulsam_nas.attention import attention_cost, create_attention, get_attention, list_attention
+from ulsam_nas.backbones.network import BACKBONES, backbone_table, create_network, network_cost, resolve_plan
+from ulsam_nas.backbones.plan import Placement, plan_text
 from ulsam_nas.cost.cost import Cost
+from ulsam_nas.errors import InvalidInput
 
 DEFAULT_SHAPE = (512, 14, 14)
 MAX_CHANNELS = 256
@@ -45,7 +48,61 @@ class Case:
         return attention_cost(self.module, self.channels, self.height, self.width, **self.config)
 
 
-def build_model(case: Case) -> nn.Module:
+@dataclass(frozen=True)
+class NetworkCase:
+    """A MobileNet with a placement plan (``verify --backbones``)."""
+
+    backbone: str
+    width_mult: float
+    plan: str
+    resolution: int
+    num_classes: int = 1000
+    in_channels: int = 3
+    stem: str = "imagenet"
+
+    @property
+    def label(self) -> str:
+        return f"{self.backbone}+plan"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {
+            "width_mult": self.width_mult,
+            "plan": self.plan,
+            "stem": self.stem,
+            "num_classes": self.num_classes,
+        }
+
+    def shape_dict(self) -> dict[str, int]:
+        return {"channels": self.in_channels, "height": self.resolution, "width": self.resolution}
+
+    def shape_text(self) -> str:
+        return f"{self.in_channels}×{self.resolution}×{self.resolution}"
+
+    def input_shape(self) -> tuple[int, int, int]:
+        return (self.in_channels, self.resolution, self.resolution)
+
+    def arguments(self) -> dict[str, Any]:
+        return {
+            "backbone": self.backbone,
+            "width_mult": self.width_mult,
+            "plan": self.plan,
+            "resolution": self.resolution,
+            "num_classes": self.num_classes,
+            "in_channels": self.in_channels,
+            "stem": self.stem,
+        }
+
+    def cost(self) -> Cost:
+        return network_cost(**self.arguments())
+
+
+AnyCase = Case | NetworkCase
+
+
+def build_model(case: AnyCase) -> nn.Module:
+    if isinstance(case, NetworkCase):
+        return create_network(**case.arguments())
     return create_attention(case.module, case.channels, **case.config)
 
 
@@ -62,4 +119,53 @@ def attention_cases(modules: list[str] | None, samples: int, seed: int) -> list[
             config = spec.sample_config(rng, channels)
             low = 2 if config.get("subsample") else 1
             cases.append(Case(name, channels, rng.randint(low, MAX_SIDE), rng.randint(low, MAX_SIDE), config))
+    return cases
+
+
+BACKBONE_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3)
+MAX_RESOLUTION = 128
+
+
+def random_plan(
+    rng: random.Random, backbone: str, width_mult: float, resolution: int, stem: str, max_modules: int = 4
+) -> str:
+    """A valid random plan: up to ``max_modules`` placements of any registered module."""
+    table = backbone_table(backbone, width_mult, resolution, 1000, 3, stem)
+    replaceable = set(table.replaceable())
+    while True:
+        indices = rng.sample(range(table.last_index + 1), rng.randint(0, max_modules))
+        placements = []
+        for index in indices:
+            action = "replace" if index in replaceable and rng.random() < 0.5 else "insert"
+            module = "ulsam" if rng.random() < 0.6 else rng.choice(list_attention())
+            channels = table.layers[index].spec.out_channels
+            placements.append(
+                Placement(action, index, module, **get_attention(module).sample_config(rng, channels))
+            )
+        try:
+            return plan_text(resolve_plan(table, placements))
+        except InvalidInput:
+            continue  # e.g. Non-local subsampling on a 1×1 map: draw again
+
+
+def network_cases(samples: int, seed: int) -> list[NetworkCase]:
+    """Random (backbone, α, resolution <= 128, stem, plan) combinations."""
+    rng = random.Random(seed)
+    cases = []
+    for _ in range(samples):
+        backbone = rng.choice(list(BACKBONES))
+        width = rng.choice(BACKBONE_WIDTHS)
+        stem = rng.choice(["imagenet", "small"])
+        resolution = rng.choice([32, 33, 48, 64, 96, 128]) if stem == "imagenet" else rng.choice([28, 32, 40])
+        cases.append(
+            NetworkCase(
+                backbone,
+                width,
+                random_plan(rng, backbone, width, resolution, stem),
+                resolution,
+                num_classes=rng.choice([10, 100, 1000]),
+                in_channels=rng.choice([1, 3]),
+                stem=stem,
+            )
+        )
     return cases

@@ -92,7 +92,9 @@ def verify_markdown(result: VerifyResult, command: str) -> str:
         "",
         f"`{command}`: {result.cases} cases, batch {result.batch}, per-sample totals; each counter's "
         "expected value is the exact closed form projected onto that counter's convention "
-        "(`ulsam_nas/cost/conventions.py`). Units: MAC, except torch (FLOP = 2 × MAC).",
+        "(`ulsam_nas/cost/conventions.py`). Units: MAC, except torch (FLOP = 2 × MAC). Shapes are "
+        "channels×height×width (for networks: input channels×resolution×resolution); *first case* "
+        "is the one whose numbers are shown (the paper's shape for modules).",
         "",
         f"**All supported counters equal: {'yes' if result.all_match else 'NO'}.** "
         f"Parameter counts (fvcore `parameter_count`) equal in {params_ok}/{len(result.params)} cases.",

@@ -5,18 +5,19 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import platform
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from ulsam_nas.cost.conventions import COUNTERS, KNOWN_DIFFERENT, SUPPORTED, TERMS, difference, term_value
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.verify.cases import Case
+from ulsam_nas.verify.cases import AnyCase, Case
 from ulsam_nas.verify.tracers import counter_version, trace_cases
 
 
 def trace_in_subprocesses(
-    counters: list[str], cases: list[Case], batch: int
+    counters: list[str], cases: Sequence[AnyCase], batch: int
 ) -> dict[str, list[dict[str, Any]]]:
     """Trace every case with each counter, one fresh process per counter (run side by side)."""
     context = multiprocessing.get_context("spawn")
@@ -84,8 +85,15 @@ def _versions(counters: list[str]) -> dict[str, Any]:
     return versions
 
 
+def run_isolated(function: Any, *args: Any) -> Any:
+    """``function(*args)`` in a fresh process (a counter's monkey-patches stay there)."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) as executor:
+        return executor.submit(function, *args).result()
+
+
 def verify(
-    cases: list[Case],
+    cases: Sequence[AnyCase],
     batch: int = 1,
     known_different: bool = True,
 ) -> VerifyResult:

@@ -13,13 +13,13 @@ import copy
 import io
 import logging
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
-from ulsam_nas.verify.cases import Case, build_model
+from ulsam_nas.verify.cases import AnyCase, build_model
 
 TraceFn = Callable[[nn.Module, torch.Tensor], tuple[float, int | None]]
 
@@ -88,7 +88,7 @@ def counter_version(counter: str) -> str | None:
         return None
 
 
-def trace_cases(counter: str, cases: list[Case], batch: int) -> list[dict[str, Any]]:
+def trace_cases(counter: str, cases: Sequence[AnyCase], batch: int) -> list[dict[str, Any]]:
     """Per-sample totals (and parameter counts where the counter reports them) of each case."""
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore")
@@ -120,3 +120,24 @@ def trace_cases(counter: str, cases: list[Case], batch: int) -> list[dict[str, A
             }
         )
     return results
+
+
+def fvcore_by_module(case: AnyCase) -> dict[str, int]:
+    """fvcore's total per submodule path (eval, no_grad, batch 1), for per-layer breakdowns."""
+    from fvcore.nn import FlopCountAnalysis
+
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore")
+    logging.disable(logging.CRITICAL)
+    model = build_model(case).eval()
+    x = torch.randn(1, *case.input_shape(), generator=torch.Generator().manual_seed(0))
+    with (
+        torch.no_grad(),
+        contextlib.redirect_stdout(io.StringIO()),
+        contextlib.redirect_stderr(io.StringIO()),
+    ):
+        analysis = FlopCountAnalysis(model, (x,))
+        analysis.unsupported_ops_warnings(False)
+        analysis.uncalled_modules_warnings(False)
+        analysis.tracer_warnings("none")
+        return {name: int(total) for name, total in analysis.by_module().items()}

@@ -1,0 +1,30 @@
+"""MobileNetV1/V2 backbones (architecture tables + one builder per family), attention placement
+plans, and whole-network closed-form costs."""
+
+from ulsam_nas.backbones.network import (
+    BACKBONES,
+    STEMS,
+    BackboneTable,
+    BreakdownRow,
+    backbone_table,
+    create_network,
+    network_breakdown,
+    network_cost,
+    resolve_plan,
+)
+from ulsam_nas.backbones.plan import Placement, parse_plan, plan_text
+
+__all__ = [
+    "BACKBONES",
+    "STEMS",
+    "BackboneTable",
+    "BreakdownRow",
+    "Placement",
+    "backbone_table",
+    "create_network",
+    "network_breakdown",
+    "network_cost",
+    "parse_plan",
+    "plan_text",
+    "resolve_plan",
+]

@@ -1,0 +1,101 @@
+"""Costs of whole arrays of configurations at once (numpy), for exhaustive enumeration.
+
+A configuration is a width (an index into ``widths``) and, for each *slot* (one layer index),
+the choice of one option there (an index into that slot's options; option 0 may be ``None``,
+meaning nothing at that layer).  Each option's cost change is computed once per width from the
+closed forms; a configuration's cost is the plain backbone's plus the sum of its options'
+changes, so millions of configurations cost one gather and one sum.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from ulsam_nas.backbones.network import _placement_cost, _resolve_placement, backbone_table
+from ulsam_nas.backbones.plan import Placement
+from ulsam_nas.cost.cost import CONVENTIONS
+from ulsam_nas.errors import InvalidInput
+
+
+@dataclass
+class BatchCost:
+    params: np.ndarray  # int64, one per configuration
+    macs: np.ndarray  # int64
+    valid: np.ndarray  # bool: False where an option is invalid at that width
+
+
+class CostTable:
+    """Per-width backbone totals and per-(width, slot, option) cost changes."""
+
+    def __init__(
+        self,
+        backbone: str,
+        widths: Sequence[float],
+        slots: Sequence[Sequence[Placement | None]],
+        resolution: int = 224,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        stem: str = "imagenet",
+        convention: str = "exact",
+    ) -> None:
+        if convention not in CONVENTIONS:
+            raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+        if not widths:
+            raise InvalidInput("widths is empty; allowed: one or more width multipliers")
+        seen: set[int] = set()
+        for slot in slots:
+            indices = {p.index for p in slot if p is not None}
+            if len(indices) != 1 or indices & seen:
+                raise InvalidInput("each slot must hold options at one layer index of its own (None allowed)")
+            seen |= indices
+        self.widths = list(widths)
+        self.slots = [list(slot) for slot in slots]
+        options = max((len(slot) for slot in slots), default=1)
+        shape = (len(self.widths), len(self.slots), options)
+        self.base_params = np.zeros(len(self.widths), dtype=np.int64)
+        self.base_macs = np.zeros(len(self.widths), dtype=np.int64)
+        self.delta_params = np.zeros(shape, dtype=np.int64)
+        self.delta_macs = np.zeros(shape, dtype=np.int64)
+        self.option_valid = np.zeros(shape, dtype=bool)
+        for w, width in enumerate(self.widths):
+            table = backbone_table(backbone, width, resolution, num_classes, in_channels, stem)
+            total = table.totals[convention]
+            self.base_params[w], self.base_macs[w] = total.params, total.macs
+            for s, slot in enumerate(self.slots):
+                for o, placement in enumerate(slot):
+                    if placement is None:
+                        self.option_valid[w, s, o] = True
+                        continue
+                    try:
+                        resolved = _resolve_placement(table, placement)
+                    except InvalidInput:
+                        continue  # e.g. groups not dividing the channels at this width
+                    change = _placement_cost(table, resolved, convention)
+                    self.delta_params[w, s, o] = change.params
+                    self.delta_macs[w, s, o] = change.macs
+                    self.option_valid[w, s, o] = True
+
+    def evaluate(self, width_index: np.ndarray, choices: np.ndarray) -> BatchCost:
+        """Costs of N configurations: ``width_index`` (N,) and ``choices`` (N, slots)."""
+        width_index = np.asarray(width_index, dtype=np.intp)
+        choices = np.asarray(choices, dtype=np.intp).reshape(len(width_index), len(self.slots))
+        slot_index = np.arange(len(self.slots))[None, :]
+        w = width_index[:, None]
+        params = self.base_params[width_index] + self.delta_params[w, slot_index, choices].sum(axis=1)
+        macs = self.base_macs[width_index] + self.delta_macs[w, slot_index, choices].sum(axis=1)
+        valid = self.option_valid[w, slot_index, choices].all(axis=1)
+        return BatchCost(params, macs, valid)
+
+    def enumerate_all(self) -> tuple[np.ndarray, np.ndarray, BatchCost]:
+        """Every configuration of the space: (width_index, choices, costs)."""
+        sizes = [len(self.widths)] + [len(slot) for slot in self.slots]
+        grid = np.indices(sizes).reshape(len(sizes), -1).T
+        width_index, choices = grid[:, 0], grid[:, 1:]
+        return width_index, choices, self.evaluate(width_index, choices)
+
+    def placements(self, choices: Sequence[int]) -> list[Placement]:
+        """The plan of one configuration's choices."""
+        return [p for slot, c in zip(self.slots, choices, strict=True) if (p := slot[int(c)]) is not None]

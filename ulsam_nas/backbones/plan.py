@@ -1,0 +1,136 @@
+"""Placement plans: where attention modules go in a backbone.
+
+Text grammar: ``ACTION@INDEX[:MODULE][:KEY=VALUE]...``, placements separated by commas; a
+segment containing ``=`` is a config option; the module defaults to ``ulsam``.  Example:
+``replace@9:ulsam:groups=4,insert@13:groups=8``.  ``insert@i`` puts a module after layer i;
+``replace@i`` replaces layer i.  Plans are order-independent and print sorted by index.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from ulsam_nas.attention import get_attention
+from ulsam_nas.errors import InvalidInput
+
+ACTIONS = ("insert", "replace")
+DEFAULT_MODULE = "ulsam"
+
+
+class Placement:
+    """One attention module at one layer index: ``Placement("replace", 9, "ulsam", groups=4)``."""
+
+    __slots__ = ("_hash", "_key", "action", "config", "index", "module")
+
+    def __init__(self, action: str, index: int, module: str = DEFAULT_MODULE, **config: Any) -> None:
+        if action not in ACTIONS:
+            raise InvalidInput(f"action {action!r} is unknown; allowed: {', '.join(ACTIONS)}")
+        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+            raise InvalidInput(f"index {index!r} is invalid; allowed: a layer index >= 0")
+        get_attention(module)
+        self.action = action
+        self.index = index
+        self.module = module
+        self.config: dict[str, Any] = dict(sorted(config.items()))
+        # Placements are values (treat them as immutable): key and hash are computed once, since
+        # the cost model looks them up in caches on every plan it evaluates.
+        self._key = (index, action, module, tuple(self.config.items()))
+        self._hash = hash(self._key)
+
+    def key(self) -> tuple[int, str, str, tuple[tuple[str, Any], ...]]:
+        return self._key
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Placement) and self._key == other._key
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __lt__(self, other: Placement) -> bool:
+        return self._key < other._key
+
+    def text(self) -> str:
+        options = "".join(f":{k}={_format_value(v)}" for k, v in self.config.items())
+        return f"{self.action}@{self.index}:{self.module}{options}"
+
+    def __repr__(self) -> str:
+        config = "".join(f", {k}={v!r}" for k, v in self.config.items())
+        return f"Placement({self.action!r}, {self.index}, {self.module!r}{config})"
+
+
+def _format_value(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def _parse_value(text: str) -> Any:
+    lowered = text.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return text  # left for the module's own validation to reject with its message
+
+
+def parse_placement(segment: str) -> Placement:
+    parts = [p.strip() for p in segment.strip().split(":")]
+    head = parts[0]
+    if "@" not in head:
+        raise InvalidInput(
+            f"placement {segment.strip()!r} is malformed; expected ACTION@INDEX[:MODULE][:KEY=VALUE]"
+        )
+    action, _, index_text = head.partition("@")
+    try:
+        index = int(index_text)
+    except ValueError:
+        raise InvalidInput(f"placement {segment.strip()!r}: index {index_text!r} is not an integer") from None
+    module = DEFAULT_MODULE
+    config: dict[str, Any] = {}
+    for position, part in enumerate(parts[1:]):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            config[key.strip().replace("-", "_")] = _parse_value(value.strip())
+        elif position == 0 and part:
+            module = part
+        else:
+            raise InvalidInput(
+                f"placement {segment.strip()!r}: {part!r} is neither a module (first) nor KEY=VALUE"
+            )
+    return Placement(action, index, module, **config)
+
+
+PlanLike = str | Placement | Iterable[Placement] | None
+
+
+def parse_plan(plan: PlanLike) -> list[Placement]:
+    """A plan from its text form or from Placements; sorted by index, never two at one index."""
+    if plan is None:
+        placements: list[Placement] = []
+    elif isinstance(plan, str):
+        segments = [s for s in plan.split(",") if s.strip()]
+        if plan.strip().lower() in ("", "none", "vanilla"):
+            segments = []
+        placements = [parse_placement(s) for s in segments]
+    elif isinstance(plan, Placement):
+        placements = [plan]
+    else:
+        placements = list(plan)
+        for p in placements:
+            if not isinstance(p, Placement):
+                raise InvalidInput(f"plan entry {p!r} is not a Placement")
+    placements.sort()
+    for a, b in itertools.pairwise(placements):
+        if a.index == b.index:
+            raise InvalidInput(
+                f"{a.text()} and {b.text()} share index {a.index}; allowed: one placement per index"
+            )
+    return placements
+
+
+def plan_text(placements: Sequence[Placement]) -> str:
+    """Canonical text of a plan ("" for the plain backbone)."""
+    return ",".join(p.text() for p in sorted(placements))
