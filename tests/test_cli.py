@@ -87,3 +87,53 @@ def test_bad_input_in_a_real_process_prints_no_traceback():
         "ulsam-nas cost: error: groups=5 does not divide channels=512; "
         "allowed: 1, 2, 4, 8, 16, 32, 64, 128, 256, 512"
     )
+
+
+def test_cost_backbone_json(capsys):
+    argv = [
+        "cost",
+        "--backbone",
+        "mobilenet_v1",
+        "--width-mult",
+        "0.5",
+        "--plan",
+        "insert@13:groups=8,replace@9",
+        "--breakdown",
+        "--json",
+    ]
+    assert main(argv) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["plan"] == "replace@9:ulsam:groups=4,insert@13:ulsam:groups=8"
+    assert doc["unit"] == "MAC" and isinstance(doc["params"], int)
+    assert sum(row["macs"] for row in doc["layers"]) == doc["macs"]
+    assert [row["name"] for row in doc["layers"]][9:12] == ["layer9", "ulsam_replacing_9", "layer10"]
+
+
+def test_cost_backbone_text_prints_totals_and_the_breakdown(capsys):
+    assert main(["cost", "--backbone", "mobilenet_v2", "--breakdown"]) == 0
+    out = capsys.readouterr().out
+    assert "300,774,272" in out and "3,504,872" in out and "| layer18" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["cost"], "give either MODULE or --backbone"),
+        (["cost", "ulsam", "--backbone", "mobilenet_v1"], "give either MODULE or --backbone"),
+        (["cost", "--backbone", "mobilenet_v1", "--groups", "4"], "--groups applies to a MODULE"),
+        (["cost", "ulsam", "--plan", "insert@3"], "--plan applies to --backbone"),
+        (["cost", "--backbone", "mobilenet_v1", "--plan", "replace@4"], "replace@4:ulsam is not allowed"),
+        (["cost", "--backbone", "mobilenet_v1", "--width-mult", "0"], "'0' is not positive"),
+        (["cost", "--backbone", "mobilenet_v3"], "invalid choice: 'mobilenet_v3'"),
+        (["cost", "--backbone", "mobilenet_v1", "--trace"], "--trace needs --breakdown"),
+    ],
+)
+def test_bad_backbone_input_exits_2(capsys, args, needle):
+    try:
+        code = main(args)
+    except SystemExit as stop:
+        code = stop.code
+    captured = capsys.readouterr()
+    assert code == 2 and captured.out == ""
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and needle in lines[0]

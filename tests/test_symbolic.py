@@ -1,5 +1,3 @@
-from fractions import Fraction
-
 import pytest
 
 from ulsam_nas.cost.symbolic import Poly, derived, ratio
@@ -35,7 +33,7 @@ def test_exact_derived_atom_is_substituted_in_exact_text():
 
 def test_derived_on_plain_ints_returns_the_value():
     assert derived("c", 6, [100, 16], "⌊m/r⌋", ideal=ratio(100, 16)) == 6
-    assert ratio(3, 2) == Fraction(3, 2)
+    assert ratio(3, 2) is None
 
 
 def test_non_integer_value_is_refused():

@@ -8,6 +8,7 @@ from ulsam_nas.attention import (
     get_attention,
     list_attention,
 )
+from ulsam_nas.backbones import Placement, create_network, network_breakdown, network_cost
 from ulsam_nas.cost import Cost, Formula
 from ulsam_nas.errors import InvalidInput
 
@@ -17,9 +18,13 @@ __all__ = [
     "Cost",
     "Formula",
     "InvalidInput",
+    "Placement",
     "attention_cost",
     "attention_formula",
     "create_attention",
+    "create_network",
     "get_attention",
     "list_attention",
+    "network_breakdown",
+    "network_cost",
 ]

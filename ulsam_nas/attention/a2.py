@@ -88,7 +88,7 @@ def paper_cost(m: Num, h: Num, w: Num, *, inner_channels: Num, reconstruct: bool
     # Paper: 2mt params and 2mthw FLOPs = two of the four 1×1 convs; drops the other two convs
     # (2mt params, 2mthw MACs), every bias and both bmm products (2t²hw MACs).
     convs = conv2d(m, inner_channels, 1, h, w, bias=False).times(2)
-    return Terms(params=convs.params, macs=convs.macs)
+    return convs.without_ops()
 
 
 def _sample_config(rng: random.Random, channels: int) -> dict[str, Any]:

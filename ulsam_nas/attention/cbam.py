@@ -87,7 +87,7 @@ def paper_cost(m: Num, h: Num, w: Num, *, reduction: Num) -> Terms:
     counted = _mlp(m, reduced_width(m, reduction), bias=False) + conv2d(
         2, 1, SPATIAL_KERNEL, h, w, bias=False
     )
-    return Terms(params=counted.params, macs=counted.macs)
+    return counted.without_ops()
 
 
 SPEC = register_attention(

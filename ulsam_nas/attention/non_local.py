@@ -100,7 +100,7 @@ def paper_cost(m: Num, h: Num, w: Num, *, subsample: bool) -> Terms:
     # Paper: 2m² params, 2m²hw FLOPs = the weights of θ, φ, g and W at full resolution (it
     # assumes no subsampling); drops all biases, the BN, both affinity matmuls and the softmax.
     convs = conv2d(m, _inner(m), 1, h, w, bias=False).times(4)
-    return Terms(params=convs.params, macs=convs.macs)
+    return convs.without_ops()
 
 
 SPEC = register_attention(

@@ -67,7 +67,7 @@ class AttentionSpec:
         if unknown:
             valid = ", ".join(self.option_names()) or "none"
             raise InvalidInput(f"unknown option {unknown[0]!r} for {self.key}; valid options: {valid}")
-        hints = typing.get_type_hints(self.config_cls)
+        hints = _type_hints(self.config_cls)
         for name, value in options.items():
             _check_type(name, value, hints[name])
         config = self.config_cls(**options).resolved(channels)
@@ -96,6 +96,16 @@ class AttentionSpec:
                 args[name] = Poly.symbol(symbol, args[name])
         function = self.exact_cost if convention == "exact" else self.paper_cost
         return function(m, h, w, **args)
+
+
+_TYPE_HINTS: dict[type[Any], dict[str, Any]] = {}
+
+
+def _type_hints(config_cls: type[Any]) -> dict[str, Any]:
+    # typing.get_type_hints re-evaluates annotations on every call; configs never change.
+    if config_cls not in _TYPE_HINTS:
+        _TYPE_HINTS[config_cls] = typing.get_type_hints(config_cls)
+    return _TYPE_HINTS[config_cls]
 
 
 def _check_type(name: str, value: Any, hint: Any) -> None:

@@ -65,7 +65,7 @@ def paper_cost(m: Num, h: Num, w: Num, *, reduction: Num) -> Terms:
     # the sigmoid and the scaling.
     c = reduced_width(m, reduction)
     fcs = linear(m, c, bias=False) + linear(c, m, bias=False)
-    return Terms(params=fcs.params, macs=fcs.macs)
+    return fcs.without_ops()
 
 
 SPEC = register_attention(

@@ -78,17 +78,19 @@ def _subspace_width(m: Num, g: Num) -> Num:
 def exact_cost(m: Num, h: Num, w: Num, *, groups: Num) -> Terms:
     g, hw = groups, h * w
     per_group = _subspace_width(m, g)
-    return (
-        conv2d(1, m, 1, h, w, bias=True)  # depthwise 1×1
-        + batch_norm(m, m * hw)
-        + elementwise("relu", m * hw)
-        + elementwise("max_pool", m * hw)
-        + conv2d(per_group, g, 1, h, w, bias=True)  # G→1 in each of the g subspaces
-        + batch_norm(g, g * hw)
-        + elementwise("relu", g * hw)
-        + elementwise("softmax", g * hw)
-        + elementwise("mul", m * hw)
-        + elementwise("add", m * hw)
+    return Terms.total(
+        [
+            conv2d(1, m, 1, h, w, bias=True),  # depthwise 1×1
+            batch_norm(m, m * hw),
+            elementwise("relu", m * hw),
+            elementwise("max_pool", m * hw),
+            conv2d(per_group, g, 1, h, w, bias=True),  # G→1 in each of the g subspaces
+            batch_norm(g, g * hw),
+            elementwise("relu", g * hw),
+            elementwise("softmax", g * hw),
+            elementwise("mul", m * hw),
+            elementwise("add", m * hw),
+        ]
     )
 
 
@@ -97,7 +99,7 @@ def paper_cost(m: Num, h: Num, w: Num, *, groups: Num) -> Terms:
     # g + m biases and the BN parameters (2m + 2g).
     per_group = _subspace_width(m, groups)
     convs = conv2d(1, m, 1, h, w, bias=False) + conv2d(per_group, groups, 1, h, w, bias=False)
-    return Terms(params=convs.params, macs=convs.macs)
+    return convs.without_ops()
 
 
 SPEC = register_attention(

@@ -62,7 +62,7 @@ class CostTable:
         self.option_valid = np.zeros(shape, dtype=bool)
         for w, width in enumerate(self.widths):
             table = backbone_table(backbone, width, resolution, num_classes, in_channels, stem)
-            total = table.totals[convention]
+            total = table.total(convention)
             self.base_params[w], self.base_macs[w] = total.params, total.macs
             for s, slot in enumerate(self.slots):
                 for o, placement in enumerate(slot):

@@ -9,13 +9,15 @@ is ``+``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import functools
+from typing import Any, NamedTuple
 
 import torch
 from torch import nn
 
 from ulsam_nas.cost.cost import Terms
 from ulsam_nas.cost.primitives import batch_norm, conv2d, elementwise
+from ulsam_nas.cost.symbolic import Num, Poly, as_int, compile_polys
 
 KINDS = ("conv", "separable", "inverted_residual")
 
@@ -41,11 +43,11 @@ def _conv_bn_act(
     return layers
 
 
-def _conv_bn_act_terms(in_per_group: int, cout: int, kernel: int, h: int, w: int, act: str | None) -> Terms:
-    terms = conv2d(in_per_group, cout, kernel, h, w, bias=False) + batch_norm(cout, cout * h * w)
+def _conv_bn_act_terms(in_per_group: Num, cout: Num, kernel: int, h: Num, w: Num, act: str | None) -> Terms:
+    parts = [conv2d(in_per_group, cout, kernel, h, w, bias=False), batch_norm(cout, cout * h * w)]
     if act:
-        terms = terms + elementwise(act, cout * h * w)
-    return terms
+        parts.append(elementwise(act, cout * h * w))
+    return Terms.total(parts)
 
 
 class InvertedResidual(nn.Module):
@@ -58,12 +60,12 @@ class InvertedResidual(nn.Module):
         return x + self.body(x) if self.residual else self.body(x)
 
 
-@dataclass(frozen=True)
-class LayerSpec:
+class LayerSpec(NamedTuple):
     """One indexed layer: a conv+BN+act, a depthwise-separable pair (MobileNetV1) or an inverted
-    residual block (MobileNetV2)."""
+    residual block (MobileNetV2).  A NamedTuple: immutable, hashable and cheap to build, since a
+    backbone's table is rebuilt for every new (α, resolution, classes, stem)."""
 
-    index: int
+    position: int  # the layer index in its backbone (named so as not to shadow tuple.index)
     kind: str
     in_channels: int
     out_channels: int
@@ -74,7 +76,7 @@ class LayerSpec:
 
     @property
     def hidden_channels(self) -> int:
-        return round(self.in_channels * self.expansion)  # torchvision's hidden_dim
+        return self.in_channels * self.expansion  # torchvision's round(inp * t), t an integer
 
     @property
     def residual(self) -> bool:
@@ -107,20 +109,75 @@ class LayerSpec:
         layers += _conv_bn_act(hidden, cout, 1, 1, 1, None)  # linear bottleneck
         return InvertedResidual(nn.Sequential(*layers), self.residual)
 
-    def terms(self, h: int, w: int) -> Terms:
-        """Exact cost on an h×w input (the output is ⌈h/stride⌉×⌈w/stride⌉)."""
-        cin, cout, act = self.in_channels, self.out_channels, self.activation
-        oh, ow = out_size(h, self.stride), out_size(w, self.stride)
-        if self.kind == "conv":
-            return _conv_bn_act_terms(cin, cout, self.kernel, oh, ow, act)
-        if self.kind == "separable":
-            return _conv_bn_act_terms(1, cin, 3, oh, ow, act) + _conv_bn_act_terms(cin, cout, 1, oh, ow, act)
-        hidden = self.hidden_channels
-        terms = Terms()
-        if self.expansion != 1:
-            terms = _conv_bn_act_terms(cin, hidden, 1, h, w, act)
-        terms = terms + _conv_bn_act_terms(1, hidden, 3, oh, ow, act)
-        terms = terms + _conv_bn_act_terms(hidden, cout, 1, oh, ow, None)
-        if self.residual:
-            terms = terms + elementwise("add", cout * oh * ow)
-        return terms
+    def terms(self, h: Num, w: Num) -> Terms:
+        """Exact cost on an h×w input (the output is ⌈h/stride⌉×⌈w/stride⌉), from the primitives."""
+        oh, ow = out_size(as_int(h), self.stride), out_size(as_int(w), self.stride)
+        return layer_terms(
+            self.kind,
+            self.kernel,
+            self.expansion != 1,
+            self.activation,
+            self.residual,
+            self.in_channels,
+            self.out_channels,
+            self.hidden_channels,
+            h,
+            w,
+            oh,
+            ow,
+        )
+
+    def cost_values(self, h: int, w: int) -> dict[tuple[str, str], Num]:
+        """The same closed form as :meth:`terms`, evaluated by its compiled polynomial."""
+        compiled = _compiled(self.kind, self.kernel, self.expansion != 1, self.activation, self.residual)
+        return compiled(
+            self.in_channels,
+            self.out_channels,
+            self.hidden_channels,
+            h,
+            w,
+            out_size(h, self.stride),
+            out_size(w, self.stride),
+        )
+
+
+def layer_terms(
+    kind: str,
+    kernel: int,
+    expanded: bool,
+    act: str,
+    residual: bool,
+    cin: Num,
+    cout: Num,
+    hidden: Num,
+    h: Num,
+    w: Num,
+    oh: Num,
+    ow: Num,
+) -> Terms:
+    """A layer's cost given all its sizes: polynomial in them, so it also runs on symbols."""
+    if kind == "conv":
+        return _conv_bn_act_terms(cin, cout, kernel, oh, ow, act)
+    if kind == "separable":
+        return _conv_bn_act_terms(1, cin, 3, oh, ow, act) + _conv_bn_act_terms(cin, cout, 1, oh, ow, act)
+    parts = []
+    if expanded:
+        parts.append(_conv_bn_act_terms(cin, hidden, 1, h, w, act))
+    parts.append(_conv_bn_act_terms(1, hidden, 3, oh, ow, act))
+    parts.append(_conv_bn_act_terms(hidden, cout, 1, oh, ow, None))
+    if residual:
+        parts.append(elementwise("add", cout * oh * ow))
+    return Terms.total(parts)
+
+
+_SIZES = ["cin", "cout", "hidden", "h", "w", "oh", "ow"]
+
+
+@functools.cache
+def _compiled(kind: str, kernel: int, expanded: bool, act: str, residual: bool) -> Any:
+    # Run the layer's definition once on symbols, then compile the polynomials: one function per
+    # layer shape, shared by every width, resolution and backbone.
+    symbols = [Poly.symbol(name, 1) for name in _SIZES]
+    terms = layer_terms(kind, kernel, expanded, act, residual, *symbols)
+    polys = {key: v if isinstance(v, Poly) else Poly.constant(v) for key, v in terms.values.items()}
+    return compile_polys(_SIZES, polys)

@@ -48,7 +48,14 @@ class LayerRecord:
     spec: LayerSpec
     in_hw: tuple[int, int]
     out_hw: tuple[int, int]
-    costs: dict[str, Cost]  # by convention
+    exact: Cost
+
+    @functools.cached_property
+    def paper(self) -> Cost:
+        return _paper(self.exact)
+
+    def cost(self, convention: str) -> Cost:
+        return self.exact if convention == "exact" else self.paper
 
 
 @dataclass(frozen=True, eq=False)  # identity hash: tables are cached singletons and cache keys
@@ -62,25 +69,40 @@ class BackboneTable:
     in_channels: int
     stem: str
     layers: tuple[LayerRecord, ...]
-    head: dict[str, Cost]
-    totals: dict[str, Cost]
+    head: LayerRecord
+
+    @functools.cached_property
+    def _totals(self) -> dict[str, Cost]:
+        return {}
+
+    def total(self, convention: str) -> Cost:
+        """The plain backbone's cost (computed once per convention)."""
+        if convention not in self._totals:
+            self._totals[convention] = sum_costs(
+                self.head.cost(convention), [r.cost(convention) for r in self.layers]
+            )
+        return self._totals[convention]
 
     @property
     def last_index(self) -> int:
         return len(self.layers) - 1
 
     def replaceable(self) -> list[int]:
+        """Indices where ``replace`` is allowed (stride 1, same channels, not the stem/last)."""
+        return sorted(self._replaceable)
+
+    @functools.cached_property
+    def _replaceable(self) -> frozenset[int]:
         fixed = BACKBONES[self.backbone].fixed(self.last_index)
-        return [r.spec.index for r in self.layers if r.spec.keeps_shape and r.spec.index not in fixed]
+        return frozenset(
+            r.spec.position for r in self.layers if r.spec.keeps_shape and r.spec.position not in fixed
+        )
 
 
-def _paper(terms: Terms) -> Terms:
+def _paper(exact: Cost) -> Cost:
     # The ULSAM paper's accounting of backbone layers: conv/FC weights and FC bias, no BatchNorm.
-    return Terms({k: v for k, v in terms.params.items() if k in ("weight", "bias")}, dict(terms.macs), {})
-
-
-def _both(terms: Terms) -> dict[str, Cost]:
-    return {"exact": terms.evaluate("exact"), "paper": _paper(terms).evaluate("paper")}
+    kept = {k: v for k, v in exact.params_by.items() if k in ("weight", "bias")}
+    return Cost(sum(kept.values()), exact.macs, kept, exact.macs_by, {}, "paper")
 
 
 def check_backbone_args(
@@ -112,18 +134,18 @@ def backbone_table(
     h = w = resolution
     for spec in specs:
         oh, ow = out_size(h, spec.stride), out_size(w, spec.stride)
-        records.append(LayerRecord(spec, (h, w), (oh, ow), _both(spec.terms(h, w))))
+        records.append(
+            LayerRecord(spec, (h, w), (oh, ow), Terms.of(spec.cost_values(h, w)).evaluate("exact"))
+        )
         h, w = oh, ow
     last = specs[-1].out_channels
-    head = _both(elementwise("global_avg_pool", last * h * w) + linear(last, num_classes, bias=True))
-    totals = {}
-    for convention in CONVENTIONS:
-        total = head[convention]
-        for record in records:
-            total = total + record.costs[convention]
-        totals[convention] = total
+    head_spec = LayerSpec(len(specs), "head", last, num_classes, 1)
+    head_cost = (
+        elementwise("global_avg_pool", last * h * w) + linear(last, num_classes, bias=True)
+    ).evaluate("exact")
+    head = LayerRecord(head_spec, (h, w), (1, 1), head_cost)
     return BackboneTable(
-        backbone, width_mult, resolution, num_classes, in_channels, stem, tuple(records), head, totals
+        backbone, width_mult, resolution, num_classes, in_channels, stem, tuple(records), head
     )
 
 
@@ -134,7 +156,7 @@ def _module_cost(
     # A pure function of its arguments; cached like the backbone table, since a search meets the
     # same module at the same position in many plans.
     spec = get_attention(module)
-    cfg = spec.make_config(channels, **dict(config))
+    cfg = spec.config_cls(**dict(config))  # resolved and validated by _resolve_placement
     return spec.terms(channels, h, w, cfg, convention).evaluate(convention)
 
 
@@ -152,7 +174,7 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
             f"allowed: 0..{table.last_index}"
         )
     record = table.layers[p.index]
-    if p.action == "replace" and p.index not in table.replaceable():
+    if p.action == "replace" and p.index not in table._replaceable:
         spec = record.spec
         why = (
             f"layer {p.index} is fixed"
@@ -160,12 +182,12 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
             else f"layer {p.index} changes the shape (stride {spec.stride}, "
             f"{spec.in_channels}→{spec.out_channels} channels)"
         )
-        allowed = ", ".join(map(str, table.replaceable())) or "none"
+        allowed = ", ".join(map(str, sorted(table.replaceable()))) or "none"
         raise InvalidInput(f"{p.text()} is not allowed: {why}; replace is allowed at {allowed}")
     spec_entry = get_attention(p.module)
     try:
         config = spec_entry.make_config(record.spec.out_channels, **p.config)
-        spec_entry.terms(record.spec.out_channels, *record.out_hw, config)  # shape checks
+        config.validate(record.spec.out_channels, *record.out_hw)  # the map-size checks
     except InvalidInput as error:
         raise InvalidInput(f"{p.text()} (at {record.spec.out_channels} channels): {error}") from None
     options = {f: getattr(config, f) for f in spec_entry.option_names()}
@@ -179,7 +201,7 @@ def _placement_cost(table: BackboneTable, p: Placement, convention: str) -> Cost
     cost = _module_cost(
         p.module, record.spec.out_channels, *record.out_hw, convention, tuple(p.config.items())
     )
-    return cost - record.costs[convention] if p.action == "replace" else cost
+    return cost - record.cost(convention) if p.action == "replace" else cost
 
 
 def network_cost(
@@ -200,7 +222,7 @@ def network_cost(
         raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
     table = backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem)
     return sum_costs(
-        table.totals[convention], [_placement_cost(table, p, convention) for p in resolve_plan(table, plan)]
+        table.total(convention), [_placement_cost(table, p, convention) for p in resolve_plan(table, plan)]
     )
 
 
@@ -248,16 +270,16 @@ def network_breakdown(
         spec = record.spec
         shape_in = (spec.in_channels, *record.in_hw)
         shape_out = (spec.out_channels, *record.out_hw)
-        placement = by_index.get(spec.index)
+        placement = by_index.get(spec.position)
         replaced = placement is not None and placement.action == "replace"
         rows.append(
             BreakdownRow(
-                _layer_name(spec.index),
-                spec.index,
+                _layer_name(spec.position),
+                spec.position,
                 spec.describe(),
                 shape_in,
                 shape_out,
-                record.costs[convention],
+                record.cost(convention),
                 replaced,
             )
         )
@@ -271,7 +293,7 @@ def network_breakdown(
             )
             rows.append(
                 BreakdownRow(
-                    _module_name(placement), spec.index, placement.text(), shape_out, shape_out, cost
+                    _module_name(placement), spec.position, placement.text(), shape_out, shape_out, cost
                 )
             )
     last = table.layers[-1]
@@ -282,7 +304,7 @@ def network_breakdown(
             f"avg-pool + fc→{num_classes}",
             (last.spec.out_channels, *last.out_hw),
             (num_classes, 1, 1),
-            table.head[convention],
+            table.head.cost(convention),
         )
     )
     return rows
@@ -326,9 +348,9 @@ def create_network(
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for record in table.layers:
         spec = record.spec
-        placement = by_index.get(spec.index)
+        placement = by_index.get(spec.position)
         if placement is None or placement.action == "insert":
-            layers[_layer_name(spec.index)] = spec.build()
+            layers[_layer_name(spec.position)] = spec.build()
         if placement is not None:
             layers[_module_name(placement)] = create_attention(
                 placement.module, spec.out_channels, **placement.config

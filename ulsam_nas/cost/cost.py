@@ -14,8 +14,8 @@ tool calls every such count ``macs`` and labels the unit "MAC".
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ulsam_nas.cost.symbolic import Num, Poly, as_int
@@ -42,30 +42,76 @@ OP_UNITS: dict[str, str] = {
 }
 
 
-@dataclass
 class Terms:
-    """Cost terms while a closed form is being assembled; values are ints or formulas."""
+    """Cost terms while a closed form is being assembled; values are ints or formulas.
 
-    params: dict[str, Num] = field(default_factory=dict)
-    macs: dict[str, Num] = field(default_factory=dict)
-    ops: dict[str, Num] = field(default_factory=dict)
+    One flat dict keyed by (kind, name) with kind "params", "macs" or "ops": the cost model
+    adds thousands of these per second, so ``+`` copies one small dict and nothing else.
+    """
+
+    __slots__ = ("values",)
+
+    def __init__(
+        self,
+        params: Mapping[str, Num] | None = None,
+        macs: Mapping[str, Num] | None = None,
+        ops: Mapping[str, Num] | None = None,
+        values: dict[tuple[str, str], Num] | None = None,
+    ) -> None:
+        self.values: dict[tuple[str, str], Num] = values if values is not None else {}
+        for kind, part in (("params", params), ("macs", macs), ("ops", ops)):
+            if part:
+                for name, value in part.items():
+                    self.values[(kind, name)] = value
+
+    @classmethod
+    def of(cls, values: dict[tuple[str, str], Num]) -> Terms:
+        """Wrap a (kind, name) → value dict without copying (the hot path's constructor)."""
+        terms = object.__new__(cls)
+        terms.values = values
+        return terms
+
+    @staticmethod
+    def total(parts: Iterable[Terms]) -> Terms:
+        """The sum of many parts in one pass (cheaper than chaining ``+``)."""
+        out: dict[tuple[str, str], Num] = {}
+        for part in parts:
+            for key, value in part.values.items():
+                out[key] = out[key] + value if key in out else value
+        return Terms.of(out)
 
     def __add__(self, other: Terms) -> Terms:
-        return Terms(
-            _merge(self.params, other.params), _merge(self.macs, other.macs), _merge(self.ops, other.ops)
-        )
+        out = self.values.copy()
+        for key, value in other.values.items():
+            out[key] = out[key] + value if key in out else value
+        return Terms.of(out)
+
+    def _part(self, kind: str) -> dict[str, Num]:
+        return {name: value for (k, name), value in self.values.items() if k == kind}
+
+    @property
+    def params(self) -> dict[str, Num]:
+        return self._part("params")
+
+    @property
+    def macs(self) -> dict[str, Num]:
+        return self._part("macs")
+
+    @property
+    def ops(self) -> dict[str, Num]:
+        return self._part("ops")
 
     def times(self, k: Num) -> Terms:
         """The same terms repeated k times (e.g. a shared MLP applied twice)."""
-        return Terms(
-            {n: v * k for n, v in self.params.items()},
-            {n: v * k for n, v in self.macs.items()},
-            {n: v * k for n, v in self.ops.items()},
-        )
+        return Terms.of({key: value * k for key, value in self.values.items()})
+
+    def without_ops(self) -> Terms:
+        """Only the parameters and MACs (what the paper's accounting keeps)."""
+        return Terms(values={key: v for key, v in self.values.items() if key[0] != "ops"})
 
     def without_params(self) -> Terms:
         """The compute of a layer whose weights are shared with one already counted."""
-        return Terms({}, dict(self.macs), dict(self.ops))
+        return Terms(values={key: v for key, v in self.values.items() if key[0] != "params"})
 
     @property
     def total_params(self) -> Num:
@@ -76,21 +122,17 @@ class Terms:
         return _sum(self.macs.values())
 
     def evaluate(self, convention: str) -> Cost:
+        parts: dict[str, dict[str, int]] = {"params": {}, "macs": {}, "ops": {}}
+        for (kind, name), value in self.values.items():
+            parts[kind][name] = value if type(value) is int else as_int(value)
         return Cost(
-            params=as_int(self.total_params),
-            macs=as_int(self.total_macs),
-            params_by={k: as_int(v) for k, v in self.params.items()},
-            macs_by={k: as_int(v) for k, v in self.macs.items()},
-            ops={k: as_int(v) for k, v in self.ops.items()},
+            params=sum(parts["params"].values()),
+            macs=sum(parts["macs"].values()),
+            params_by=parts["params"],
+            macs_by=parts["macs"],
+            ops=parts["ops"],
             convention=convention,
         )
-
-
-def _merge(a: Mapping[str, Num], b: Mapping[str, Num]) -> dict[str, Num]:
-    out = dict(a)
-    for key, value in b.items():
-        out[key] = out[key] + value if key in out else value
-    return out
 
 
 def _sum(values: Any) -> Num:
@@ -126,15 +168,16 @@ class Cost:
 
     def __sub__(self, other: Cost) -> Cost:
         """This cost without ``other`` (e.g. a network without a layer that was replaced)."""
-        negated = Cost(
-            -other.params,
-            -other.macs,
-            {k: -v for k, v in other.params_by.items()},
-            {k: -v for k, v in other.macs_by.items()},
-            {k: -v for k, v in other.ops.items()},
-            other.convention,
+        if self.convention != other.convention:
+            raise ValueError(f"cannot subtract a {other.convention!r} cost from a {self.convention!r} cost")
+        return Cost(
+            params=self.params - other.params,
+            macs=self.macs - other.macs,
+            params_by=_merge_int(self.params_by, other.params_by, -1),
+            macs_by=_merge_int(self.macs_by, other.macs_by, -1),
+            ops=_merge_int(self.ops, other.ops, -1),
+            convention=self.convention,
         )
-        return self + negated
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -148,10 +191,10 @@ class Cost:
         }
 
 
-def _merge_int(a: Mapping[str, int], b: Mapping[str, int]) -> dict[str, int]:
+def _merge_int(a: Mapping[str, int], b: Mapping[str, int], sign: int = 1) -> dict[str, int]:
     out = dict(a)
     for key, value in b.items():
-        out[key] = out.get(key, 0) + value
+        out[key] = out.get(key, 0) + sign * value
     return out
 
 

@@ -24,33 +24,33 @@ def conv2d(
     """A 2-D convolution: weights out·in_per_group·k_h·k_w, one MAC per weight per output pixel."""
     weights = out_channels * in_per_group * kernel * (kernel if kernel_w is None else kernel_w)
     pixels = out_h * out_w
-    terms = Terms(params={"weight": weights}, macs={"conv": weights * pixels})
+    values: dict[tuple[str, str], Num] = {("params", "weight"): weights, ("macs", "conv"): weights * pixels}
     if bias:
-        terms.params["bias"] = out_channels
-        terms.ops["bias_add"] = out_channels * pixels
-    return terms
+        values[("params", "bias")] = out_channels
+        values[("ops", "bias_add")] = out_channels * pixels
+    return Terms.of(values)
 
 
 def linear(in_features: Num, out_features: Num, bias: bool, rows: Num = 1) -> Terms:
     """A fully connected layer applied to ``rows`` vectors."""
     weights = in_features * out_features
-    terms = Terms(params={"weight": weights}, macs={"linear": weights * rows})
+    values: dict[tuple[str, str], Num] = {("params", "weight"): weights, ("macs", "linear"): weights * rows}
     if bias:
-        terms.params["bias"] = out_features
-        terms.ops["bias_add"] = out_features * rows
-    return terms
+        values[("params", "bias")] = out_features
+        values[("ops", "bias_add")] = out_features * rows
+    return Terms.of(values)
 
 
 def matmul(n: Num, k: Num, p: Num) -> Terms:
     """(n×k) @ (k×p): n·k·p MACs, no parameters."""
-    return Terms(macs={"matmul": n * k * p})
+    return Terms.of({("macs", "matmul"): n * k * p})
 
 
 def batch_norm(channels: Num, elements: Num) -> Terms:
     """Affine BatchNorm over ``channels``: γ and β parameters; ``elements`` normalized."""
-    return Terms(params={"bn": 2 * channels}, ops={"batch_norm": elements})
+    return Terms.of({("params", "bn"): 2 * channels, ("ops", "batch_norm"): elements})
 
 
 def elementwise(op: str, elements: Num) -> Terms:
     """A parameter-free element-wise operation (see ``OP_UNITS`` for what each op counts)."""
-    return Terms(ops={op: elements})
+    return Terms.of({("ops", op): elements})

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 # An atom's exponent; negative exponents occur only in ideal (paper-style) forms such as m²/r.
 Monomial = tuple[tuple[str, int], ...]
@@ -205,13 +206,14 @@ def as_int(value: Num) -> int:
     return value if isinstance(value, int) else int(value)
 
 
-def ratio(a: Num, b: Num) -> Num | Fraction:
-    """a/b as a rational ideal form: a Poly when either side is symbolic, else a Fraction."""
+def ratio(a: Num, b: Num) -> Poly | None:
+    """a/b as a rational ideal form when either side is symbolic; None for plain ints, whose
+    derived widths need no ideal form (and the cost model's hot path no Fraction)."""
     if isinstance(a, Poly):
         return a / b
     if isinstance(b, Poly):
         return Poly.constant(a) / b
-    return Fraction(a, b)
+    return None
 
 
 def derived(
@@ -231,3 +233,26 @@ def derived(
         return value
     ideal_poly = ideal if isinstance(ideal, Poly) or ideal is None else Poly.constant(ideal)
     return Poly.symbol(name, value, definition, ideal_poly, exact)
+
+
+def compile_polys(arguments: list[str], polys: Mapping[Any, Poly]) -> Any:
+    """Compile polynomials over the free symbols ``arguments`` into one plain-int Python function
+    returning ``{key: value}``, so a closed form defined once with primitives (and run once on
+    symbols) evaluates at the speed of hand-written arithmetic."""
+    for name in arguments:
+        if not name.isidentifier():
+            raise ValueError(f"symbol {name!r} cannot be a Python argument")
+    body = []
+    for key, poly in polys.items():
+        terms = []
+        for mono, coeff in poly.terms.items():
+            if coeff.denominator != 1 or any(e < 0 for _, e in mono):
+                raise ValueError(f"{key}: {poly.text()} is not an integer polynomial")
+            factors = [str(coeff.numerator)] + [name if e == 1 else f"{name}**{e}" for name, e in mono]
+            unknown = {name for name, _ in mono} - set(arguments)
+            if unknown:
+                raise ValueError(f"{key}: symbols {sorted(unknown)} are not arguments")
+            terms.append("*".join(factors))
+        body.append(f"{key!r}: {' + '.join(terms) or '0'}")
+    source = f"lambda {', '.join(arguments)}: {{{', '.join(body)}}}"
+    return eval(source, {"__builtins__": {}})  # the source is generated above from integer polynomials

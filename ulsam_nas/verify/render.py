@@ -37,7 +37,8 @@ def summary_frame(result: VerifyResult) -> pd.DataFrame:
                 "counter": counter,
                 "cases": len(rows),
                 "equal": sum(r["match"] for r in rows),
-                f"expected at {_shape(first['shape'])}": _num(first["expected"]),
+                "first case": _shape(first["shape"]),
+                "expected": _num(first["expected"]),
                 "traced": _num(first["traced"]),
             }
         )
@@ -60,7 +61,8 @@ def known_frame(result: VerifyResult) -> pd.DataFrame:
                 "counter": counter,
                 "cases": len(rows),
                 "explained exactly": sum(r["residual"] == 0 for r in rows),
-                f"closed-form MACs at {_shape(first['shape'])}": _num(first["closed_form_macs"]),
+                "first case": _shape(first["shape"]),
+                "closed-form MACs": _num(first["closed_form_macs"]),
                 "traced": _num(first["traced"]),
                 "= terms": terms,
             }
