@@ -1,0 +1,114 @@
+"""Proxy-training data and the training loop."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from ulsam_nas import create_network
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search import TrainSettings, load_data, proxy_train
+from ulsam_nas.search.data import DATA_ENV, fashion_mnist_dir, stratified_indices
+
+
+def test_stratified_indices_balance_classes_and_are_seeded():
+    labels = np.repeat(np.arange(10), 100)
+    chosen = stratified_indices(labels, 53, seed=3)
+    counts = np.bincount(labels[chosen], minlength=10)
+    assert len(chosen) == 53 and counts.max() - counts.min() <= 1
+    assert np.array_equal(chosen, stratified_indices(labels, 53, seed=3))
+    assert not np.array_equal(chosen, stratified_indices(labels, 53, seed=4))
+
+
+def test_synthetic_data_is_deterministic_and_sized():
+    a, b = load_data("synthetic", seed=1), load_data("synthetic", seed=1)
+    assert a.describe() == "synthetic: 512 training and 256 validation images, 3×32×32, 10 classes"
+    assert torch.equal(a.train_images, b.train_images) and a.train_images.dtype == torch.uint8
+    assert load_data("synthetic", train=100, val=40, resolution=24).train_images.shape == (100, 3, 24, 24)
+
+
+def test_npz_and_image_folder_sources(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 255, (60, 28, 28, 3), dtype=np.uint8)
+    y = np.arange(60) % 3
+    np.savez(tmp_path / "d.npz", x_train=x, y_train=y)
+    data = load_data(str(tmp_path / "d.npz"), resolution=32)
+    assert data.in_channels == 3 and data.resolution == 32 and len(data.val_labels) == 12
+    for label in ("cat", "dog"):
+        (tmp_path / "imgs" / label).mkdir(parents=True)
+        for i in range(5):
+            Image.fromarray(x[i]).save(tmp_path / "imgs" / label / f"{i}.png")
+    folder = load_data(str(tmp_path / "imgs"), resolution=16)
+    assert folder.classes == ("cat", "dog") and folder.train_images.shape[1:] == (3, 16, 16)
+    assert len(folder.train_labels) + len(folder.val_labels) == 10
+
+
+def test_missing_data_names_the_apt_command(monkeypatch, tmp_path):
+    monkeypatch.setenv(DATA_ENV, str(tmp_path))
+    with pytest.raises(InvalidInput, match="apt-get install -y dataset-fashion-mnist"):
+        load_data("fashion-mnist")
+    with pytest.raises(InvalidInput, match="not available"):
+        load_data(str(tmp_path / "nothing.npz"))
+
+
+@pytest.mark.skipif(
+    not (fashion_mnist_dir() / "train-images-idx3-ubyte.gz").is_file(),
+    reason="Debian's dataset-fashion-mnist is not installed (.ci/run installs it)",
+)
+def test_real_fashion_mnist_loads_balanced_and_padded():
+    data = load_data("fashion-mnist", train=1000, val=500, resolution=32, seed=0)
+    assert data.train_images.shape == (1000, 1, 32, 32)
+    assert data.train_labels.bincount().tolist() == [100] * 10
+    assert data.train_images[:, :, :2].max() == 0  # 28 → 32 zero padding
+    assert data.classes[0] == "t-shirt/top"
+
+
+def _tiny(data):
+    return lambda: create_network(
+        "mobilenet_v1",
+        0.25,
+        "insert@11:groups=4",
+        resolution=data.resolution,
+        num_classes=data.num_classes,
+        in_channels=data.in_channels,
+    )
+
+
+def test_proxy_training_learns_and_is_deterministic():
+    torch.set_num_threads(1)
+    data = load_data("synthetic", seed=0)
+    settings = TrainSettings(epochs=4, batch_size=32)
+    first = proxy_train(_tiny(data), data, settings, seed=5)
+    second = proxy_train(_tiny(data), data, settings, seed=5)
+    assert first.trained_steps == 4 * (512 // 32)
+    assert first.accuracy > 0.3  # chance is 0.1
+    assert first.accuracy == second.accuracy and first.epoch_losses == second.epoch_losses
+    assert first.latency_ms > 0 and first.images_per_second > 0
+
+
+def test_epoch_callback_sees_each_epoch_and_can_stop_training():
+    data = load_data("synthetic", train=128, val=64)
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def on_epoch(epoch, accuracy):
+        seen.append(epoch)
+        if epoch == 2:
+            raise Stop
+
+    with pytest.raises(Stop):
+        proxy_train(_tiny(data), data, TrainSettings(epochs=5, batch_size=32), seed=0, on_epoch=on_epoch)
+    assert seen == [1, 2]
+
+
+def test_bad_training_settings():
+    data = load_data("synthetic", train=64, val=32)
+    with pytest.raises(InvalidInput, match="batch_size=128 is invalid for 64 training images"):
+        proxy_train(_tiny(data), data, TrainSettings(batch_size=128), seed=0)
+    with pytest.raises(InvalidInput, match="device='tpu' is unknown"):
+        proxy_train(_tiny(data), data, TrainSettings(batch_size=32, device="tpu"), seed=0)

@@ -1,0 +1,6 @@
+"""The search's building blocks: image data, proxy training (the Optuna study comes next)."""
+
+from ulsam_nas.search.data import ImageData, load_data
+from ulsam_nas.search.train import TrainResult, TrainSettings, proxy_train
+
+__all__ = ["ImageData", "TrainResult", "TrainSettings", "load_data", "proxy_train"]
