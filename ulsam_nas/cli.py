@@ -17,6 +17,7 @@ from ulsam_nas.backbones.network import BACKBONES, STEMS
 from ulsam_nas.cost.cost import CONVENTIONS
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.output import TABLE_FORMATS, emit, render_frame, to_json
+from ulsam_nas.search.data import SYNTHETIC_TRAIN, SYNTHETIC_VAL
 from ulsam_nas.tables import overhead_table
 
 PROG = "ulsam-nas"
@@ -367,6 +368,161 @@ def _explain_run(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- search ----------------------------------------------------------------------------------
+def _search_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", metavar="STUDY.yaml", help="a study file, e.g. studies/default.yaml")
+    parser.add_argument("--trials", type=positive_int, help="finished trials wanted in the study")
+    parser.add_argument("--budget-mmacs", type=positive_float, help="MAC budget in millions")
+    parser.add_argument("--budget-mparams", type=positive_float, help="parameter budget in millions")
+    parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
+    parser.add_argument("--study-name", help="the study's name in the storage")
+    parser.add_argument("--seed", type=int, help="sampler and proxy-training seed")
+    parser.add_argument("--data", help="synthetic, fashion-mnist, an image folder or a .npz file")
+    parser.add_argument("--images", type=positive_int, help="training images")
+    parser.add_argument("--epochs", type=positive_int, help="proxy-training epochs")
+    parser.add_argument("--resolution", type=positive_int, help="input resolution")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), help="training device")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="processes on this machine (default 1)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, one line per trial")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="space size, feasible fraction, estimated time"
+    )
+    parser.add_argument("--json", action="store_true", help="with --dry-run: one JSON document")
+
+
+def _study_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    seed = getattr(args, "seed", None)
+    synthetic = getattr(args, "data", None) == "synthetic" and getattr(args, "images", None) is None
+    return {
+        # --data synthetic means the generated set's own sizes unless --images says otherwise.
+        **({"proxy.train_images": SYNTHETIC_TRAIN, "proxy.val_images": SYNTHETIC_VAL} if synthetic else {}),
+        "trials": getattr(args, "trials", None),
+        "budget.mmacs": getattr(args, "budget_mmacs", None),
+        "budget.mparams": getattr(args, "budget_mparams", None),
+        "storage": getattr(args, "storage", None),
+        "name": getattr(args, "study_name", None),
+        "sampler.seed": seed,
+        "proxy.seed": seed,
+        "proxy.data": getattr(args, "data", None),
+        **({"proxy.train_images": getattr(args, "images", None)} if not synthetic else {}),
+        "proxy.epochs": getattr(args, "epochs", None),
+        "proxy.resolution": getattr(args, "resolution", None),
+        "proxy.device": getattr(args, "device", None),
+    }
+
+
+def _search_run(args: argparse.Namespace) -> int:
+    import os
+    import subprocess
+
+    from ulsam_nas.search.study import Search, dry_run, load_study_config, prepare
+
+    config = load_study_config(args.study, _study_overrides(args))
+    threads = os.environ.get("ULSAM_NAS_THREADS")
+    if threads:
+        import torch
+
+        torch.set_num_threads(int(threads))
+    prepared = prepare(config)
+    if args.dry_run:
+        plan = dry_run(prepared)
+        if args.json:
+            emit(to_json(plan), None)
+        else:
+            print(
+                f"{plan['candidates']:,} configurations, {plan['feasible']:,} within the budget "
+                f"({plan['feasible_fraction']:.1%}; "
+                f"{plan['feasible_mmacs'][0]:.2f}–{plan['feasible_mmacs'][2]:.2f} MMACs); "
+                f"{plan['data']}; about {plan['seconds_per_trial']:.0f} s a trial, "
+                f"{plan['estimated_minutes']:.1f} min for {plan['trials']} trials"
+            )
+        return 0
+    search = Search(prepared, quiet=args.quiet)
+    children = []
+    if args.workers > 1:
+        env = {**os.environ, "ULSAM_NAS_THREADS": str(max(1, (os.cpu_count() or 1) // args.workers))}
+        argv = [sys.executable, "-m", "ulsam_nas", *[a for a in sys.argv[1:] if a != "--workers"]]
+        argv = [a for i, a in enumerate(argv) if not (i > 0 and argv[i - 1] == "--workers")]
+        children = [subprocess.Popen([*argv, "--quiet"], env=env) for _ in range(args.workers - 1)]
+        import torch
+
+        torch.set_num_threads(int(env["ULSAM_NAS_THREADS"]))
+    progress = None if args.quiet else _progress_bar(search)
+    finished = search.run(config.trials, progress)
+    codes = [child.wait() for child in children]
+    finished = search.finished()
+    print(
+        f"{finished}/{config.trials} finished trials in study {config.name!r} ({config.storage})",
+        file=sys.stderr,
+    )
+    return 0 if finished >= config.trials and not any(c not in (0,) for c in codes) else 1
+
+
+def _progress_bar(search: Any) -> Any:
+    from tqdm import tqdm
+
+    bar = tqdm(total=search.config.trials, unit="trial", file=sys.stderr, dynamic_ncols=True)
+
+    def update(done: int, target: int) -> None:
+        bar.n = min(done, target)
+        trials = search.study.get_trials(deepcopy=False)
+        accuracies = [
+            t.user_attrs["accuracy"]
+            for t in trials
+            if t.user_attrs.get("accuracy") is not None and not t.user_attrs.get("over_budget")
+        ]
+        over = sum(bool(t.user_attrs.get("over_budget")) for t in trials)
+        bar.set_postfix(best=f"{max(accuracies):.4f}" if accuracies else "-", over_budget=over)
+        bar.refresh()
+        if done >= target:
+            bar.close()
+
+    return update
+
+
+# -- best ------------------------------------------------------------------------------------
+def _best_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "study", metavar="STUDY.yaml", nargs="?", help="a study file (or --storage and --study-name)"
+    )
+    parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
+    parser.add_argument("--study-name", help="the study's name in the storage")
+    parser.add_argument("--top", type=positive_int, default=5, help="how many configurations (default 5)")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    _add_output_args(parser)
+
+
+def _best_run(args: argparse.Namespace) -> int:
+    from ulsam_nas.search.study import best_candidates, load_study_config, open_study
+
+    if args.study:
+        config = load_study_config(args.study, {"storage": args.storage, "name": args.study_name})
+        storage, name = config.storage, config.name
+    elif args.storage and args.study_name:
+        storage, name = args.storage, args.study_name
+    else:
+        raise InvalidInput("give a STUDY.yaml, or --storage and --study-name")
+    assert storage is not None
+    result = best_candidates(open_study(storage, name), args.top)
+    if args.json:
+        emit(to_json(result), args.output)
+        return 0
+    lines = [
+        f"Best of study {result['study']!r} ({result['trained_trials']} trained trials; {result['note']}):"
+    ]
+    for i, c in enumerate(result["candidates"], 1):
+        latency = f"{c['latency_ms']:.2f} ms" if c["latency_ms"] is not None else "-"
+        lines.append(
+            f"{i}. accuracy {c['accuracy']:.4f}  {c['macs'] / 1e6:.3f} MMACs  {c['params']:,} params  "
+            f"latency {latency}  α {c['width_mult']:g}  plan {c['plan'] or '(none)'}\n"
+            f"   {c['create_network']}"
+        )
+    emit("\n".join(lines) + "\n", args.output)
+    return 0
+
+
 # -- dispatch --------------------------------------------------------------------------------
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -375,6 +531,12 @@ COMMANDS: dict[str, Command] = {
     "cost": ("params, MACs and formulas of an attention module or a MobileNet", _cost_args, _cost_run),
     "verify": ("closed forms against fvcore, ptflops and torch's FlopCounterMode", _verify_args, _verify_run),
     "explain": ("what each FLOP counter counts for one module, term by term", _explain_args, _explain_run),
+    "search": (
+        "budget-constrained Optuna search over ULSAM's groups, placement and width",
+        _search_args,
+        _search_run,
+    ),
+    "best": ("the best configurations of a study, as plans you can build", _best_args, _best_run),
 }
 
 

@@ -1,0 +1,566 @@
+"""Study files and the budget-constrained Optuna search.
+
+Design (Optuna 5 cannot prune multi-objective studies):
+
+* The space is enumerated exhaustively from the closed form before anything trains, so the
+  sampler draws only candidates inside the budget: one categorical parameter ``candidate``
+  (``"α|plan"``) over the feasible set, and every trial still records ``trial.set_constraint``
+  (≤ 0 when feasible).  Plain backbones over the budget are recorded once as COMPLETE trials
+  with accuracy 0, ``over_budget: true`` and ``trained_steps: 0``, so reports can say so.
+* ``objective: accuracy`` (default) is single-objective and may prune on per-epoch validation
+  accuracy (``pruner: median``); ``objective: accuracy+macs`` is multi-objective (a Pareto front
+  of accuracy against exact MACs) and never prunes.
+* Storage: Optuna's JournalStorage in a local file next to the study file by default (no
+  server, safe for several processes on one machine, documented for NFS; SQLite locks under
+  parallel writers).  Any Optuna URL works via ``--storage``; RDB storages get heartbeats.
+* A configuration already trained is never trained again: its trial reuses the result
+  (``duplicate_of``).  Each trial records its owner (host, pid); at start, RUNNING trials owned
+  by a dead process on this host are failed and their candidate re-queued.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import optuna
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ulsam_nas.backbones.network import create_network
+from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.data import ImageData, load_data
+from ulsam_nas.search.space import (
+    Candidate,
+    SearchSpace,
+    enumerate_candidates,
+    load_space,
+    one_line,
+    read_yaml,
+)
+from ulsam_nas.search.train import TrainSettings, proxy_train
+
+OBJECTIVES = ("accuracy", "accuracy+macs")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Budget(_Strict):
+    mmacs: float | None = Field(default=None, gt=0)
+    mparams: float | None = Field(default=None, gt=0)
+    convention: Literal["exact", "paper"] = "exact"
+
+
+class Proxy(_Strict):
+    data: str = "fashion-mnist"
+    train_images: int | None = Field(default=5000, ge=1)
+    val_images: int | None = Field(default=2000, ge=1)
+    resolution: int = Field(default=32, ge=8)
+    epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=0.05, gt=0)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    seed: int = 0
+
+
+class Sampler(_Strict):
+    name: Literal["tpe", "random", "nsga2"] = "tpe"
+    seed: int = 0
+
+
+class StudyConfig(_Strict):
+    """The schema of a studies/*.yaml file; paths are relative to the file."""
+
+    name: str = Field(min_length=1)
+    space: str
+    budget: Budget = Budget()
+    objective: Literal["accuracy", "accuracy+macs"] = "accuracy"
+    sampler: Sampler = Sampler()
+    pruner: Literal["none", "median"] = "none"
+    proxy: Proxy = Proxy()
+    storage: str | None = None
+    trials: int = Field(default=24, ge=1)
+    heartbeat_interval: int = Field(default=60, ge=1)
+    grace_period: int = Field(default=180, ge=1)
+
+
+def load_study_config(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyConfig:
+    """Read a study file, apply command-line overrides (dotted keys, e.g. "proxy.epochs"), and
+    resolve the space and storage paths against the file's folder."""
+    path = Path(path)
+    document = read_yaml(path)
+    if not isinstance(document, dict):
+        raise InvalidInput(f"{path}: expected a mapping of keys, got {type(document).__name__}")
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        target = document
+        *parents, leaf = dotted.split(".")
+        for parent in parents:
+            target = target.setdefault(parent, {})
+        target[leaf] = value
+    try:
+        config = StudyConfig.model_validate(document)
+    except ValidationError as error:
+        raise InvalidInput(one_line(error, str(path))) from None
+    base = path.resolve().parent
+    config.space = str((base / config.space).resolve())
+    if config.storage is None:
+        config.storage = str(base / f"{config.name}.journal")
+    elif "://" not in config.storage:
+        config.storage = str((base / config.storage).resolve())
+    return config
+
+
+def open_storage(url: str, config: StudyConfig) -> Any:
+    """JournalStorage for a file path; RDBStorage (with heartbeats) for a database URL."""
+    if "://" not in url:
+        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+        Path(url).parent.mkdir(parents=True, exist_ok=True)
+        return optuna.storages.JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
+    try:
+        return optuna.storages.RDBStorage(
+            url,
+            engine_kwargs={"pool_pre_ping": True},
+            heartbeat_interval=config.heartbeat_interval,
+            grace_period=config.grace_period,
+            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+        )
+    except Exception as error:  # SQLAlchemy's messages can echo the URL: say which part failed
+        raise InvalidInput(f"cannot open storage {redact(url)}: {type(error).__name__}") from None
+
+
+def redact(url: str) -> str:
+    """A storage URL with any password replaced, for messages and reports."""
+    if "://" not in url or "@" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    credentials, host = rest.rsplit("@", 1)
+    user = credentials.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in credentials else url
+
+
+@dataclass
+class Prepared:
+    config: StudyConfig
+    space: SearchSpace
+    data: ImageData
+    candidates: list[Candidate]
+    feasible: list[Candidate]
+
+    @property
+    def budget_macs(self) -> float:
+        return self.config.budget.mmacs * 1e6 if self.config.budget.mmacs else math.inf
+
+    @property
+    def budget_params(self) -> float:
+        return self.config.budget.mparams * 1e6 if self.config.budget.mparams else math.inf
+
+    def within(self, candidate: Candidate) -> bool:
+        return candidate.macs <= self.budget_macs and candidate.params <= self.budget_params
+
+
+def prepare(config: StudyConfig) -> Prepared:
+    """Load the space and the data, enumerate every candidate and keep those inside the budget."""
+    space = load_space(config.space)
+    proxy = config.proxy
+    data = load_data(proxy.data, proxy.train_images, proxy.val_images, proxy.resolution, proxy.seed)
+    candidates = enumerate_candidates(
+        space, data.resolution, data.num_classes, data.in_channels, config.budget.convention
+    )
+    prepared = Prepared(config, space, data, candidates, [])
+    prepared.feasible = [c for c in candidates if prepared.within(c)]
+    if not prepared.feasible:
+        cheapest = min(candidates, key=lambda c: (c.macs, c.params))
+        given = [
+            f"{v:g} {unit}"
+            for v, unit in ((config.budget.mmacs, "MMACs"), (config.budget.mparams, "MParams"))
+            if v is not None
+        ]
+        raise InvalidInput(
+            f"the budget ({', '.join(given)}) is below the cheapest configuration in the space: "
+            f"{cheapest.macs / 1e6:.3f} MMACs, {cheapest.params / 1e6:.3f} MParams "
+            f"(α {cheapest.width_mult:g}, plan '{cheapest.plan}')"
+        )
+    return prepared
+
+
+def _identity(config: StudyConfig) -> dict[str, Any]:
+    """What must not change between runs of one study: the space, budget and proxy fidelity."""
+    return {
+        "space": Path(config.space).read_text(encoding="utf-8"),
+        "budget": config.budget.model_dump(),
+        "objective": config.objective,
+        "proxy": config.proxy.model_dump(exclude={"device"}),
+    }
+
+
+def _groups(plan: str) -> int | None:
+    groups = {p.config.get("groups") for p in parse_plan(plan) if "groups" in p.config}
+    return groups.pop() if len(groups) == 1 else None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Search:
+    """One process's view of a study: create or resume it, then run trials until the target."""
+
+    def __init__(self, prepared: Prepared, quiet: bool = False) -> None:
+        self.prepared = prepared
+        self.config = prepared.config
+        self.quiet = quiet
+        self.by_key = {c.key: c for c in prepared.candidates}
+        self.host = socket.gethostname()
+        storage_url = self.config.storage
+        assert storage_url is not None
+        self.storage = open_storage(storage_url, self.config)
+        self.study = self._create_or_load()
+
+    # -- study set-up --------------------------------------------------------------------------
+    def _sampler(self) -> optuna.samplers.BaseSampler:
+        seed = self.config.sampler.seed
+        if self.config.sampler.name == "random":
+            return optuna.samplers.RandomSampler(seed=seed)
+        if self.config.sampler.name == "nsga2":
+            return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
+        return optuna.samplers.TPESampler(seed=seed)
+
+    def _pruner(self) -> optuna.pruners.BasePruner:
+        if self.config.pruner == "median" and self.config.objective == "accuracy":
+            return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+        return optuna.pruners.NopPruner()
+
+    def _create_or_load(self) -> optuna.Study:
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        directions: list[Any] = (
+            ["maximize"] if self.config.objective == "accuracy" else ["maximize", "minimize"]
+        )
+        identity = _identity(self.config)
+        try:
+            study = optuna.load_study(
+                study_name=self.config.name,
+                storage=self.storage,
+                sampler=self._sampler(),
+                pruner=self._pruner(),
+            )
+        except KeyError:
+            study = None
+        if study is not None:
+            stored = study.user_attrs.get("identity")
+            if stored != identity:
+                changed = [k for k in identity if stored is None or stored.get(k) != identity[k]]
+                raise InvalidInput(
+                    f"study {self.config.name!r} exists with a different "
+                    f"{', '.join(changed) or 'configuration'}; use another --study-name or the "
+                    "original settings"
+                )
+            return study
+        study = optuna.create_study(
+            study_name=self.config.name,
+            storage=self.storage,
+            directions=directions,
+            sampler=self._sampler(),
+            pruner=self._pruner(),
+            load_if_exists=True,
+        )
+        if "identity" not in study.user_attrs:
+            study.set_user_attr("identity", identity)
+            study.set_user_attr("config", self.config.model_dump())
+            study.set_user_attr("data", self.prepared.data.describe())
+            data = self.prepared.data
+            study.set_user_attr(
+                "network",
+                {
+                    "resolution": data.resolution,
+                    "num_classes": data.num_classes,
+                    "in_channels": data.in_channels,
+                    "stem": self.prepared.space.stem,
+                },
+            )
+            study.set_user_attr("feasible", len(self.prepared.feasible))
+            study.set_user_attr("candidates", len(self.prepared.candidates))
+            self._enqueue_baselines(study)
+        return study
+
+    def _enqueue_baselines(self, study: optuna.Study) -> None:
+        """The plain backbone at every width and the paper's placement, once, first."""
+        space = self.prepared.space
+        wanted = [c for c in self.prepared.candidates if c.plan == ""]
+        if space.paper_plan:
+            for candidate in self.prepared.candidates:
+                if candidate.plan == _canonical(space, candidate.width_mult, space.paper_plan, self.prepared):
+                    wanted.append(candidate)
+        for candidate in wanted:
+            if self.prepared.within(candidate):
+                study.enqueue_trial(
+                    {"candidate": candidate.key}, user_attrs={"baseline": True}, skip_if_exists=True
+                )
+            elif candidate.plan == "":
+                self._record_over_budget(study, candidate)
+
+    def _record_over_budget(self, study: optuna.Study, candidate: Candidate) -> None:
+        values = [0.0] if self.config.objective == "accuracy" else [0.0, float(candidate.macs)]
+        attrs = {
+            **self._attrs(candidate),
+            "accuracy": 0.0,
+            "over_budget": True,
+            "trained_steps": 0,
+            "baseline": True,
+            "train_seconds": 0.0,
+            "latency_ms": None,
+        }
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+
+    # -- trials -------------------------------------------------------------------------------
+    def _attrs(self, candidate: Candidate) -> dict[str, Any]:
+        proxy = self.config.proxy
+        return {
+            "candidate": candidate.key,
+            "plan": candidate.plan,
+            "width_mult": candidate.width_mult,
+            "backbone": self.prepared.space.backbone,
+            "groups": _groups(candidate.plan),
+            "modules": candidate.modules,
+            "macs": candidate.macs,
+            "params": candidate.params,
+            "macs_convention": self.config.budget.convention,
+            "epochs": proxy.epochs,
+            "seed": proxy.seed,
+            "duplicate_of": None,
+            "over_budget": False,
+        }
+
+    def _values(self, accuracy: float, candidate: Candidate) -> float | tuple[float, float]:
+        return accuracy if self.config.objective == "accuracy" else (accuracy, float(candidate.macs))
+
+    def _trained_result(self, key: str, current: int) -> optuna.trial.FrozenTrial | None:
+        """A finished trial that trained this candidate (or a running one: wait for it)."""
+        while True:
+            running = False
+            for trial in self.study.get_trials(deepcopy=False):
+                if trial.number == current or trial.user_attrs.get("candidate") != key:
+                    continue
+                if trial.user_attrs.get("duplicate_of") is not None:
+                    continue
+                if trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs.get("trained_steps"):
+                    return trial
+                if trial.state == optuna.trial.TrialState.RUNNING and "trained_steps" not in trial.user_attrs:
+                    running = trial.datetime_start is not None
+            if not running:
+                return None
+            time.sleep(2.0)
+
+    def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        key = trial.suggest_categorical("candidate", [c.key for c in self.prepared.feasible])
+        candidate = self.by_key[key]
+        for name, value in self._attrs(candidate).items():
+            trial.set_user_attr(name, value)
+        trial.set_user_attr("owner", {"host": self.host, "pid": os.getpid()})
+        trial.set_constraint("macs", candidate.macs - self.prepared.budget_macs)
+        if self.config.budget.mparams:
+            trial.set_constraint("params", candidate.params - self.prepared.budget_params)
+        previous = self._trained_result(key, trial.number)
+        if previous is not None:
+            for name in ("accuracy", "train_seconds", "latency_ms", "accuracies", "seeds"):
+                trial.set_user_attr(name, previous.user_attrs.get(name))
+            trial.set_user_attr("duplicate_of", previous.number)
+            trial.set_user_attr("trained_steps", 0)
+            return self._values(previous.user_attrs["accuracy"], candidate)
+        data, proxy = self.prepared.data, self.config.proxy
+        settings = TrainSettings(
+            epochs=proxy.epochs, batch_size=proxy.batch_size, lr=proxy.lr, device=proxy.device
+        )
+
+        def build() -> Any:
+            return create_network(
+                self.prepared.space.backbone,
+                candidate.width_mult,
+                candidate.plan,
+                data.resolution,
+                data.num_classes,
+                data.in_channels,
+                self.prepared.space.stem,
+            )
+
+        def on_epoch(epoch: int, accuracy: float) -> None:
+            trial.report(accuracy, epoch)
+            if trial.should_prune():
+                trial.set_user_attr("trained_steps", epoch * (len(data.train_labels) // proxy.batch_size))
+                trial.set_user_attr("accuracy", accuracy)
+                raise optuna.TrialPruned()
+
+        pruning = self.config.objective == "accuracy" and self.config.pruner != "none"
+        result = proxy_train(build, data, settings, proxy.seed, on_epoch if pruning else None)
+        trial.set_user_attr("accuracy", result.accuracy)
+        trial.set_user_attr("accuracies", [result.accuracy])
+        trial.set_user_attr("seeds", [proxy.seed])
+        trial.set_user_attr("train_seconds", result.train_seconds)
+        trial.set_user_attr("latency_ms", result.latency_ms)
+        trial.set_user_attr("images_per_second", result.images_per_second)
+        trial.set_user_attr("trained_steps", result.trained_steps)
+        return self._values(result.accuracy, candidate)
+
+    # -- running --------------------------------------------------------------------------------
+    def finished(self) -> int:
+        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+        return len(self.study.get_trials(deepcopy=False, states=states))
+
+    def recover_dead_owners(self) -> list[int]:
+        """Fail RUNNING trials whose owning process on this host is gone; re-queue their candidate."""
+        recovered = []
+        for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            owner = trial.user_attrs.get("owner") or {}
+            if (
+                owner.get("host") == self.host
+                and owner.get("pid") != os.getpid()
+                and not _pid_alive(owner["pid"])
+            ):
+                self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+                if "candidate" in trial.params:
+                    self.study.enqueue_trial({"candidate": trial.params["candidate"]})
+                recovered.append(trial.number)
+        return recovered
+
+    def run(self, target: int, progress: Callable[[int, int], None] | None = None) -> int:
+        """Run trials until ``target`` finished ones exist; returns the number finished."""
+        self.recover_dead_owners()
+        while (done := self.finished()) < target:
+            if progress:
+                progress(done, target)
+            self.study.optimize(self.objective, n_trials=1, catch=(RuntimeError,))
+        if progress:
+            progress(self.finished(), target)
+        return self.finished()
+
+
+def _canonical(space: SearchSpace, width: float, plan: str, prepared: Prepared) -> str:
+    from ulsam_nas.backbones.network import backbone_table, resolve_plan
+    from ulsam_nas.backbones.plan import plan_text
+
+    data = prepared.data
+    table = backbone_table(
+        space.backbone, width, data.resolution, data.num_classes, data.in_channels, space.stem
+    )
+    try:
+        return plan_text(resolve_plan(table, plan))
+    except InvalidInput:
+        return ""  # the paper's plan is invalid at this width (e.g. groups): no baseline there
+
+
+def dry_run(prepared: Prepared, seconds_per_trial: float | None = None) -> dict[str, Any]:
+    """Space size, the feasible fraction under the budget (exhaustive), and an estimated run time
+    (from a timed one-epoch run of the median-cost feasible candidate unless given)."""
+    feasible = prepared.feasible
+    if seconds_per_trial is None:
+        median = sorted(feasible, key=lambda c: c.macs)[len(feasible) // 2]
+        data, proxy = prepared.data, prepared.config.proxy
+        start = time.perf_counter()
+        proxy_train(
+            lambda: create_network(
+                prepared.space.backbone,
+                median.width_mult,
+                median.plan,
+                data.resolution,
+                data.num_classes,
+                data.in_channels,
+                prepared.space.stem,
+            ),
+            data,
+            TrainSettings(epochs=1, batch_size=proxy.batch_size, device=proxy.device),
+            proxy.seed,
+        )
+        seconds_per_trial = (time.perf_counter() - start) * proxy.epochs
+    macs = [c.macs for c in feasible]
+    return {
+        "space": prepared.config.space,
+        "candidates": len(prepared.candidates),
+        "feasible": len(feasible),
+        "feasible_fraction": len(feasible) / len(prepared.candidates),
+        "budget_mmacs": prepared.config.budget.mmacs,
+        "budget_mparams": prepared.config.budget.mparams,
+        "feasible_mmacs": [min(macs) / 1e6, statistics.median(macs) / 1e6, max(macs) / 1e6],
+        "data": prepared.data.describe(),
+        "trials": prepared.config.trials,
+        "seconds_per_trial": seconds_per_trial,
+        "estimated_minutes": seconds_per_trial * prepared.config.trials / 60,
+    }
+
+
+def open_study(storage: str, study_name: str) -> optuna.Study:
+    if "://" not in storage and not Path(storage).exists():
+        raise InvalidInput(f"storage {storage} does not exist; run 'ulsam-nas search' first")
+    try:
+        study_storage: Any = storage
+        if "://" not in storage:
+            from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
+
+            study_storage = optuna.storages.JournalStorage(
+                JournalFileBackend(storage, lock_obj=JournalFileOpenLock(storage))
+            )
+        return optuna.load_study(study_name=study_name, storage=study_storage)
+    except KeyError:
+        raise InvalidInput(f"no study named {study_name!r} in {redact(storage)}") from None
+
+
+def best_candidates(study: optuna.Study, top: int = 5) -> dict[str, Any]:
+    """The best feasible, trained configurations (one per candidate), by accuracy then MACs."""
+    finished = [
+        t
+        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+        if not t.user_attrs.get("over_budget") and t.user_attrs.get("accuracy") is not None
+    ]
+    if not finished:
+        raise InvalidInput(f"study {study.study_name!r} has no finished, trained trial yet")
+    by_candidate: dict[str, optuna.trial.FrozenTrial] = {}
+    for trial in finished:
+        key = trial.user_attrs["candidate"]
+        if key not in by_candidate or trial.user_attrs.get("duplicate_of") is None:
+            by_candidate.setdefault(key, trial)
+    ranked = sorted(by_candidate.values(), key=lambda t: (-t.user_attrs["accuracy"], t.user_attrs["macs"]))
+    network = study.user_attrs.get("network", {})
+    candidates = []
+    for trial in ranked[:top]:
+        attrs = trial.user_attrs
+        call = (
+            f"ulsam_nas.create_network({attrs['backbone']!r}, width_mult={attrs['width_mult']!r}, "
+            f"plan={attrs['plan']!r}" + "".join(f", {k}={v!r}" for k, v in network.items()) + ")"
+        )
+        candidates.append(
+            {
+                "trial": trial.number,
+                "plan": attrs["plan"],
+                "backbone": attrs["backbone"],
+                "width_mult": attrs["width_mult"],
+                "accuracy": attrs["accuracy"],
+                "macs": attrs["macs"],
+                "params": attrs["params"],
+                "latency_ms": attrs.get("latency_ms"),
+                "create_network": call,
+            }
+        )
+    return {
+        "study": study.study_name,
+        "unit": "MAC",
+        "trained_trials": len(finished),
+        "candidates": candidates,
+        "note": "one seed per candidate: accuracy differences below the proxy's seed noise "
+        "(about 1.2 points on Fashion-MNIST) are not resolved",
+    }
