@@ -89,6 +89,15 @@ def test_proxy_training_learns_and_is_deterministic():
     assert first.latency_ms > 0 and first.images_per_second > 0
 
 
+def test_training_restores_the_processs_denormal_setting():
+    from ulsam_nas.search.train import denormals_flushed
+
+    assert not denormals_flushed()
+    data = load_data("synthetic", train=64, val=32)
+    proxy_train(_tiny(data), data, TrainSettings(epochs=1, batch_size=32), seed=0)
+    assert not denormals_flushed()
+
+
 def test_epoch_callback_sees_each_epoch_and_can_stop_training():
     data = load_data("synthetic", train=128, val=64)
     seen = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -123,6 +124,8 @@ def test_search_end_to_end_records_every_attr_and_never_trains_over_budget(tmp_p
     assert len(finished) == 6
     over = [t for t in finished if t.user_attrs["over_budget"]]
     assert [t.user_attrs["width_mult"] for t in over] == [0.5]  # α 0.5 alone is 45 MMACs
+    assert over[0].constraints["macs"] > 0  # the sampler sees the violation
+    assert all(t.constraints["macs"] <= 0 for t in finished if not t.user_attrs["over_budget"])
     for trial in finished:
         attrs = trial.user_attrs
         assert {
@@ -272,3 +275,62 @@ def test_dry_run_reports_the_feasible_fraction(tmp_path, capsys):
     assert plan["feasible"] < plan["candidates"] and 0 < plan["feasible_fraction"] < 1
     assert plan["estimated_minutes"] > 0
     assert not (tmp_path / "t.journal").exists()
+
+
+def test_latency_budget_is_checked_before_training(tmp_path, capsys):
+    path = small_study(tmp_path, extra="")
+    code = main(["search", str(path), "--budget-latency-ms", "0.0001", "--trials", "5", "--quiet"])
+    assert code == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert sum("[over budget, not trained]" in line for line in lines) == 5
+    study = optuna.load_study(
+        study_name="t",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "t.journal"))
+        ),
+    )
+    assert all(t.user_attrs["trained_steps"] == 0 for t in study.get_trials() if t.state.name == "COMPLETE")
+
+
+def test_two_workers_share_one_study_without_training_twice(tmp_path):
+    path = small_study(tmp_path)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ulsam_nas",
+            "search",
+            str(path),
+            "--trials",
+            "9",
+            "--workers",
+            "2",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    study = optuna.load_study(
+        study_name="t",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "t.journal"))
+        ),
+    )
+    finished = [t for t in study.get_trials() if t.state.name in ("COMPLETE", "PRUNED")]
+    assert len(finished) >= 9
+    trained = [t.user_attrs["candidate"] for t in finished if t.user_attrs.get("trained_steps")]
+    assert len(trained) == len(set(trained))
+    assert len({t.user_attrs["owner"]["pid"] for t in finished if "owner" in t.user_attrs}) == 2
+
+
+def test_successive_halving_prunes_on_per_epoch_accuracy(tmp_path):
+    path = small_study(tmp_path, extra="pruner: successive_halving")
+    search = run_search(path, **{"proxy.epochs": 3, "trials": 8})
+    states = {t.state.name for t in search.study.get_trials()}
+    assert states <= {"COMPLETE", "PRUNED", "WAITING"}
+    for trial in search.study.get_trials(states=(optuna.trial.TrialState.PRUNED,)):
+        assert 0 < trial.user_attrs["trained_steps"] < 3 * (256 // 64)

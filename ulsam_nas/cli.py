@@ -374,6 +374,11 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--trials", type=positive_int, help="finished trials wanted in the study")
     parser.add_argument("--budget-mmacs", type=positive_float, help="MAC budget in millions")
     parser.add_argument("--budget-mparams", type=positive_float, help="parameter budget in millions")
+    parser.add_argument(
+        "--budget-latency-ms",
+        type=positive_float,
+        help="latency budget per image on the training device, measured before training",
+    )
     parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
     parser.add_argument("--study-name", help="the study's name in the storage")
     parser.add_argument("--seed", type=int, help="sampler and proxy-training seed")
@@ -401,6 +406,7 @@ def _study_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "trials": getattr(args, "trials", None),
         "budget.mmacs": getattr(args, "budget_mmacs", None),
         "budget.mparams": getattr(args, "budget_mparams", None),
+        "budget.latency_ms": getattr(args, "budget_latency_ms", None),
         "storage": getattr(args, "storage", None),
         "name": getattr(args, "study_name", None),
         "sampler.seed": seed,
@@ -443,13 +449,16 @@ def _search_run(args: argparse.Namespace) -> int:
     children = []
     if args.workers > 1:
         env = {**os.environ, "ULSAM_NAS_THREADS": str(max(1, (os.cpu_count() or 1) // args.workers))}
-        argv = [sys.executable, "-m", "ulsam_nas", *[a for a in sys.argv[1:] if a != "--workers"]]
-        argv = [a for i, a in enumerate(argv) if not (i > 0 and argv[i - 1] == "--workers")]
-        children = [subprocess.Popen([*argv, "--quiet"], env=env) for _ in range(args.workers - 1)]
+        children = [
+            subprocess.Popen(
+                [sys.executable, "-m", "ulsam_nas", *_without_workers(sys.argv[1:]), "--quiet"], env=env
+            )
+            for _ in range(args.workers - 1)
+        ]
         import torch
 
         torch.set_num_threads(int(env["ULSAM_NAS_THREADS"]))
-    progress = None if args.quiet else _progress_bar(search)
+    progress = _log_lines(search) if args.quiet else _progress_bar(search)
     finished = search.run(config.trials, progress)
     codes = [child.wait() for child in children]
     finished = search.finished()
@@ -482,6 +491,47 @@ def _progress_bar(search: Any) -> Any:
     return update
 
 
+def _without_workers(argv: list[str]) -> list[str]:
+    """The command line a worker process gets: the same, minus --workers (it runs alone)."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--workers":
+            skip = True
+        elif not arg.startswith("--workers="):
+            out.append(arg)
+    return out
+
+
+def _log_lines(search: Any) -> Any:
+    """--quiet: one plain line per finished trial, for logs."""
+    seen: set[int] = set()
+
+    def update(done: int, target: int) -> None:
+        for trial in search.study.get_trials(deepcopy=False):
+            if trial.number in seen or trial.state.name not in ("COMPLETE", "PRUNED"):
+                continue
+            seen.add(trial.number)
+            attrs = trial.user_attrs
+            accuracy = attrs.get("accuracy")
+            print(
+                f"trial {trial.number} {trial.state.name.lower()}: "
+                f"accuracy {accuracy if accuracy is None else round(accuracy, 4)}, "
+                f"{attrs.get('macs', 0) / 1e6:.3f} MMACs, α {attrs.get('width_mult')}, "
+                f"plan {attrs.get('plan') or '(none)'}"
+                + (" [over budget, not trained]" if attrs.get("over_budget") else "")
+                + (
+                    f" [same as trial {attrs['duplicate_of']}]"
+                    if attrs.get("duplicate_of") is not None
+                    else ""
+                ),
+                file=sys.stderr,
+            )
+
+    return update
+
+
 # -- best ------------------------------------------------------------------------------------
 def _best_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
@@ -510,7 +560,8 @@ def _best_run(args: argparse.Namespace) -> int:
         emit(to_json(result), args.output)
         return 0
     lines = [
-        f"Best of study {result['study']!r} ({result['trained_trials']} trained trials; {result['note']}):"
+        f"Best of study {result['study']!r} ({result['scored_trials']} scored trials, "
+        f"{result['trained_trials']} trained; {result['note']}):"
     ]
     for i, c in enumerate(result["candidates"], 1):
         latency = f"{c['latency_ms']:.2f} ms" if c["latency_ms"] is not None else "-"

@@ -45,7 +45,7 @@ from ulsam_nas.search.space import (
     one_line,
     read_yaml,
 )
-from ulsam_nas.search.train import TrainSettings, proxy_train
+from ulsam_nas.search.train import TrainSettings, measure_latency_ms, proxy_train, resolve_device
 
 OBJECTIVES = ("accuracy", "accuracy+macs")
 
@@ -58,6 +58,8 @@ class Budget(_Strict):
     mmacs: float | None = Field(default=None, gt=0)
     mparams: float | None = Field(default=None, gt=0)
     convention: Literal["exact", "paper"] = "exact"
+    # Measured, not closed-form: checked on the built model before any training step.
+    latency_ms: float | None = Field(default=None, gt=0)
 
 
 class Proxy(_Strict):
@@ -85,7 +87,7 @@ class StudyConfig(_Strict):
     budget: Budget = Budget()
     objective: Literal["accuracy", "accuracy+macs"] = "accuracy"
     sampler: Sampler = Sampler()
-    pruner: Literal["none", "median"] = "none"
+    pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
     proxy: Proxy = Proxy()
     storage: str | None = None
     trials: int = Field(default=24, ge=1)
@@ -134,7 +136,7 @@ def open_storage(url: str, config: StudyConfig) -> Any:
             engine_kwargs={"pool_pre_ping": True},
             heartbeat_interval=config.heartbeat_interval,
             grace_period=config.grace_period,
-            failed_trial_callback=optuna.storages.RetryFailedTrialCallback(max_retry=2),
+            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
         )
     except Exception as error:  # SQLAlchemy's messages can echo the URL: say which part failed
         raise InvalidInput(f"cannot open storage {redact(url)}: {type(error).__name__}") from None
@@ -244,8 +246,14 @@ class Search:
         return optuna.samplers.TPESampler(seed=seed)
 
     def _pruner(self) -> optuna.pruners.BasePruner:
-        if self.config.pruner == "median" and self.config.objective == "accuracy":
+        if self.config.objective != "accuracy":
+            return optuna.pruners.NopPruner()  # Optuna cannot prune multi-objective studies
+        if self.config.pruner == "median":
             return optuna.pruners.MedianPruner(n_startup_trials=4, n_warmup_steps=1)
+        if self.config.pruner == "successive_halving":
+            return optuna.pruners.SuccessiveHalvingPruner(min_resource=1)
+        if self.config.pruner == "hyperband":
+            return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=self.config.proxy.epochs)
         return optuna.pruners.NopPruner()
 
     def _create_or_load(self) -> optuna.Study:
@@ -327,7 +335,10 @@ class Search:
             "train_seconds": 0.0,
             "latency_ms": None,
         }
-        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs))
+        violation = {"macs": candidate.macs - self.prepared.budget_macs}
+        if self.config.budget.mparams:
+            violation["params"] = candidate.params - self.prepared.budget_params
+        study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs, constraints=violation))
 
     # -- trials -------------------------------------------------------------------------------
     def _attrs(self, candidate: Candidate) -> dict[str, Any]:
@@ -399,6 +410,23 @@ class Search:
                 data.in_channels,
                 self.prepared.space.stem,
             )
+
+        limit = self.config.budget.latency_ms
+        if limit is not None:
+            device = resolve_device(proxy.device)
+            example = data.val_images[:1].to(device).float() / 255
+            latency = measure_latency_ms(build().to(device), example)
+            trial.set_constraint("latency_ms", latency - limit)
+            if latency > limit:  # too slow on this device: never trained
+                for name, value in (
+                    ("accuracy", 0.0),
+                    ("over_budget", True),
+                    ("trained_steps", 0),
+                    ("latency_ms", latency),
+                    ("train_seconds", 0.0),
+                ):
+                    trial.set_user_attr(name, value)
+                return self._values(0.0, candidate)
 
         def on_epoch(epoch: int, accuracy: float) -> None:
             trial.report(accuracy, epoch)
@@ -559,7 +587,8 @@ def best_candidates(study: optuna.Study, top: int = 5) -> dict[str, Any]:
     return {
         "study": study.study_name,
         "unit": "MAC",
-        "trained_trials": len(finished),
+        "scored_trials": len(finished),
+        "trained_trials": sum(1 for t in finished if t.user_attrs.get("trained_steps")),
         "candidates": candidates,
         "note": "one seed per candidate: accuracy differences below the proxy's seed noise "
         "(about 1.2 points on Fashion-MNIST) are not resolved",

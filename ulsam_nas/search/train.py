@@ -12,10 +12,11 @@ CPU epoch can run 10× slower once weights get tiny.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -110,6 +111,23 @@ def measure_latency_ms(model: nn.Module, example: torch.Tensor, repeats: int = L
     return statistics.median(times) * 1e3
 
 
+def denormals_flushed() -> bool:
+    """Whether this process currently flushes denormal floats to zero."""
+    return (torch.tensor([1e-39]) * torch.tensor([1.0])).item() == 0.0
+
+
+@contextlib.contextmanager
+def flushing_denormals() -> Iterator[None]:
+    """Flush denormals while training (a CPU epoch can run 10× slower without it), then restore
+    the process's previous setting: it is global floating-point state that other code relies on."""
+    before = denormals_flushed()
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(before)
+
+
 def proxy_train(
     build: Callable[[], nn.Module],
     data: ImageData,
@@ -120,7 +138,17 @@ def proxy_train(
     """Build (after seeding) and train one candidate; ``on_epoch(epoch, accuracy)`` is called after
     each epoch when given (it may raise, e.g. optuna.TrialPruned, to stop the run)."""
     settings.validate(len(data.train_labels))
-    torch.set_flush_denormal(True)
+    with flushing_denormals():
+        return _train(build, data, settings, seed, on_epoch)
+
+
+def _train(
+    build: Callable[[], nn.Module],
+    data: ImageData,
+    settings: TrainSettings,
+    seed: int,
+    on_epoch: Callable[[int, float], None] | None,
+) -> TrainResult:
     device = resolve_device(settings.device)
     torch.manual_seed(seed)
     model = build().to(device)
