@@ -39,7 +39,7 @@ def trials_per_hour(trials: int) -> tuple[float, float]:
             ROOT / "studies" / "default.yaml",
             {"storage": str(Path(folder) / "b.journal"), "trials": trials + 3},
         )
-        search = Search(prepare(config), quiet=True)
+        search = Search(prepare(config))
         start = time.perf_counter()
         search.run(config.trials)  # 3 over-budget plain backbones are recorded without training
         elapsed = time.perf_counter() - start

@@ -233,3 +233,24 @@ def test_batch_evaluator_equals_the_scalar_closed_form():
         else:
             with pytest.raises(InvalidInput):
                 network_cost("mobilenet_v1", width, plan, resolution=64)
+
+
+@settings(max_examples=200)
+@given(
+    kind=st.sampled_from(["conv", "separable", "inverted_residual"]),
+    cin=st.integers(1, 64),
+    cout=st.integers(1, 64),
+    stride=st.sampled_from([1, 2]),
+    kernel=st.sampled_from([1, 3]),
+    expansion=st.sampled_from([1, 6]),
+    activation=st.sampled_from(["relu", "relu6"]),
+    h=st.integers(1, 40),
+    w=st.integers(1, 40),
+)
+def test_compiled_layer_cost_equals_the_primitive_definition(
+    kind, cin, cout, stride, kernel, expansion, activation, h, w
+):
+    from ulsam_nas.backbones.layers import LayerSpec
+
+    spec = LayerSpec(0, kind, cin, cout, stride, kernel, expansion, activation)
+    assert spec.cost(h, w) == spec.terms(h, w).evaluate("exact")

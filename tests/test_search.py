@@ -112,7 +112,7 @@ def test_password_in_a_storage_url_is_redacted():
 # -- the search ------------------------------------------------------------------------------
 def run_search(path: Path, **overrides) -> Search:
     torch.set_num_threads(1)
-    search = Search(prepare(load_study_config(path, overrides)), quiet=True)
+    search = Search(prepare(load_study_config(path, overrides)))
     search.run(search.config.trials)
     return search
 
@@ -176,7 +176,7 @@ def test_same_seed_same_configurations_and_accuracies(tmp_path):
 
 def test_a_configuration_is_trained_once(tmp_path):
     path = small_study(tmp_path)
-    search = Search(prepare(load_study_config(path)), quiet=True)
+    search = Search(prepare(load_study_config(path)))
     key = "0.25|insert@12:ulsam:groups=4"
     search.study.enqueue_trial({"candidate": key})
     search.study.enqueue_trial({"candidate": key})
@@ -190,7 +190,7 @@ def test_a_configuration_is_trained_once(tmp_path):
 
 def test_trial_of_a_dead_process_is_failed_and_requeued(tmp_path):
     path = small_study(tmp_path)
-    search = Search(prepare(load_study_config(path)), quiet=True)
+    search = Search(prepare(load_study_config(path)))
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     trial = search.study.ask(
@@ -334,3 +334,17 @@ def test_successive_halving_prunes_on_per_epoch_accuracy(tmp_path):
     assert states <= {"COMPLETE", "PRUNED", "WAITING"}
     for trial in search.study.get_trials(states=(optuna.trial.TrialState.PRUNED,)):
         assert 0 < trial.user_attrs["trained_steps"] < 3 * (256 // 64)
+
+
+def test_a_paper_plan_invalid_at_a_width_adds_no_baseline_there(tmp_path):
+    write(tmp_path / "space.yaml", SPACE.replace("groups=4", "groups=3"))  # 3 divides no channel count here
+    write(
+        tmp_path / "study.yaml",
+        "name: t\nspace: space.yaml\nbudget: {mmacs: 12.5}\n"
+        "proxy: {data: synthetic, train_images: 128, val_images: 64, epochs: 1, batch_size: 64}\ntrials: 3\n",
+    )
+    search = Search(prepare(load_study_config(tmp_path / "study.yaml")))
+    baselines = [t for t in search.study.get_trials() if t.user_attrs.get("baseline")]
+    waiting = [t.system_attrs["fixed_params"]["candidate"] for t in baselines if t.state.name == "WAITING"]
+    assert waiting == ["0.25|"]
+    assert [t.user_attrs["width_mult"] for t in baselines if t.state.name == "COMPLETE"] == [0.5]

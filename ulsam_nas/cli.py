@@ -445,7 +445,7 @@ def _search_run(args: argparse.Namespace) -> int:
                 f"{plan['estimated_minutes']:.1f} min for {plan['trials']} trials"
             )
         return 0
-    search = Search(prepared, quiet=args.quiet)
+    search = Search(prepared)
     children = []
     if args.workers > 1:
         env = {**os.environ, "ULSAM_NAS_THREADS": str(max(1, (os.cpu_count() or 1) // args.workers))}

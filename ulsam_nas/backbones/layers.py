@@ -10,14 +10,15 @@ is ``+``.
 from __future__ import annotations
 
 import functools
-from typing import Any, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import torch
 from torch import nn
 
-from ulsam_nas.cost.cost import Terms
+from ulsam_nas.cost.cost import Cost, Terms, compile_cost
 from ulsam_nas.cost.primitives import batch_norm, conv2d, elementwise
-from ulsam_nas.cost.symbolic import Num, Poly, as_int, compile_polys
+from ulsam_nas.cost.symbolic import Num, Poly, as_int
 
 KINDS = ("conv", "separable", "inverted_residual")
 
@@ -127,8 +128,8 @@ class LayerSpec(NamedTuple):
             ow,
         )
 
-    def cost_values(self, h: int, w: int) -> dict[tuple[str, str], Num]:
-        """The same closed form as :meth:`terms`, evaluated by its compiled polynomial."""
+    def cost(self, h: int, w: int) -> Cost:
+        """The exact Cost of :meth:`terms`, evaluated by its compiled polynomials."""
         compiled = _compiled(self.kind, self.kernel, self.expansion != 1, self.activation, self.residual)
         return compiled(
             self.in_channels,
@@ -174,10 +175,8 @@ _SIZES = ["cin", "cout", "hidden", "h", "w", "oh", "ow"]
 
 
 @functools.cache
-def _compiled(kind: str, kernel: int, expanded: bool, act: str, residual: bool) -> Any:
+def _compiled(kind: str, kernel: int, expanded: bool, act: str, residual: bool) -> Callable[..., Cost]:
     # Run the layer's definition once on symbols, then compile the polynomials: one function per
     # layer shape, shared by every width, resolution and backbone.
     symbols = [Poly.symbol(name, 1) for name in _SIZES]
-    terms = layer_terms(kind, kernel, expanded, act, residual, *symbols)
-    polys = {key: v if isinstance(v, Poly) else Poly.constant(v) for key, v in terms.values.items()}
-    return compile_polys(_SIZES, polys)
+    return compile_cost(_SIZES, layer_terms(kind, kernel, expanded, act, residual, *symbols), "exact")

@@ -22,7 +22,7 @@ from ulsam_nas.attention._common import check_positive_int
 from ulsam_nas.backbones import mobilenet_v1, mobilenet_v2
 from ulsam_nas.backbones.layers import LayerSpec, out_size
 from ulsam_nas.backbones.plan import Placement, PlanLike, parse_plan
-from ulsam_nas.cost.cost import CONVENTIONS, Cost, Terms
+from ulsam_nas.cost.cost import CONVENTIONS, Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
 
@@ -134,9 +134,7 @@ def backbone_table(
     h = w = resolution
     for spec in specs:
         oh, ow = out_size(h, spec.stride), out_size(w, spec.stride)
-        records.append(
-            LayerRecord(spec, (h, w), (oh, ow), Terms.of(spec.cost_values(h, w)).evaluate("exact"))
-        )
+        records.append(LayerRecord(spec, (h, w), (oh, ow), spec.cost(h, w)))
         h, w = oh, ow
     last = specs[-1].out_channels
     head_spec = LayerSpec(len(specs), "head", last, num_classes, 1)

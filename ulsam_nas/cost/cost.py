@@ -14,11 +14,11 @@ tool calls every such count ``macs`` and labels the unit "MAC".
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ulsam_nas.cost.symbolic import Num, Poly, as_int
+from ulsam_nas.cost.symbolic import Num, Poly, as_int, compile_source, poly_source
 
 CONVENTIONS = ("exact", "paper")
 
@@ -220,6 +220,24 @@ class Formula:
 
     def where(self) -> str:
         return ", ".join(self.where_items())
+
+
+def compile_cost(arguments: list[str], terms: Terms, convention: str) -> Callable[..., Cost]:
+    """Compile symbolic terms (polynomials in ``arguments``) into a function returning the
+    :class:`Cost` that ``terms.evaluate`` would give for those argument values."""
+
+    def source(value: Num) -> str:
+        return poly_source(value if isinstance(value, Poly) else Poly.constant(value), arguments)
+
+    def mapping(kind: str) -> str:
+        return "{" + ", ".join(f"{name!r}: {source(v)}" for name, v in getattr(terms, kind).items()) + "}"
+
+    expression = (
+        f"Cost({source(terms.total_params)}, {source(terms.total_macs)}, {mapping('params')}, "
+        f"{mapping('macs')}, {mapping('ops')}, {convention!r})"
+    )
+    compiled: Callable[..., Cost] = compile_source(arguments, expression, {"Cost": Cost})
+    return compiled
 
 
 def formula_of(terms: Terms) -> Formula:

@@ -235,24 +235,25 @@ def derived(
     return Poly.symbol(name, value, definition, ideal_poly, exact)
 
 
-def compile_polys(arguments: list[str], polys: Mapping[Any, Poly]) -> Any:
-    """Compile polynomials over the free symbols ``arguments`` into one plain-int Python function
-    returning ``{key: value}``, so a closed form defined once with primitives (and run once on
-    symbols) evaluates at the speed of hand-written arithmetic."""
+def poly_source(poly: Poly, arguments: list[str]) -> str:
+    """A Python expression for an integer polynomial over the free symbols ``arguments``."""
+    terms = []
+    for mono, coeff in poly.terms.items():
+        if coeff.denominator != 1 or any(e < 0 for _, e in mono):
+            raise ValueError(f"{poly.text()} is not an integer polynomial")
+        unknown = {name for name, _ in mono} - set(arguments)
+        if unknown:
+            raise ValueError(f"{poly.text()}: symbols {sorted(unknown)} are not arguments")
+        factors = [str(coeff.numerator)] + [name if e == 1 else f"{name}**{e}" for name, e in mono]
+        terms.append("*".join(factors))
+    return "(" + (" + ".join(terms) or "0") + ")"
+
+
+def compile_source(arguments: list[str], expression: str, names: Mapping[str, Any]) -> Any:
+    """``lambda arguments: expression`` with only ``names`` in scope.  Closed forms defined once
+    with primitives and run once on symbols evaluate at the speed of hand-written arithmetic."""
     for name in arguments:
         if not name.isidentifier():
             raise ValueError(f"symbol {name!r} cannot be a Python argument")
-    body = []
-    for key, poly in polys.items():
-        terms = []
-        for mono, coeff in poly.terms.items():
-            if coeff.denominator != 1 or any(e < 0 for _, e in mono):
-                raise ValueError(f"{key}: {poly.text()} is not an integer polynomial")
-            factors = [str(coeff.numerator)] + [name if e == 1 else f"{name}**{e}" for name, e in mono]
-            unknown = {name for name, _ in mono} - set(arguments)
-            if unknown:
-                raise ValueError(f"{key}: symbols {sorted(unknown)} are not arguments")
-            terms.append("*".join(factors))
-        body.append(f"{key!r}: {' + '.join(terms) or '0'}")
-    source = f"lambda {', '.join(arguments)}: {{{', '.join(body)}}}"
-    return eval(source, {"__builtins__": {}})  # the source is generated above from integer polynomials
+    # The source is generated from integer polynomials by poly_source, never from user text.
+    return eval(f"lambda {', '.join(arguments)}: {expression}", {"__builtins__": {}, **names})

@@ -1,4 +1,4 @@
-"""The search's building blocks: image data, proxy training (the Optuna study comes next)."""
+"""The search: image data, proxy training, search spaces and the budget-constrained Optuna study."""
 
 from ulsam_nas.search.data import ImageData, load_data
 from ulsam_nas.search.train import TrainResult, TrainSettings, proxy_train

@@ -129,7 +129,12 @@ class Candidate:
 
     @property
     def key(self) -> str:
-        return f"{self.width_mult:g}|{self.plan}"
+        return self.key_of(self.width_mult, self.plan)
+
+    @staticmethod
+    def key_of(width_mult: float, plan: str) -> str:
+        """The value of the study's ``candidate`` parameter: "α|plan"."""
+        return f"{width_mult:g}|{plan}"
 
 
 def position_options(

@@ -33,8 +33,8 @@ from typing import Any, Literal
 import optuna
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ulsam_nas.backbones.network import create_network
-from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.backbones.network import backbone_table, create_network, resolve_plan
+from ulsam_nas.backbones.plan import parse_plan, plan_text
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.data import ImageData, load_data
 from ulsam_nas.search.space import (
@@ -46,8 +46,6 @@ from ulsam_nas.search.space import (
     read_yaml,
 )
 from ulsam_nas.search.train import TrainSettings, measure_latency_ms, proxy_train, resolve_device
-
-OBJECTIVES = ("accuracy", "accuracy+macs")
 
 
 class _Strict(BaseModel):
@@ -225,10 +223,9 @@ def _pid_alive(pid: int) -> bool:
 class Search:
     """One process's view of a study: create or resume it, then run trials until the target."""
 
-    def __init__(self, prepared: Prepared, quiet: bool = False) -> None:
+    def __init__(self, prepared: Prepared) -> None:
         self.prepared = prepared
         self.config = prepared.config
-        self.quiet = quiet
         self.by_key = {c.key: c for c in prepared.candidates}
         self.host = socket.gethostname()
         storage_url = self.config.storage
@@ -310,12 +307,20 @@ class Search:
 
     def _enqueue_baselines(self, study: optuna.Study) -> None:
         """The plain backbone at every width and the paper's placement, once, first."""
-        space = self.prepared.space
-        wanted = [c for c in self.prepared.candidates if c.plan == ""]
-        if space.paper_plan:
-            for candidate in self.prepared.candidates:
-                if candidate.plan == _canonical(space, candidate.width_mult, space.paper_plan, self.prepared):
-                    wanted.append(candidate)
+        space, data = self.prepared.space, self.prepared.data
+        wanted = []
+        for width in space.width_mults:
+            wanted.append(self.by_key[Candidate.key_of(width, "")])
+            if space.paper_plan:
+                table = backbone_table(
+                    space.backbone, width, data.resolution, data.num_classes, data.in_channels, space.stem
+                )
+                try:
+                    plan = plan_text(resolve_plan(table, space.paper_plan))
+                except InvalidInput:
+                    continue  # e.g. its groups do not divide the channels at this width
+                if Candidate.key_of(width, plan) in self.by_key:
+                    wanted.append(self.by_key[Candidate.key_of(width, plan)])
         for candidate in wanted:
             if self.prepared.within(candidate):
                 study.enqueue_trial(
@@ -477,20 +482,6 @@ class Search:
         if progress:
             progress(self.finished(), target)
         return self.finished()
-
-
-def _canonical(space: SearchSpace, width: float, plan: str, prepared: Prepared) -> str:
-    from ulsam_nas.backbones.network import backbone_table, resolve_plan
-    from ulsam_nas.backbones.plan import plan_text
-
-    data = prepared.data
-    table = backbone_table(
-        space.backbone, width, data.resolution, data.num_classes, data.in_channels, space.stem
-    )
-    try:
-        return plan_text(resolve_plan(table, plan))
-    except InvalidInput:
-        return ""  # the paper's plan is invalid at this width (e.g. groups): no baseline there
 
 
 def dry_run(prepared: Prepared, seconds_per_trial: float | None = None) -> dict[str, Any]:
