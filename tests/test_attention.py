@@ -48,6 +48,19 @@ def test_formula_text_and_number_come_from_one_definition(name, data):
 
 
 @pytest.mark.parametrize("name", MODULES)
+@settings(max_examples=150)
+@given(data=st.data())
+def test_compiled_closed_form_equals_the_primitive_definition(name, data):
+    m, h, w, config = data.draw(module_case(name))
+    spec = get_attention(name)
+    resolved = spec.make_config(m, **config)
+    for convention in ("exact", "paper"):
+        assert spec.cost(m, h, w, resolved, convention) == spec.terms(m, h, w, resolved, convention).evaluate(
+            convention
+        )
+
+
+@pytest.mark.parametrize("name", MODULES)
 @settings(max_examples=40)
 @given(data=st.data())
 def test_forward_keeps_the_input_shape(name, data):

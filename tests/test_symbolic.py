@@ -18,7 +18,7 @@ def test_like_terms_merge_and_zero_terms_vanish():
 
 def test_derived_atom_keeps_integer_value_and_ideal_text():
     m, r = Poly.symbol("m", 100), Poly.symbol("r", 16)
-    c = derived("c", 100 // 16, [m, r], "⌊m/r⌋", ideal=ratio(m, r))
+    c = derived("c", lambda a, b: a // b, [m, r], "⌊m/r⌋", ideal=ratio(m, r))
     expr = 2 * m * c
     assert int(expr) == 2 * 100 * 6  # the integer width, not 2·100²/16
     assert expr.text() == "2mc"
@@ -27,12 +27,12 @@ def test_derived_atom_keeps_integer_value_and_ideal_text():
 
 def test_exact_derived_atom_is_substituted_in_exact_text():
     m, g = Poly.symbol("m", 12), Poly.symbol("g", 3)
-    per_group = derived("G", 4, [m, g], "m/g", ideal=ratio(m, g), exact=True)
+    per_group = derived("G", lambda a, b: a // b, [m, g], "m/g", ideal=ratio(m, g), exact=True)
     assert (g * per_group).text() == "m"
 
 
 def test_derived_on_plain_ints_returns_the_value():
-    assert derived("c", 6, [100, 16], "⌊m/r⌋", ideal=ratio(100, 16)) == 6
+    assert derived("c", lambda a, b: a // b, [100, 16], "⌊m/r⌋", ideal=ratio(100, 16)) == 6
     assert ratio(3, 2) is None
 
 
@@ -40,3 +40,15 @@ def test_non_integer_value_is_refused():
     m = Poly.symbol("m", 3)
     with pytest.raises(ValueError, match="not an integer"):
         int(m / 2)
+
+
+def test_compiled_cost_computes_derived_widths_with_their_own_function():
+    from ulsam_nas.cost.cost import compile_cost
+    from ulsam_nas.cost.primitives import linear
+
+    m, r = Poly.symbol("m", 2), Poly.symbol("r", 2)
+    c = derived("c", lambda a, b: max(1, a // b), [m, r], "max(1, ⌊m/r⌋)")
+    compiled = compile_cost(["m", "r"], linear(m, c, bias=True), "exact")
+    cost = compiled(100, 16)
+    assert (cost.params, cost.macs) == (100 * 6 + 6, 100 * 6)
+    assert compiled(3, 16).params == 3 * 1 + 1  # max(1, ⌊3/16⌋) = 1

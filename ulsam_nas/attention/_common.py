@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from ulsam_nas.cost.symbolic import Num, as_int, derived, ratio
+from ulsam_nas.cost.symbolic import Num, derived, ratio
 from ulsam_nas.errors import InvalidInput
 
 
@@ -30,7 +30,11 @@ def divisors(n: int) -> list[int]:
 
 def reduced_width(m: Num, r: Num) -> Num:
     """The MLP/bottleneck width ``max(1, ⌊m/r⌋)`` of SE, BAM and CBAM."""
-    return derived("c", max(1, as_int(m) // as_int(r)), [m, r], "max(1, ⌊m/r⌋)", ideal=ratio(m, r))
+    return derived("c", _reduced, [m, r], "max(1, ⌊m/r⌋)", ideal=ratio(m, r))
+
+
+def _reduced(m: int, r: int) -> int:
+    return max(1, m // r)
 
 
 def sample_reduction(rng: random.Random, channels: int) -> dict[str, Any]:

@@ -21,7 +21,7 @@ from torch import nn
 from ulsam_nas.attention.registry import AttentionSpec, register_attention
 from ulsam_nas.cost.cost import Terms
 from ulsam_nas.cost.primitives import batch_norm, conv2d, elementwise, matmul
-from ulsam_nas.cost.symbolic import Num, as_int, derived, ratio
+from ulsam_nas.cost.symbolic import Num, derived, ratio
 from ulsam_nas.errors import InvalidInput
 
 
@@ -70,14 +70,18 @@ class NonLocal(nn.Module):
 
 
 def _inner(m: Num) -> Num:
-    return derived("i", as_int(m) // 2, [m], "⌊m/2⌋", ideal=ratio(m, 2))
+    return derived("i", _half, [m], "⌊m/2⌋", ideal=ratio(m, 2))
+
+
+def _half(size: int) -> int:
+    return size // 2
 
 
 def exact_cost(m: Num, h: Num, w: Num, *, subsample: bool) -> Terms:
     i = _inner(m)
     if subsample:
-        kh = derived("h'", as_int(h) // 2, [h], "⌊h/2⌋", ideal=ratio(h, 2))
-        kw = derived("w'", as_int(w) // 2, [w], "⌊w/2⌋", ideal=ratio(w, 2))
+        kh = derived("h'", _half, [h], "⌊h/2⌋", ideal=ratio(h, 2))
+        kw = derived("w'", _half, [w], "⌊w/2⌋", ideal=ratio(w, 2))
         pool = elementwise("max_pool", m * h * w)
     else:
         kh, kw, pool = h, w, Terms()

@@ -10,6 +10,7 @@ known-different counters' totals are explained exactly by ``ulsam_nas.cost.conve
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
 import types
 import typing
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 from torch import nn
 
 from ulsam_nas.attention._common import check_positive_int
-from ulsam_nas.cost.cost import CONVENTIONS, Cost, Formula, Terms, formula_of
+from ulsam_nas.cost.cost import CONVENTIONS, Cost, Formula, Terms, compile_cost, formula_of
 from ulsam_nas.cost.symbolic import Num, Poly
 from ulsam_nas.errors import InvalidInput
 
@@ -97,6 +98,18 @@ class AttentionSpec:
         function = self.exact_cost if convention == "exact" else self.paper_cost
         return function(m, h, w, **args)
 
+    def cost(self, channels: int, height: int, width: int, config: Any, convention: str = "exact") -> Cost:
+        """``terms(...).evaluate(convention)``, by the closed form compiled once per module,
+        convention and non-numeric options (the numeric ones are its arguments)."""
+        config.validate(channels, height, width)
+        fixed = tuple(
+            (f.name, getattr(config, f.name))
+            for f in dataclasses.fields(config)
+            if f.name not in self.symbols
+        )
+        numeric = [getattr(config, name) for name in self.symbols]
+        return _compiled_cost(self.key, convention, fixed)(channels, height, width, *numeric)
+
 
 _TYPE_HINTS: dict[type[Any], dict[str, Any]] = {}
 
@@ -120,6 +133,18 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
         check_positive_int(name, value)
         return
     raise InvalidInput(f"{name}={value!r} has an unsupported type")
+
+
+@functools.cache
+def _compiled_cost(key: str, convention: str, fixed: tuple[tuple[str, Any], ...]) -> Any:
+    spec = _REGISTRY[key]
+    symbols = {"m": Poly.symbol("m", 2), "h": Poly.symbol("h", 2), "w": Poly.symbol("w", 2)}
+    options: dict[str, Any] = dict(fixed)
+    for name, letter in spec.symbols.items():
+        options[name] = symbols[letter] = Poly.symbol(letter, 2)
+    function = spec.exact_cost if convention == "exact" else spec.paper_cost
+    terms = function(symbols["m"], symbols["h"], symbols["w"], **options)
+    return compile_cost(list(symbols), terms, convention)
 
 
 _REGISTRY: dict[str, AttentionSpec] = {}
@@ -165,8 +190,10 @@ def attention_cost(
     """Closed-form params and MACs of a module on a (channels, height, width) feature map."""
     spec = get_attention(name)
     check_shape(channels, height, width)
+    if convention not in CONVENTIONS:
+        raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
     cfg = spec.make_config(channels, **config)
-    return spec.terms(channels, height, width, cfg, convention).evaluate(convention)
+    return spec.cost(channels, height, width, cfg, convention)
 
 
 def attention_formula(

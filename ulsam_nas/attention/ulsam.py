@@ -27,7 +27,7 @@ from ulsam_nas.attention._common import check_positive_int, divisors
 from ulsam_nas.attention.registry import AttentionSpec, register_attention
 from ulsam_nas.cost.cost import Terms
 from ulsam_nas.cost.primitives import batch_norm, conv2d, elementwise
-from ulsam_nas.cost.symbolic import Num, as_int, derived, ratio
+from ulsam_nas.cost.symbolic import Num, derived, ratio
 from ulsam_nas.errors import InvalidInput
 
 BN_MOMENTUM = 0.9  # as in the official code (PyTorch semantics: 90% weight on the new batch)
@@ -72,7 +72,11 @@ class ULSAM(nn.Module):
 
 
 def _subspace_width(m: Num, g: Num) -> Num:
-    return derived("G", as_int(m) // as_int(g), [m, g], "m/g", ideal=ratio(m, g), exact=True)
+    return derived("G", _per_group, [m, g], "m/g", ideal=ratio(m, g), exact=True)
+
+
+def _per_group(m: int, g: int) -> int:
+    return m // g
 
 
 def exact_cost(m: Num, h: Num, w: Num, *, groups: Num) -> Terms:

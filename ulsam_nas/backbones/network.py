@@ -155,7 +155,7 @@ def _module_cost(
     # same module at the same position in many plans.
     spec = get_attention(module)
     cfg = spec.config_cls(**dict(config))  # resolved and validated by _resolve_placement
-    return spec.terms(channels, h, w, cfg, convention).evaluate(convention)
+    return spec.cost(channels, h, w, cfg, convention)
 
 
 def resolve_plan(table: BackboneTable, plan: PlanLike) -> list[Placement]:

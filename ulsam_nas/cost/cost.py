@@ -236,7 +236,12 @@ def compile_cost(arguments: list[str], terms: Terms, convention: str) -> Callabl
         f"Cost({source(terms.total_params)}, {source(terms.total_macs)}, {mapping('params')}, "
         f"{mapping('macs')}, {mapping('ops')}, {convention!r})"
     )
-    compiled: Callable[..., Cost] = compile_source(arguments, expression, {"Cost": Cost})
+    atoms: dict[str, Any] = {}
+    for value in terms.values.values():
+        if isinstance(value, Poly):
+            atoms.update(value.atoms)
+    derived_atoms = [a for a in atoms.values() if a.function is not None]
+    compiled: Callable[..., Cost] = compile_source(arguments, expression, {"Cost": Cost}, derived_atoms)
     return compiled
 
 

@@ -12,7 +12,7 @@ substitutes the ideal forms, which equals the exact form whenever the divisions 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
@@ -34,6 +34,9 @@ class Atom:
     definition: str | None = None  # e.g. "max(1, ⌊m/r⌋)"; None for free symbols
     ideal: Poly | None = None  # the paper's rational form, e.g. m/r
     exact: bool = False  # True when ideal always equals value (e.g. G = m/g with g | m)
+    # How a derived width is computed from other atoms: compiled closed forms call it.
+    function: Callable[..., int] | None = None
+    inputs: tuple[str, ...] = ()
 
 
 def _atom_key(name: str) -> tuple[int, str]:
@@ -65,8 +68,10 @@ class Poly:
         definition: str | None = None,
         ideal: Poly | None = None,
         exact: bool = False,
+        function: Callable[..., int] | None = None,
+        inputs: tuple[str, ...] = (),
     ) -> Poly:
-        atom = Atom(name, value, definition, ideal, exact)
+        atom = Atom(name, value, definition, ideal, exact, function, inputs)
         return Poly({((name, 1),): 1}, {name: atom})
 
     @staticmethod
@@ -218,42 +223,67 @@ def ratio(a: Num, b: Num) -> Poly | None:
 
 def derived(
     name: str,
-    value: int,
-    inputs: Iterable[Num],
+    function: Callable[..., int],
+    inputs: list[Num],
     definition: str,
-    ideal: Num | Fraction | None = None,
+    ideal: Num | None = None,
     exact: bool = False,
 ) -> Num:
-    """A derived width: a plain int when all inputs are ints, else a named atom.
+    """A derived width ``function(*inputs)``: a plain int when all inputs are ints, else a named
+    atom that remembers ``function`` (so compiled closed forms compute it the same way).
 
     ``ideal`` is the rational form the papers print (``m/r`` for ``⌊m/r⌋``); ``exact=True``
     says it always equals the value, so even exact formulas may show it.
     """
+    value = function(*(as_int(x) for x in inputs))
     if not is_symbolic(*inputs):
         return value
+    names = []
+    for x in inputs:
+        if not (isinstance(x, Poly) and len(x.terms) == 1 and len(next(iter(x.terms))) == 1):
+            raise ValueError(f"derived width {name!r} needs plain symbols as inputs")
+        names.append(next(iter(x.terms))[0][0])
     ideal_poly = ideal if isinstance(ideal, Poly) or ideal is None else Poly.constant(ideal)
-    return Poly.symbol(name, value, definition, ideal_poly, exact)
+    return Poly.symbol(name, value, definition, ideal_poly, exact, function, tuple(names))
+
+
+def identifier(name: str) -> str:
+    """A Python identifier for an atom name (h' → h_prime)."""
+    return name.replace("'", "_prime")
 
 
 def poly_source(poly: Poly, arguments: list[str]) -> str:
-    """A Python expression for an integer polynomial over the free symbols ``arguments``."""
+    """A Python expression for an integer polynomial over ``arguments`` and derived atoms."""
     terms = []
     for mono, coeff in poly.terms.items():
         if coeff.denominator != 1 or any(e < 0 for _, e in mono):
             raise ValueError(f"{poly.text()} is not an integer polynomial")
-        unknown = {name for name, _ in mono} - set(arguments)
+        unknown = {n for n, _ in mono if n not in arguments and poly.atoms[n].function is None}
         if unknown:
-            raise ValueError(f"{poly.text()}: symbols {sorted(unknown)} are not arguments")
-        factors = [str(coeff.numerator)] + [name if e == 1 else f"{name}**{e}" for name, e in mono]
+            raise ValueError(f"{poly.text()}: symbols {sorted(unknown)} are neither arguments nor derived")
+        factors = [str(coeff.numerator)] + [
+            identifier(n) if e == 1 else f"{identifier(n)}**{e}" for n, e in mono
+        ]
         terms.append("*".join(factors))
     return "(" + (" + ".join(terms) or "0") + ")"
 
 
-def compile_source(arguments: list[str], expression: str, names: Mapping[str, Any]) -> Any:
-    """``lambda arguments: expression`` with only ``names`` in scope.  Closed forms defined once
-    with primitives and run once on symbols evaluate at the speed of hand-written arithmetic."""
+def compile_source(
+    arguments: list[str], expression: str, names: Mapping[str, Any], derived_atoms: list[Atom]
+) -> Any:
+    """``lambda arguments: expression`` with only ``names`` in scope; derived atoms are computed
+    first by their own functions.  Closed forms defined once with primitives and run once on
+    symbols thus evaluate at the speed of hand-written arithmetic."""
     for name in arguments:
         if not name.isidentifier():
             raise ValueError(f"symbol {name!r} cannot be a Python argument")
+    scope: dict[str, Any] = {"__builtins__": {}, **names}
+    body = expression
+    if derived_atoms:
+        for atom in derived_atoms:
+            scope[f"_derive_{identifier(atom.name)}"] = atom.function
+        params = ", ".join(identifier(a.name) for a in derived_atoms)
+        calls = ", ".join(f"_derive_{identifier(a.name)}({', '.join(a.inputs)})" for a in derived_atoms)
+        body = f"(lambda {params}: {expression})({calls})"
     # The source is generated from integer polynomials by poly_source, never from user text.
-    return eval(f"lambda {', '.join(arguments)}: {expression}", {"__builtins__": {}, **names})
+    return eval(f"lambda {', '.join(arguments)}: {body}", scope)
