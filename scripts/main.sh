@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The main job, end to end on embedded defaults: set up .venv, make sure Fashion-MNIST is
 # installed (Debian's dataset-fashion-mnist, installed here when run as root), run the canonical
-# study studies/default.yaml (20 proxy-trained candidates under a 12.5 MMAC budget, about 11
+# study studies/default.yaml (20 finished trials under a 12.5 MMAC budget, about 10
 # minutes on 2 cores; a rerun resumes and returns at once), and print the best configurations,
 # also written to reports/default-best.md.
 set -euo pipefail

@@ -348,3 +348,51 @@ def test_a_paper_plan_invalid_at_a_width_adds_no_baseline_there(tmp_path):
     waiting = [t.system_attrs["fixed_params"]["candidate"] for t in baselines if t.state.name == "WAITING"]
     assert waiting == ["0.25|"]
     assert [t.user_attrs["width_mult"] for t in baselines if t.state.name == "COMPLETE"] == [0.5]
+
+
+def test_a_finished_run_is_never_pruned(tmp_path, monkeypatch):
+    monkeypatch.setattr(optuna.trial.Trial, "should_prune", lambda self: True)
+    search = run_search(small_study(tmp_path, extra="pruner: median"), trials=4)
+    states = [t.state.name for t in search.study.get_trials()]
+    assert "PRUNED" not in states  # one epoch: the only report is the final one
+
+
+def test_repeated_failures_stop_the_run_below_the_target(tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("device lost")
+
+    monkeypatch.setattr("ulsam_nas.search.study.proxy_train", broken)
+    search = Search(prepare(load_study_config(small_study(tmp_path))))
+    assert search.run(6) < 6
+    assert [t.state.name for t in search.study.get_trials()][-3:] == ["FAIL"] * 3
+    monkeypatch.setattr("ulsam_nas.search.study.proxy_train", broken)
+    assert main(["search", str(tmp_path / "study.yaml"), "--quiet"]) == 1
+
+
+def test_empty_sections_take_flags_and_data_paths_are_relative_to_the_file(tmp_path):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    np.savez(
+        tmp_path / "d.npz",
+        x_train=rng.integers(0, 255, (40, 32, 32, 3), dtype=np.uint8),
+        y_train=np.arange(40) % 2,
+    )
+    write(tmp_path / "space.yaml", SPACE)
+    path = write(tmp_path / "study.yaml", "name: t\nspace: space.yaml\nbudget:\nproxy: {data: d.npz}\n")
+    config = load_study_config(path, {"budget.mmacs": 20.0})
+    assert config.budget.mmacs == 20.0 and config.proxy.data == str(tmp_path / "d.npz")
+    bad = write(tmp_path / "bad.yaml", "name: t\nspace: space.yaml\nbudget: 5\n")
+    with pytest.raises(InvalidInput, match="budget must be a mapping"):
+        load_study_config(bad, {"budget.mmacs": 20.0})
+
+
+@pytest.mark.parametrize("command", ["search", "best"])
+def test_an_unreachable_database_is_one_line_without_the_password(tmp_path, capsys, command):
+    url = "postgresql://u:secret@127.0.0.1:1/x"
+    args = [command, str(small_study(tmp_path)), "--storage", url] + (
+        ["--quiet"] if command == "search" else []
+    )
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "secret" not in err and "u:***@127.0.0.1:1/x" in err

@@ -25,6 +25,7 @@ import os
 import socket
 import statistics
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ from ulsam_nas.search.space import (
     read_yaml,
 )
 from ulsam_nas.search.train import TrainSettings, measure_latency_ms, proxy_train, resolve_device
+
+MAX_WAIT_SECONDS = 7200  # waiting for another worker's training of the same candidate
+MAX_CONSECUTIVE_FAILURES = 3  # then stop: the target is not reached and the command exits 1
 
 
 class _Strict(BaseModel):
@@ -100,19 +104,28 @@ def load_study_config(path: str | Path, overrides: dict[str, Any] | None = None)
     document = read_yaml(path)
     if not isinstance(document, dict):
         raise InvalidInput(f"{path}: expected a mapping of keys, got {type(document).__name__}")
+    base = path.resolve().parent
+    proxy = document.get("proxy")
+    if isinstance(proxy, dict) and isinstance(proxy.get("data"), str):
+        given = Path(proxy["data"])
+        if proxy["data"] not in ("synthetic", "fashion-mnist") and not given.is_absolute():
+            proxy["data"] = str(base / given)  # a path in the file is relative to the file
     for dotted, value in (overrides or {}).items():
         if value is None:
             continue
         target = document
         *parents, leaf = dotted.split(".")
         for parent in parents:
-            target = target.setdefault(parent, {})
+            if target.get(parent) is None:
+                target[parent] = {}
+            if not isinstance(target[parent], dict):
+                raise InvalidInput(f"{path}: {parent} must be a mapping of keys, got {target[parent]!r}")
+            target = target[parent]
         target[leaf] = value
     try:
         config = StudyConfig.model_validate(document)
     except ValidationError as error:
         raise InvalidInput(one_line(error, str(path))) from None
-    base = path.resolve().parent
     config.space = str((base / config.space).resolve())
     if config.storage is None:
         config.storage = str(base / f"{config.name}.journal")
@@ -129,15 +142,22 @@ def open_storage(url: str, config: StudyConfig) -> Any:
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
     try:
-        return optuna.storages.RDBStorage(
-            url,
-            engine_kwargs={"pool_pre_ping": True},
-            heartbeat_interval=config.heartbeat_interval,
-            grace_period=config.grace_period,
-            heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
-        )
+        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on them
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return _rdb_storage(url, config)
     except Exception as error:  # SQLAlchemy's messages can echo the URL: say which part failed
         raise InvalidInput(f"cannot open storage {redact(url)}: {type(error).__name__}") from None
+
+
+def _rdb_storage(url: str, config: StudyConfig) -> Any:
+    """A database storage whose heartbeats fail a dead worker's trial and retry its params."""
+    return optuna.storages.RDBStorage(
+        url,
+        engine_kwargs={"pool_pre_ping": True},
+        heartbeat_interval=config.heartbeat_interval,
+        grace_period=config.grace_period,
+        heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=2),
+    )
 
 
 def redact(url: str) -> str:
@@ -368,7 +388,9 @@ class Search:
         return accuracy if self.config.objective == "accuracy" else (accuracy, float(candidate.macs))
 
     def _trained_result(self, key: str, current: int) -> optuna.trial.FrozenTrial | None:
-        """A finished trial that trained this candidate (or a running one: wait for it)."""
+        """A finished trial that trained this candidate; if an earlier trial is training it now,
+        wait for that one (only earlier ones, so two workers never wait on each other)."""
+        deadline = time.monotonic() + MAX_WAIT_SECONDS
         while True:
             running = False
             for trial in self.study.get_trials(deepcopy=False):
@@ -378,11 +400,20 @@ class Search:
                     continue
                 if trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs.get("trained_steps"):
                     return trial
-                if trial.state == optuna.trial.TrialState.RUNNING and "trained_steps" not in trial.user_attrs:
-                    running = trial.datetime_start is not None
-            if not running:
+                if (
+                    trial.state == optuna.trial.TrialState.RUNNING
+                    and trial.number < current
+                    and "trained_steps" not in trial.user_attrs
+                    and self._owner_alive(trial)
+                ):
+                    running = True
+            if not running or time.monotonic() > deadline:
                 return None
             time.sleep(2.0)
+
+    def _owner_alive(self, trial: optuna.trial.FrozenTrial) -> bool:
+        owner = trial.user_attrs.get("owner") or {}
+        return owner.get("host") != self.host or _pid_alive(int(owner.get("pid", -1)))
 
     def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
         key = trial.suggest_categorical("candidate", [c.key for c in self.prepared.feasible])
@@ -435,7 +466,7 @@ class Search:
 
         def on_epoch(epoch: int, accuracy: float) -> None:
             trial.report(accuracy, epoch)
-            if trial.should_prune():
+            if epoch < proxy.epochs and trial.should_prune():  # a finished run is never pruned
                 trial.set_user_attr("trained_steps", epoch * (len(data.train_labels) // proxy.batch_size))
                 trial.set_user_attr("accuracy", accuracy)
                 raise optuna.TrialPruned()
@@ -475,38 +506,41 @@ class Search:
     def run(self, target: int, progress: Callable[[int, int], None] | None = None) -> int:
         """Run trials until ``target`` finished ones exist; returns the number finished."""
         self.recover_dead_owners()
-        while (done := self.finished()) < target:
+        failures = 0
+        while (done := self.finished()) < target and failures < MAX_CONSECUTIVE_FAILURES:
             if progress:
                 progress(done, target)
             self.study.optimize(self.objective, n_trials=1, catch=(RuntimeError,))
+            last = self.study.get_trials(deepcopy=False)[-1]
+            failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
         if progress:
             progress(self.finished(), target)
         return self.finished()
 
 
-def dry_run(prepared: Prepared, seconds_per_trial: float | None = None) -> dict[str, Any]:
+def dry_run(prepared: Prepared) -> dict[str, Any]:
     """Space size, the feasible fraction under the budget (exhaustive), and an estimated run time
     (from a timed one-epoch run of the median-cost feasible candidate unless given)."""
     feasible = prepared.feasible
-    if seconds_per_trial is None:
-        median = sorted(feasible, key=lambda c: c.macs)[len(feasible) // 2]
-        data, proxy = prepared.data, prepared.config.proxy
-        start = time.perf_counter()
-        proxy_train(
-            lambda: create_network(
-                prepared.space.backbone,
-                median.width_mult,
-                median.plan,
-                data.resolution,
-                data.num_classes,
-                data.in_channels,
-                prepared.space.stem,
-            ),
-            data,
-            TrainSettings(epochs=1, batch_size=proxy.batch_size, device=proxy.device),
-            proxy.seed,
-        )
-        seconds_per_trial = (time.perf_counter() - start) * proxy.epochs
+    # Time one epoch of the median-cost feasible candidate.
+    median = sorted(feasible, key=lambda c: c.macs)[len(feasible) // 2]
+    data, proxy = prepared.data, prepared.config.proxy
+    start = time.perf_counter()
+    proxy_train(
+        lambda: create_network(
+            prepared.space.backbone,
+            median.width_mult,
+            median.plan,
+            data.resolution,
+            data.num_classes,
+            data.in_channels,
+            prepared.space.stem,
+        ),
+        data,
+        TrainSettings(epochs=1, batch_size=proxy.batch_size, device=proxy.device),
+        proxy.seed,
+    )
+    seconds_per_trial = (time.perf_counter() - start) * proxy.epochs
     macs = [c.macs for c in feasible]
     return {
         "space": prepared.config.space,
@@ -537,6 +571,8 @@ def open_study(storage: str, study_name: str) -> optuna.Study:
         return optuna.load_study(study_name=study_name, storage=study_storage)
     except KeyError:
         raise InvalidInput(f"no study named {study_name!r} in {redact(storage)}") from None
+    except Exception as error:  # SQLAlchemy's messages can echo the URL: say which part failed
+        raise InvalidInput(f"cannot open storage {redact(storage)}: {type(error).__name__}") from None
 
 
 def best_candidates(study: optuna.Study, top: int = 5) -> dict[str, Any]:
@@ -551,7 +587,7 @@ def best_candidates(study: optuna.Study, top: int = 5) -> dict[str, Any]:
     by_candidate: dict[str, optuna.trial.FrozenTrial] = {}
     for trial in finished:
         key = trial.user_attrs["candidate"]
-        if key not in by_candidate or trial.user_attrs.get("duplicate_of") is None:
+        if trial.user_attrs.get("duplicate_of") is None:  # the trial that trained it
             by_candidate.setdefault(key, trial)
     ranked = sorted(by_candidate.values(), key=lambda t: (-t.user_attrs["accuracy"], t.user_attrs["macs"]))
     network = study.user_attrs.get("network", {})
