@@ -20,8 +20,6 @@ from ulsam_nas.cost.cost import Cost, Terms, compile_cost
 from ulsam_nas.cost.primitives import batch_norm, conv2d, elementwise
 from ulsam_nas.cost.symbolic import Num, Poly, as_int
 
-KINDS = ("conv", "separable", "inverted_residual")
-
 
 def out_size(size: int, stride: int) -> int:
     """Output side of a k×k conv with padding k//2 (odd k): ⌈size / stride⌉."""

@@ -22,7 +22,6 @@ from ulsam_nas.cost.symbolic import Num, Poly, as_int, compile_source, poly_sour
 
 CONVENTIONS = ("exact", "paper")
 
-PARAM_KINDS = ("weight", "bias", "bn")
 MAC_KINDS = ("conv", "linear", "matmul")
 
 # What one unit of each element-wise operation counts.

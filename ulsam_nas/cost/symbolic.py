@@ -173,11 +173,6 @@ class Poly:
             out += f" - {part[1:]}" if part.startswith("-") else f" + {part}"
         return out
 
-    def where(self) -> str:
-        """Definitions of the derived atoms that appear in the exact text, e.g. 'c = ⌊m/r⌋'."""
-        shown = self.idealized(only_exact=True)
-        return ", ".join(f"{a.name} = {a.definition}" for a in shown.used_atoms() if a.definition)
-
     def __repr__(self) -> str:
         return f"Poly({self.text()!r} = {self.value()})"
 

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    field_validator,
+)
 
 from ulsam_nas.attention import get_attention, list_attention
 from ulsam_nas.attention._common import divisors
@@ -39,29 +47,18 @@ class SearchSpace(_Strict):
     description: str = ""
     backbone: Literal["mobilenet_v1", "mobilenet_v2"]
     stem: Literal["imagenet", "small"] = "imagenet"
-    width_mults: list[float] = Field(min_length=1)
+    width_mults: list[PositiveFloat] = Field(min_length=1)
     positions: list[Position] = Field(default_factory=list)
-    groups: list[int] = Field(default_factory=lambda: [1, 2, 4, 8, 16], min_length=1)
+    groups: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 4, 8, 16], min_length=1)
     modules: list[str] = Field(default_factory=lambda: ["ulsam"], min_length=1)
     max_modules: int = Field(default=1, ge=0)
     # The ULSAM paper's placement for this backbone, enqueued as a baseline (plan text).
     paper_plan: str = ""
 
-    @field_validator("width_mults")
+    @field_validator("width_mults", "groups")
     @classmethod
-    def _positive_widths(cls, widths: list[float]) -> list[float]:
-        for width in widths:
-            if not width > 0:
-                raise ValueError(f"width multiplier {width} is not positive")
-        return sorted(set(widths))
-
-    @field_validator("groups")
-    @classmethod
-    def _positive_groups(cls, groups: list[int]) -> list[int]:
-        for g in groups:
-            if g < 1:
-                raise ValueError(f"groups {g} is not positive")
-        return sorted(set(groups))
+    def _sorted_unique(cls, values: list[Any]) -> list[Any]:
+        return sorted(set(values))
 
     @field_validator("modules")
     @classmethod

@@ -123,7 +123,6 @@ def attention_cases(modules: list[str] | None, samples: int, seed: int) -> list[
 
 
 BACKBONE_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3)
-MAX_RESOLUTION = 128
 
 
 def random_plan(
