@@ -385,6 +385,9 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", help="synthetic, fashion-mnist, an image folder or a .npz file")
     parser.add_argument("--images", type=positive_int, help="training images")
     parser.add_argument("--epochs", type=positive_int, help="proxy-training epochs")
+    parser.add_argument(
+        "--seeds", type=positive_int, help="paired seeds per candidate at the first rung (default 1)"
+    )
     parser.add_argument("--resolution", type=positive_int, help="input resolution")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), help="training device")
     parser.add_argument(
@@ -414,6 +417,7 @@ def _study_overrides(args: argparse.Namespace) -> dict[str, Any]:
         "proxy.data": getattr(args, "data", None),
         **({"proxy.train_images": getattr(args, "images", None)} if not synthetic else {}),
         "proxy.epochs": getattr(args, "epochs", None),
+        "proxy.seeds": getattr(args, "seeds", None),
         "proxy.resolution": getattr(args, "resolution", None),
         "proxy.device": getattr(args, "device", None),
     }
@@ -470,23 +474,31 @@ def _search_run(args: argparse.Namespace) -> int:
 
 
 def _progress_bar(search: Any) -> Any:
+    """One tqdm bar per stage (search, then the schedule's rungs and confirmation)."""
     from tqdm import tqdm
 
-    bar = tqdm(total=search.config.trials, unit="trial", file=sys.stderr, dynamic_ncols=True)
+    bars: dict[str, Any] = {}
 
-    def update(done: int, target: int) -> None:
-        bar.n = min(done, target)
-        trials = search.study.get_trials(deepcopy=False)
-        accuracies = [
-            t.user_attrs["accuracy"]
-            for t in trials
-            if t.user_attrs.get("accuracy") is not None and not t.user_attrs.get("over_budget")
-        ]
-        over = sum(bool(t.user_attrs.get("over_budget")) for t in trials)
-        bar.set_postfix(best=f"{max(accuracies):.4f}" if accuracies else "-", over_budget=over)
+    def update(stage: str, done: int, total: int) -> None:
+        for name, other in bars.items():
+            if name != stage and not other.disable:
+                other.close()
+                other.disable = True
+        if stage not in bars:
+            bars[stage] = tqdm(total=total, desc=stage, unit="trial", file=sys.stderr, dynamic_ncols=True)
+        bar = bars[stage]
+        bar.total = max(total, done)
+        bar.n = min(done, bar.total)
+        if stage == "search":
+            trials = search.study.get_trials(deepcopy=False)
+            accuracies = [
+                t.user_attrs["accuracy"]
+                for t in trials
+                if t.user_attrs.get("accuracy") is not None and not t.user_attrs.get("over_budget")
+            ]
+            over = sum(bool(t.user_attrs.get("over_budget")) for t in trials)
+            bar.set_postfix(best=f"{max(accuracies):.4f}" if accuracies else "-", over_budget=over)
         bar.refresh()
-        if done >= target:
-            bar.close()
 
     return update
 
@@ -508,16 +520,19 @@ def _log_lines(search: Any) -> Any:
     """--quiet: one plain line per finished trial, for logs."""
     seen: set[int] = set()
 
-    def update(done: int, target: int) -> None:
+    def update(stage: str, done: int, total: int) -> None:
         for trial in search.study.get_trials(deepcopy=False):
             if trial.number in seen or trial.state.name not in ("COMPLETE", "PRUNED"):
                 continue
             seen.add(trial.number)
             attrs = trial.user_attrs
-            accuracy = attrs.get("accuracy")
+            accuracy, se = attrs.get("accuracy"), attrs.get("accuracy_se")
+            seeds = attrs.get("seeds") or []
             print(
-                f"trial {trial.number} {trial.state.name.lower()}: "
-                f"accuracy {accuracy if accuracy is None else round(accuracy, 4)}, "
+                f"trial {trial.number} ({attrs.get('stage', 'search')}) {trial.state.name.lower()}: "
+                f"accuracy {accuracy if accuracy is None else round(accuracy, 4)}"
+                + (f" ± {se:.4f} ({len(seeds)} seeds)" if se is not None else "")
+                + f", {attrs.get('epochs')} epochs, "
                 f"{attrs.get('macs', 0) / 1e6:.3f} MMACs, α {attrs.get('width_mult')}, "
                 f"plan {attrs.get('plan') or '(none)'}"
                 + (" [over budget, not trained]" if attrs.get("over_budget") else "")
@@ -559,19 +574,57 @@ def _best_run(args: argparse.Namespace) -> int:
     if args.json:
         emit(to_json(result), args.output)
         return 0
+    emit(best_text(result), args.output)
+    return 0
+
+
+def best_text(result: dict[str, Any]) -> str:
+    """``best`` for people: the recommendation, the ranked candidates, noise and training spent."""
     lines = [
-        f"Best of study {result['study']!r} ({result['scored_trials']} scored trials, "
-        f"{result['trained_trials']} trained; {result['note']}):"
+        f"Study {result['study']!r}: {result['scored_trials']} scored trials, "
+        f"{result['trained_trials']} trained.",
+        f"Recommendation: {result['recommendation']}.",
     ]
+    if result["detectable_difference"] is not None:
+        lines.append(
+            f"Smallest difference the final stage detects at 80% power: "
+            f"{result['detectable_difference'] * 100:.2f} points."
+        )
+    lines += [f"Note: {note}." for note in result["notes"]]
+    lines.append("")
     for i, c in enumerate(result["candidates"], 1):
         latency = f"{c['latency_ms']:.2f} ms" if c["latency_ms"] is not None else "-"
+        se = f" ± {c['accuracy_se']:.4f}" if c["accuracy_se"] is not None else ""
+        tie = {True: "tied with best", False: "worse than best", None: ""}[c["tied_with_best"]]
+        if i == 1 and result["confirmed"]:
+            tie = "best"
         lines.append(
-            f"{i}. accuracy {c['accuracy']:.4f}  {c['macs'] / 1e6:.3f} MMACs  {c['params']:,} params  "
-            f"latency {latency}  α {c['width_mult']:g}  plan {c['plan'] or '(none)'}\n"
+            f"{i}. accuracy {c['accuracy']:.4f}{se} ({len(c['seeds'])} seeds, {c['stage']}, "
+            f"{c['epochs']} epochs) {tie}\n"
+            f"   {c['macs'] / 1e6:.3f} MMACs  {c['params']:,} params  latency {latency}  "
+            f"α {c['width_mult']:g}  plan {c['plan'] or '(none)'}\n"
             f"   {c['create_network']}"
         )
-    emit("\n".join(lines) + "\n", args.output)
-    return 0
+    lines.append("")
+    lines.append("Seed noise per fidelity (sd in points; reference = widest plain backbone in budget):")
+    for row in result["noise"]:
+        ref = (
+            f"reference sd {row['reference_sd'] * 100:.2f} over {row['reference_seeds']} seeds"
+            if row["reference_sd"] is not None
+            else f"reference: {row['reference_seeds']} seed(s), no spread"
+        )
+        pooled = (
+            f", pooled sd {row['pooled_sd'] * 100:.2f} ({row['pooled_dof']} df)" if row["pooled_sd"] else ""
+        )
+        images = "all" if row["images"] is None else f"{row['images']:,}"
+        lines.append(f"  rung {row['rung']} ({row['epochs']} epochs × {images} images): {ref}{pooled}")
+    lines.append("Training spent per stage:")
+    for row in result["training"]:
+        lines.append(
+            f"  {row['stage']}: {row['trials']} trials, {row['seed_runs']} seed runs, "
+            f"{row['candidate_epochs']:.1f} candidate-epochs, {row['train_seconds']:.0f} s"
+        )
+    return "\n".join(lines) + "\n"
 
 
 # -- dispatch --------------------------------------------------------------------------------

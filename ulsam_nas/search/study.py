@@ -13,9 +13,14 @@ Design (Optuna 5 cannot prune multi-objective studies):
 * Storage: Optuna's JournalStorage in a local file next to the study file by default (no
   server, safe for several processes on one machine, documented for NFS; SQLite locks under
   parallel writers).  Any Optuna URL works via ``--storage``; RDB storages get heartbeats.
-* A configuration already trained is never trained again: its trial reuses the result
-  (``duplicate_of``).  Each trial records its owner (host, pid); at start, RUNNING trials owned
-  by a dead process on this host are failed and their candidate re-queued.
+* Every accuracy is a mean over paired seeds (``proxy.seeds``; the same seeds, split and batch
+  order for every candidate) with its standard error.  A seed already trained for a candidate at
+  a fidelity is never trained again: a trial reuses it and trains only the missing seeds
+  (``duplicate_of`` when it trains none).  Each trial records its owner (host, pid); at start,
+  RUNNING trials owned by a dead process on this host are failed and their candidate re-queued.
+* With a ``schedule`` the search stage is the cheapest rung of a fidelity schedule; the later
+  rungs (successive halving) and the confirmation of the top k with ≥ 5 seeds run after it, as
+  trials with ``stage``/``rung`` attributes (see ``schedule.py``).
 """
 
 from __future__ import annotations
@@ -24,20 +29,23 @@ import math
 import os
 import socket
 import statistics
+import sys
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 import optuna
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ulsam_nas.backbones.network import backbone_table, create_network, resolve_plan
 from ulsam_nas.backbones.plan import parse_plan, plan_text
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.data import ImageData, load_data
+from ulsam_nas.search.noise import TEST_NAME, summarize
+from ulsam_nas.search.schedule import Costs, Ladder, Request, Results, ScheduleConfig, select, tie_sentence
 from ulsam_nas.search.space import (
     Candidate,
     SearchSpace,
@@ -74,6 +82,7 @@ class Proxy(_Strict):
     lr: float = Field(default=0.05, gt=0)
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
+    seeds: int = Field(default=1, ge=1)  # paired seeds per candidate: seed, seed + 1, ...
 
 
 class Sampler(_Strict):
@@ -92,9 +101,31 @@ class StudyConfig(_Strict):
     pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
     proxy: Proxy = Proxy()
     storage: str | None = None
+    schedule: ScheduleConfig | None = None
     trials: int = Field(default=24, ge=1)
     heartbeat_interval: int = Field(default=60, ge=1)
     grace_period: int = Field(default=180, ge=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_stop_early(self) -> StudyConfig:
+        if self.schedule is not None and self.pruner != "none":
+            raise ValueError(
+                f"pruner {self.pruner!r} and a schedule are alternatives: the schedule promotes "
+                "whole candidates by their mean over seeds; set pruner: none"
+            )
+        return self
+
+    @property
+    def ladder(self) -> Ladder:
+        proxy = self.proxy
+        return Ladder.build(
+            proxy.epochs,
+            proxy.train_images,
+            proxy.seeds,
+            proxy.seed,
+            self.schedule,
+            self.objective != "accuracy",
+        )
 
 
 def load_study_config(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyConfig:
@@ -177,6 +208,19 @@ class Prepared:
     data: ImageData
     candidates: list[Candidate]
     feasible: list[Candidate]
+    _data_by_images: dict[int | None, ImageData] = field(default_factory=dict)
+
+    def data_for(self, rung: int) -> ImageData:
+        """The training data of a rung (its image count; the validation images never change)."""
+        images = self.config.ladder.fidelities[rung].images
+        if images == self.config.proxy.train_images:
+            return self.data
+        if images not in self._data_by_images:
+            proxy = self.config.proxy
+            self._data_by_images[images] = load_data(
+                proxy.data, images, proxy.val_images, proxy.resolution, proxy.seed
+            )
+        return self._data_by_images[images]
 
     @property
     def budget_macs(self) -> float:
@@ -188,6 +232,13 @@ class Prepared:
 
     def within(self, candidate: Candidate) -> bool:
         return candidate.macs <= self.budget_macs and candidate.params <= self.budget_params
+
+    @property
+    def reference(self) -> str | None:
+        """The vanilla reference whose seed spread states the study's noise: the widest plain
+        backbone inside the budget (None when every plain backbone is over it)."""
+        plain = [c for c in self.feasible if c.plan == ""]
+        return max(plain, key=lambda c: c.width_mult).key if plain else None
 
 
 def prepare(config: StudyConfig) -> Prepared:
@@ -221,13 +272,53 @@ def _identity(config: StudyConfig) -> dict[str, Any]:
         "space": Path(config.space).read_text(encoding="utf-8"),
         "budget": config.budget.model_dump(),
         "objective": config.objective,
-        "proxy": config.proxy.model_dump(exclude={"device"}),
+        # More seeds or another schedule may be added to a study later: results are kept per
+        # (candidate, fidelity, seed), so nothing already trained is invalidated.
+        "proxy": config.proxy.model_dump(exclude={"device", "seeds"}),
     }
 
 
 def _groups(plan: str) -> int | None:
     groups = {p.config.get("groups") for p in parse_plan(plan) if "groups" in p.config}
     return groups.pop() if len(groups) == 1 else None
+
+
+def _rung_of(attrs: dict[str, Any], ladder: Ladder) -> int | None:
+    """Which rung of ``ladder`` a trial's fidelity is (None: none of them)."""
+    fidelity = attrs.get("fidelity")
+    if not isinstance(fidelity, dict):
+        return None
+    for rung, candidate in enumerate(ladder.fidelities):
+        if (candidate.epochs, candidate.images) == (fidelity.get("epochs"), fidelity.get("images")):
+            return rung
+    return None
+
+
+def _per_seed(attrs: dict[str, Any]) -> dict[int, float]:
+    """A finished trial's ``seed -> accuracy`` (empty for an untrained, over-budget one)."""
+    if attrs.get("over_budget") or not attrs.get("seeds") or attrs.get("accuracies") is None:
+        return {}
+    return {int(s): float(a) for s, a in zip(attrs["seeds"], attrs["accuracies"], strict=True)}
+
+
+def collect_results(study: optuna.Study, ladder: Ladder) -> tuple[Results, dict[str, Costs]]:
+    """Per rung, every candidate's per-seed accuracies from the study's finished trials, and
+    each candidate's exact cost (and the first measured latency)."""
+    results: Results = {}
+    costs: dict[str, Costs] = {}
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
+        attrs = trial.user_attrs
+        rung = _rung_of(attrs, ladder)
+        per_seed = _per_seed(attrs)
+        if rung is None or not per_seed:
+            continue
+        key = attrs["candidate"]
+        found = results.setdefault(rung, {}).setdefault(key, {})
+        for seed, accuracy in per_seed.items():
+            found.setdefault(seed, accuracy)
+        if key not in costs or costs[key].latency_ms is None:
+            costs[key] = Costs(attrs["macs"], attrs["params"], attrs.get("latency_ms"))
+    return results, costs
 
 
 def _pid_alive(pid: int) -> bool:
@@ -247,6 +338,8 @@ class Search:
         self.prepared = prepared
         self.config = prepared.config
         self.by_key = {c.key: c for c in prepared.candidates}
+        self.ladder = self.config.ladder
+        self._distribution = optuna.distributions.CategoricalDistribution([c.key for c in prepared.feasible])
         self.host = socket.gethostname()
         storage_url = self.config.storage
         assert storage_url is not None
@@ -320,6 +413,7 @@ class Search:
                     "stem": self.prepared.space.stem,
                 },
             )
+            study.set_user_attr("reference", self.prepared.reference)
             study.set_user_attr("feasible", len(self.prepared.feasible))
             study.set_user_attr("candidates", len(self.prepared.candidates))
             self._enqueue_baselines(study)
@@ -366,8 +460,8 @@ class Search:
         study.add_trial(optuna.trial.create_trial(values=values, user_attrs=attrs, constraints=violation))
 
     # -- trials -------------------------------------------------------------------------------
-    def _attrs(self, candidate: Candidate) -> dict[str, Any]:
-        proxy = self.config.proxy
+    def _attrs(self, candidate: Candidate, rung: int = 0) -> dict[str, Any]:
+        fidelity = self.ladder.fidelities[rung]
         return {
             "candidate": candidate.key,
             "plan": candidate.plan,
@@ -378,8 +472,11 @@ class Search:
             "macs": candidate.macs,
             "params": candidate.params,
             "macs_convention": self.config.budget.convention,
-            "epochs": proxy.epochs,
-            "seed": proxy.seed,
+            "rung": rung,
+            "fidelity": {"epochs": fidelity.epochs, "images": fidelity.images},
+            "epochs": fidelity.epochs,
+            "images": len(self.prepared.data_for(rung).train_labels),
+            "seed": self.config.proxy.seed,
             "duplicate_of": None,
             "over_budget": False,
         }
@@ -387,28 +484,36 @@ class Search:
     def _values(self, accuracy: float, candidate: Candidate) -> float | tuple[float, float]:
         return accuracy if self.config.objective == "accuracy" else (accuracy, float(candidate.macs))
 
-    def _trained_result(self, key: str, current: int) -> optuna.trial.FrozenTrial | None:
-        """A finished trial that trained this candidate; if an earlier trial is training it now,
-        wait for that one (only earlier ones, so two workers never wait on each other)."""
+    def _same_evaluation(self, trial: optuna.trial.FrozenTrial, key: str, rung: int) -> bool:
+        attrs = trial.user_attrs
+        return attrs.get("candidate") == key and _rung_of(attrs, self.ladder) == rung
+
+    def _known_seeds(
+        self, key: str, rung: int, seeds: list[int], current: int
+    ) -> dict[int, tuple[float, int]]:
+        """``seed -> (accuracy, trial number)`` already trained for this candidate at this rung's
+        fidelity.  If an earlier, live trial is training one of ``seeds`` now, wait for it (only
+        earlier ones, so two workers never wait on each other)."""
         deadline = time.monotonic() + MAX_WAIT_SECONDS
         while True:
+            known: dict[int, tuple[float, int]] = {}
             running = False
             for trial in self.study.get_trials(deepcopy=False):
-                if trial.number == current or trial.user_attrs.get("candidate") != key:
+                if trial.number == current or not self._same_evaluation(trial, key, rung):
                     continue
-                if trial.user_attrs.get("duplicate_of") is not None:
-                    continue
-                if trial.state == optuna.trial.TrialState.COMPLETE and trial.user_attrs.get("trained_steps"):
-                    return trial
-                if (
+                attrs = trial.user_attrs
+                if trial.state == optuna.trial.TrialState.COMPLETE:
+                    for seed, accuracy in _per_seed(attrs).items():
+                        known.setdefault(seed, (accuracy, trial.number))
+                elif (
                     trial.state == optuna.trial.TrialState.RUNNING
                     and trial.number < current
-                    and "trained_steps" not in trial.user_attrs
+                    and set(attrs.get("seeds_wanted", [])) & set(seeds)
                     and self._owner_alive(trial)
                 ):
                     running = True
-            if not running or time.monotonic() > deadline:
-                return None
+            if all(s in known for s in seeds) or not running or time.monotonic() > deadline:
+                return known
             time.sleep(2.0)
 
     def _owner_alive(self, trial: optuna.trial.FrozenTrial) -> bool:
@@ -416,24 +521,40 @@ class Search:
         return owner.get("host") != self.host or _pid_alive(int(owner.get("pid", -1)))
 
     def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
+        """A search-stage trial (or a queued evaluation of a later stage: its attrs say which)."""
         key = trial.suggest_categorical("candidate", [c.key for c in self.prepared.feasible])
-        candidate = self.by_key[key]
-        for name, value in self._attrs(candidate).items():
+        attrs = trial.user_attrs
+        rung = int(attrs.get("rung", 0))
+        if "seeds_wanted" in attrs:
+            seeds = list(attrs["seeds_wanted"])
+        else:
+            reference = key == self.reference()
+            count = self.ladder.reference_seed_count(0) if reference else self.ladder.seed_counts[0]
+            seeds = list(self.ladder.seeds(count))
+        return self.evaluate(trial, self.by_key[key], rung, seeds, attrs.get("stage", "search"))
+
+    def evaluate(
+        self, trial: optuna.Trial, candidate: Candidate, rung: int, seeds: list[int], stage: str
+    ) -> float | tuple[float, float]:
+        """Train ``candidate`` at ``rung``'s fidelity with the seeds not trained before; the
+        trial's accuracy is the mean over ``seeds``."""
+        for name, value in self._attrs(candidate, rung).items():
             trial.set_user_attr(name, value)
+        trial.set_user_attr("stage", stage)
+        trial.set_user_attr("seeds_wanted", seeds)
+        trial.set_user_attr("reference", candidate.key == self.reference())
         trial.set_user_attr("owner", {"host": self.host, "pid": os.getpid()})
         trial.set_constraint("macs", candidate.macs - self.prepared.budget_macs)
         if self.config.budget.mparams:
             trial.set_constraint("params", candidate.params - self.prepared.budget_params)
-        previous = self._trained_result(key, trial.number)
-        if previous is not None:
-            for name in ("accuracy", "train_seconds", "latency_ms", "accuracies", "seeds"):
-                trial.set_user_attr(name, previous.user_attrs.get(name))
-            trial.set_user_attr("duplicate_of", previous.number)
-            trial.set_user_attr("trained_steps", 0)
-            return self._values(previous.user_attrs["accuracy"], candidate)
-        data, proxy = self.prepared.data, self.config.proxy
+        known = self._known_seeds(candidate.key, rung, seeds, trial.number)
+        missing = [s for s in seeds if s not in known]
+        accuracies = {s: known[s][0] for s in seeds if s in known}
+        reused = {str(s): known[s][1] for s in seeds if s in known}
+        data, proxy = self.prepared.data_for(rung), self.config.proxy
+        fidelity = self.ladder.fidelities[rung]
         settings = TrainSettings(
-            epochs=proxy.epochs, batch_size=proxy.batch_size, lr=proxy.lr, device=proxy.device
+            epochs=fidelity.epochs, batch_size=proxy.batch_size, lr=proxy.lr, device=proxy.device
         )
 
         def build() -> Any:
@@ -447,8 +568,9 @@ class Search:
                 self.prepared.space.stem,
             )
 
+        latency = self._reused_latency(known)
         limit = self.config.budget.latency_ms
-        if limit is not None:
+        if limit is not None and missing and stage == "search":
             device = resolve_device(proxy.device)
             example = data.val_images[:1].to(device).float() / 255
             latency = measure_latency_ms(build().to(device), example)
@@ -464,31 +586,102 @@ class Search:
                     trial.set_user_attr(name, value)
                 return self._values(0.0, candidate)
 
+        pruning = self.config.objective == "accuracy" and self.config.pruner != "none"
+
         def on_epoch(epoch: int, accuracy: float) -> None:
             trial.report(accuracy, epoch)
-            if epoch < proxy.epochs and trial.should_prune():  # a finished run is never pruned
+            if epoch < fidelity.epochs and trial.should_prune():  # a finished run is never pruned
                 trial.set_user_attr("trained_steps", epoch * (len(data.train_labels) // proxy.batch_size))
                 trial.set_user_attr("accuracy", accuracy)
                 raise optuna.TrialPruned()
 
-        pruning = self.config.objective == "accuracy" and self.config.pruner != "none"
-        result = proxy_train(build, data, settings, proxy.seed, on_epoch if pruning else None)
-        trial.set_user_attr("accuracy", result.accuracy)
-        trial.set_user_attr("accuracies", [result.accuracy])
-        trial.set_user_attr("seeds", [proxy.seed])
-        trial.set_user_attr("train_seconds", result.train_seconds)
-        trial.set_user_attr("latency_ms", result.latency_ms)
-        trial.set_user_attr("images_per_second", result.images_per_second)
-        trial.set_user_attr("trained_steps", result.trained_steps)
-        return self._values(result.accuracy, candidate)
+        seconds, steps, images_per_second = 0.0, 0, None
+        for i, seed in enumerate(missing):
+            # Pruning judges the first trained seed only; the rest finish what it started.
+            result = proxy_train(build, data, settings, seed, on_epoch if pruning and i == 0 else None)
+            accuracies[seed] = result.accuracy
+            seconds += result.train_seconds
+            steps += result.trained_steps
+            latency, images_per_second = result.latency_ms, result.images_per_second
+        ordered = [accuracies[s] for s in seeds]
+        summary = summarize(ordered)
+        trial.set_user_attr("seeds", seeds)
+        trial.set_user_attr("accuracies", ordered)
+        trial.set_user_attr("accuracy", summary.mean)
+        trial.set_user_attr("accuracy_se", summary.se)
+        trial.set_user_attr("trained_seeds", missing)
+        trial.set_user_attr("reused_seeds", reused)
+        trial.set_user_attr("duplicate_of", min(reused.values()) if not missing else None)
+        trial.set_user_attr("train_seconds", seconds)
+        trial.set_user_attr("trained_steps", steps)
+        trial.set_user_attr("candidate_epochs", len(missing) * fidelity.cost(self.ladder.fidelities[0]))
+        trial.set_user_attr("latency_ms", latency)
+        trial.set_user_attr("images_per_second", images_per_second)
+        return self._values(summary.mean, candidate)
+
+    def _reused_latency(self, known: dict[int, tuple[float, int]]) -> float | None:
+        if not known:
+            return None
+        number = min(number for _, number in known.values())
+        return self.study.get_trials(deepcopy=False)[number].user_attrs.get("latency_ms")
+
+    # -- stages ---------------------------------------------------------------------------------
+    def results(self) -> tuple[Results, dict[str, Costs]]:
+        """Every finished evaluation, per rung of this study's ladder, and the candidates' costs."""
+        return collect_results(self.study, self.ladder)
+
+    def _search_running(self) -> bool:
+        """A live worker is still running a search-stage trial."""
+        return any(
+            t.user_attrs.get("stage", "search") == "search" and self._owner_alive(t)
+            for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        )
+
+    def _claimed(self, request: Request, results: Results) -> bool:
+        """A live worker is already training this evaluation's missing seeds."""
+        missing = set(request.missing(results))
+        return any(
+            self._same_evaluation(t, request.key, request.rung)
+            and missing <= set(t.user_attrs.get("seeds_wanted", []))
+            and self._owner_alive(t)
+            for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+        )
+
+    def _run_request(self, request: Request) -> optuna.trial.TrialState:
+        """Run one later-stage evaluation as a new trial, created RUNNING (claimed) in storage."""
+        frozen = optuna.trial.create_trial(
+            state=optuna.trial.TrialState.RUNNING,
+            params={"candidate": request.key},
+            distributions={"candidate": self._distribution},
+            user_attrs={"stage": request.stage, "rung": request.rung, "seeds_wanted": list(request.seeds)},
+        )
+        trial_id = self.storage.create_new_trial(self.study._study_id, template_trial=frozen)
+        trial = optuna.Trial(self.study, trial_id)
+        try:
+            values = self.evaluate(
+                trial, self.by_key[request.key], request.rung, list(request.seeds), request.stage
+            )
+        except (RuntimeError, KeyboardInterrupt):
+            self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            if not isinstance(sys.exc_info()[1], RuntimeError):
+                raise
+            return optuna.trial.TrialState.FAIL
+        self.study.tell(trial, values)
+        return optuna.trial.TrialState.COMPLETE
 
     # -- running --------------------------------------------------------------------------------
     def finished(self) -> int:
+        """Finished search-stage trials (the ``trials`` target counts these)."""
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        return len(self.study.get_trials(deepcopy=False, states=states))
+        return sum(
+            1
+            for t in self.study.get_trials(deepcopy=False, states=states)
+            if t.user_attrs.get("stage", "search") == "search"
+        )
 
     def recover_dead_owners(self) -> list[int]:
-        """Fail RUNNING trials whose owning process on this host is gone; re-queue their candidate."""
+        """Fail RUNNING trials whose owning process on this host is gone; re-queue a search-stage
+        trial's candidate (a later stage's evaluation is requested again by the schedule)."""
         recovered = []
         for trial in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             owner = trial.user_attrs.get("owner") or {}
@@ -498,24 +691,65 @@ class Search:
                 and not _pid_alive(owner["pid"])
             ):
                 self.study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
-                if "candidate" in trial.params:
+                if "candidate" in trial.params and trial.user_attrs.get("stage", "search") == "search":
                     self.study.enqueue_trial({"candidate": trial.params["candidate"]})
                 recovered.append(trial.number)
         return recovered
 
-    def run(self, target: int, progress: Callable[[int, int], None] | None = None) -> int:
-        """Run trials until ``target`` finished ones exist; returns the number finished."""
+    def run(self, target: int, progress: Callable[[str, int, int], None] | None = None) -> int:
+        """Run search-stage trials until ``target`` finished ones exist, then the schedule's later
+        stages until it is complete; returns the number of finished search-stage trials."""
         self.recover_dead_owners()
         failures = 0
-        while (done := self.finished()) < target and failures < MAX_CONSECUTIVE_FAILURES:
+        deadline = time.monotonic() + MAX_WAIT_SECONDS
+        while failures < MAX_CONSECUTIVE_FAILURES:
+            done = self.finished()
+            if done < target:
+                if progress:
+                    progress("search", done, target)
+                self.study.optimize(self.objective, n_trials=1, catch=(RuntimeError,))
+                last = self.study.get_trials(deepcopy=False)[-1]
+                failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
+                continue
             if progress:
-                progress(done, target)
-            self.study.optimize(self.objective, n_trials=1, catch=(RuntimeError,))
-            last = self.study.get_trials(deepcopy=False)[-1]
-            failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
-        if progress:
-            progress(self.finished(), target)
+                progress("search", done, target)
+            if self._search_running():  # another worker's trial may still change the ranking
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(2.0)
+                continue
+            results, costs = self.results()
+            stage, requests = self.ladder.pending(results, costs, self.reference())
+            if stage is None:
+                break
+            if progress:
+                progress(stage, self._stage_done(stage), self._stage_done(stage) + len(requests))
+            free = [r for r in requests if not self._claimed(r, results)]
+            if not free:  # other workers are on it
+                if time.monotonic() > deadline:
+                    break
+                time.sleep(2.0)
+                continue
+            state = self._run_request(free[0])
+            unresolved = free[0].missing(self.results()[0]) == free[0].missing(results)
+            failures = failures + 1 if state == optuna.trial.TrialState.FAIL or unresolved else 0
         return self.finished()
+
+    def reference(self) -> str | None:
+        """The study's vanilla reference, unless it turned out over the (latency) budget."""
+        key = self.prepared.reference
+        over = any(
+            t.user_attrs.get("candidate") == key and t.user_attrs.get("over_budget")
+            for t in self.study.get_trials(deepcopy=False)
+        )
+        return None if over else key
+
+    def _stage_done(self, stage: str) -> int:
+        return sum(
+            1
+            for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+            if t.user_attrs.get("stage") == stage
+        )
 
 
 def dry_run(prepared: Prepared) -> dict[str, Any]:
@@ -576,47 +810,116 @@ def open_study(storage: str, study_name: str) -> optuna.Study:
 
 
 def best_candidates(study: optuna.Study, top: int = 5) -> dict[str, Any]:
-    """The best feasible, trained configurations (one per candidate), by accuracy then MACs."""
-    finished = [
-        t
-        for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-        if not t.user_attrs.get("over_budget") and t.user_attrs.get("accuracy") is not None
-    ]
-    if not finished:
+    """The study's candidates ranked by the highest fidelity they reached, then mean accuracy;
+    the confirmed contenders tied with the best (paired over common seeds) and the cheapest of
+    them recommended; the noise per fidelity and the training each stage spent."""
+    try:
+        config = StudyConfig.model_validate(study.user_attrs.get("config", {}))
+    except ValidationError:
+        raise InvalidInput(f"study {study.study_name!r} was not made by 'ulsam-nas search'") from None
+    ladder = config.ladder
+    results, costs = collect_results(study, ladder)
+    if not results:
         raise InvalidInput(f"study {study.study_name!r} has no finished, trained trial yet")
-    by_candidate: dict[str, optuna.trial.FrozenTrial] = {}
-    for trial in finished:
-        key = trial.user_attrs["candidate"]
-        if trial.user_attrs.get("duplicate_of") is None:  # the trial that trained it
-            by_candidate.setdefault(key, trial)
-    ranked = sorted(by_candidate.values(), key=lambda t: (-t.user_attrs["accuracy"], t.user_attrs["macs"]))
+    reference = study.user_attrs.get("reference")
+    selection = select(ladder, results, costs, reference)
+    trials = study.get_trials(deepcopy=False)
+    first: dict[str, optuna.trial.FrozenTrial] = {}
+    for trial in trials:
+        if trial.state == optuna.trial.TrialState.COMPLETE and "candidate" in trial.user_attrs:
+            first.setdefault(trial.user_attrs["candidate"], trial)
     network = study.user_attrs.get("network", {})
+
+    def label(key: str) -> str:
+        attrs = first[key].user_attrs
+        return f"{attrs['plan'] or 'plain'} (α {attrs['width_mult']:g})"
+
     candidates = []
-    for trial in ranked[:top]:
-        attrs = trial.user_attrs
+    for entry in selection.ranked[:top]:
+        attrs = first[entry.key].user_attrs
         call = (
             f"ulsam_nas.create_network({attrs['backbone']!r}, width_mult={attrs['width_mult']!r}, "
             f"plan={attrs['plan']!r}" + "".join(f", {k}={v!r}" for k, v in network.items()) + ")"
         )
+        fidelity = ladder.fidelities[entry.rung]
+        comparison = entry.comparison
         candidates.append(
             {
-                "trial": trial.number,
+                "trial": first[entry.key].number,
+                "candidate": entry.key,
                 "plan": attrs["plan"],
                 "backbone": attrs["backbone"],
                 "width_mult": attrs["width_mult"],
-                "accuracy": attrs["accuracy"],
+                "groups": attrs.get("groups"),
+                "stage": entry.stage,
+                "epochs": fidelity.epochs,
+                "images": fidelity.images,
+                "seeds": list(entry.seeds),
+                "accuracies": list(entry.accuracies),
+                "accuracy": entry.mean,
+                "accuracy_se": entry.se,
+                "tied_with_best": entry.tied_with_best,
+                "difference_to_best": None
+                if comparison is None
+                else {
+                    "seeds": comparison.n,
+                    "mean": comparison.difference,
+                    "ci_low": comparison.ci_low,
+                    "ci_high": comparison.ci_high,
+                    "p_value": comparison.p_value,
+                },
                 "macs": attrs["macs"],
                 "params": attrs["params"],
-                "latency_ms": attrs.get("latency_ms"),
+                "latency_ms": costs[entry.key].latency_ms,
                 "create_network": call,
             }
         )
+    recommended = first[selection.recommended].user_attrs if selection.recommended else None
+    finished = [
+        t
+        for t in trials
+        if t.state == optuna.trial.TrialState.COMPLETE
+        and not t.user_attrs.get("over_budget")
+        and t.user_attrs.get("accuracy") is not None
+    ]
     return {
         "study": study.study_name,
         "unit": "MAC",
         "scored_trials": len(finished),
         "trained_trials": sum(1 for t in finished if t.user_attrs.get("trained_steps")),
+        "test": TEST_NAME + ", 95% interval of the mean difference; tied when it contains 0",
+        "confirmed": selection.confirmed,
+        "best": selection.best,
+        "recommended": recommended["plan"] if recommended else None,
+        "recommended_width_mult": recommended["width_mult"] if recommended else None,
+        "recommended_candidate": selection.recommended,
+        "recommendation": tie_sentence(selection, {k: label(k) for k in first}, costs),
+        "detectable_difference": selection.detectable,
+        "noise": selection.noise,
+        "training": training_by_stage(trials, ladder),
         "candidates": candidates,
-        "note": "one seed per candidate: accuracy differences below the proxy's seed noise "
-        "(about 1.2 points on Fashion-MNIST) are not resolved",
+        "notes": selection.notes,
     }
+
+
+def training_by_stage(trials: list[optuna.trial.FrozenTrial], ladder: Ladder) -> list[dict[str, Any]]:
+    """How much training each stage spent: trials, seed runs, candidate-epochs (one epoch at the
+    first rung's image count = 1) and seconds."""
+    rows: dict[str, dict[str, Any]] = {
+        name: {"stage": name, "trials": 0, "seed_runs": 0, "candidate_epochs": 0.0, "train_seconds": 0.0}
+        for name in ladder.stage_names()
+    }
+    for trial in trials:
+        attrs = trial.user_attrs
+        name = attrs.get("stage", "search")
+        if name not in rows or trial.state not in (
+            optuna.trial.TrialState.COMPLETE,
+            optuna.trial.TrialState.PRUNED,
+        ):
+            continue
+        row = rows[name]
+        row["trials"] += 1
+        row["seed_runs"] += len(attrs.get("trained_seeds") or [])
+        row["candidate_epochs"] += attrs.get("candidate_epochs") or 0.0
+        row["train_seconds"] += attrs.get("train_seconds") or 0.0
+    return list(rows.values())
