@@ -240,6 +240,7 @@ def test_every_study_file_runs_8_trials_on_generated_data_in_under_60_s(tmp_path
             "--storage",
             str(tmp_path / "s.journal"),
             "--quiet",
+            "--no-schedule",  # its later rungs train on 10,000 images: tested on a small study
         ]
     )
     elapsed = time.perf_counter() - start
@@ -396,3 +397,106 @@ def test_an_unreachable_database_is_one_line_without_the_password(tmp_path, caps
     assert main(args) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "secret" not in err and "u:***@127.0.0.1:1/x" in err
+
+
+# -- seeds and the fidelity schedule -----------------------------------------------------------
+SCHEDULE = """
+schedule:
+  rungs: [{epochs: 2, images: 192, seeds: 2}]
+  reduction_factor: 2
+  confirm: {top_k: 2, seeds: 5}
+  reference_seeds: 3
+"""
+
+
+def trained_runs(study: optuna.Study) -> list[tuple[str, str, int]]:
+    """(candidate, fidelity, seed) of every seed trained anywhere in the study."""
+    return [
+        (t.user_attrs["candidate"], json.dumps(t.user_attrs["fidelity"]), seed)
+        for t in study.get_trials()
+        if t.state.name == "COMPLETE"
+        for seed in t.user_attrs.get("trained_seeds") or []
+    ]
+
+
+def test_the_schedule_promotes_confirms_and_never_trains_a_seed_twice(tmp_path):
+    path = small_study(tmp_path, extra=SCHEDULE)
+    search = run_search(path, **{"proxy.train_images": 128, "proxy.val_images": 64})
+    trials = [t for t in search.study.get_trials() if t.state.name == "COMPLETE"]
+    by_stage: dict[str, list] = {}
+    for trial in trials:
+        by_stage.setdefault(trial.user_attrs["stage"], []).append(trial)
+    assert set(by_stage) == {"search", "rung 1", "confirm"}
+    runs = trained_runs(search.study)
+    assert len(runs) == len(set(runs))
+    reference = [t for t in by_stage["search"] if t.user_attrs.get("reference")]
+    assert reference and reference[0].user_attrs["seeds"] == [0, 1, 2]
+    trained = {t.user_attrs["candidate"] for t in by_stage["search"] if t.user_attrs.get("seeds")}
+    trained -= {t.user_attrs["candidate"] for t in by_stage["search"] if t.user_attrs["over_budget"]}
+    promoted = {t.user_attrs["candidate"] for t in by_stage["rung 1"] if not t.user_attrs.get("reference")}
+    assert len(promoted | {reference[0].user_attrs["candidate"]}) >= -(-len(trained) // 2)
+    for trial in by_stage["rung 1"]:
+        assert (
+            trial.user_attrs["fidelity"] == {"epochs": 2, "images": 192} and trial.user_attrs["images"] == 192
+        )
+    confirm = by_stage["confirm"]
+    assert len(confirm) == 2
+    for trial in confirm:
+        assert trial.user_attrs["seeds"] == [0, 1, 2, 3, 4]
+        assert set(trial.user_attrs["reused_seeds"]) >= {"0", "1"}  # rung 1's seeds, not retrained
+        assert trial.user_attrs["accuracy_se"] is not None
+
+    result = best_candidates(search.study, top=10)
+    assert result["confirmed"] and result["candidates"][0]["stage"] == "confirm"
+    contenders = [c for c in result["candidates"] if c["stage"] == "confirm"]
+    assert len(contenders) == 2 and isinstance(contenders[1]["tied_with_best"], bool)
+    assert result["recommended_candidate"] in {c["candidate"] for c in contenders}
+    assert [row["stage"] for row in result["training"]] == ["search", "rung 1", "confirm"]
+    assert result["training"][2]["seed_runs"] == sum(5 - len(t.user_attrs["reused_seeds"]) for t in confirm)
+    assert all(row["reference_seeds"] >= 3 for row in result["noise"])
+    assert all(row["reference_sd"] is not None for row in result["noise"])
+    assert result["detectable_difference"] > 0
+
+
+def test_seeds_flag_pairs_every_candidate_and_a_duplicate_adds_only_missing_seeds(tmp_path, capsys):
+    path = small_study(tmp_path)
+    assert main(["search", str(path), "--seeds", "2", "--trials", "4", "--quiet"]) == 0
+    assert main(["search", str(path), "--seeds", "3", "--trials", "6", "--quiet"]) == 0
+    study = optuna.load_study(
+        study_name="t",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "t.journal"))
+        ),
+    )
+    scored = [t for t in study.get_trials() if t.state.name == "COMPLETE" and not t.user_attrs["over_budget"]]
+    assert {tuple(t.user_attrs["seeds"]) for t in scored[:3]} == {(0, 1)}
+    second = scored[3:]
+    assert second and all(t.user_attrs["seeds"] == [0, 1, 2] for t in second)
+    runs = trained_runs(study)
+    assert len(runs) == len(set(runs))
+    for trial in second:  # reused seeds are not trained again: only the missing ones are
+        reused = {int(s) for s in trial.user_attrs["reused_seeds"]}
+        assert trial.user_attrs["trained_seeds"] == [s for s in (0, 1, 2) if s not in reused]
+    assert any(t.user_attrs["trained_seeds"] == [2] for t in second)
+    search_trials = [t for t in study.get_trials() if not t.user_attrs.get("requested")]
+    assert sum(t.state.name == "COMPLETE" for t in search_trials) == 6  # the reference's extra seed
+    # was a requested evaluation, not one of the 6 trials asked for
+    capsys.readouterr()
+    assert main(["best", str(path), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"accuracy_se", "tied_with_best"} <= set(result["candidates"][0])
+    assert "recommended" in result and result["recommended"] is not None
+
+
+@pytest.mark.parametrize("study", STUDIES, ids=lambda p: p.name)
+def test_shipped_studies_confirm_with_at_least_5_seeds_at_a_higher_fidelity(study):
+    ladder = load_study_config(study).ladder
+    assert ladder.stage_names()[-1] == "confirm" and ladder.confirm_seeds >= 5
+    assert ladder.fidelities[-1].cost(ladder.fidelities[0]) > 1
+
+
+def test_a_schedule_and_a_pruner_are_refused_together(tmp_path):
+    with pytest.raises(InvalidInput, match="pruner 'median' and a schedule are alternatives"):
+        load_study_config(small_study(tmp_path, extra=SCHEDULE + "pruner: median\n"))
+    with pytest.raises(InvalidInput, match=r"schedule\.confirm\.seeds"):
+        load_study_config(small_study(tmp_path, extra=SCHEDULE.replace("seeds: 5", "seeds: 3")))

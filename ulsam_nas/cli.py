@@ -388,6 +388,11 @@ def _search_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seeds", type=positive_int, help="paired seeds per candidate at the first rung (default 1)"
     )
+    parser.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="the search stage only: no later rungs and no confirmation (a quick look)",
+    )
     parser.add_argument("--resolution", type=positive_int, help="input resolution")
     parser.add_argument("--device", choices=("cpu", "cuda", "auto"), help="training device")
     parser.add_argument(
@@ -418,6 +423,7 @@ def _study_overrides(args: argparse.Namespace) -> dict[str, Any]:
         **({"proxy.train_images": getattr(args, "images", None)} if not synthetic else {}),
         "proxy.epochs": getattr(args, "epochs", None),
         "proxy.seeds": getattr(args, "seeds", None),
+        **({"schedule": None} if getattr(args, "no_schedule", False) else {}),
         "proxy.resolution": getattr(args, "resolution", None),
         "proxy.device": getattr(args, "device", None),
     }

@@ -142,7 +142,7 @@ def load_study_config(path: str | Path, overrides: dict[str, Any] | None = None)
         if proxy["data"] not in ("synthetic", "fashion-mnist") and not given.is_absolute():
             proxy["data"] = str(base / given)  # a path in the file is relative to the file
     for dotted, value in (overrides or {}).items():
-        if value is None:
+        if value is None and dotted != "schedule":  # None: not given, except "no schedule"
             continue
         target = document
         *parents, leaf = dotted.split(".")
@@ -390,6 +390,8 @@ class Search:
                     f"{', '.join(changed) or 'configuration'}; use another --study-name or the "
                     "original settings"
                 )
+            # The latest run's seeds and schedule are what ``best`` and reports read.
+            study.set_user_attr("config", self.config.model_dump())
             return study
         study = optuna.create_study(
             study_name=self.config.name,
@@ -447,6 +449,7 @@ class Search:
         values = [0.0] if self.config.objective == "accuracy" else [0.0, float(candidate.macs)]
         attrs = {
             **self._attrs(candidate),
+            "stage": "search",
             "accuracy": 0.0,
             "over_budget": True,
             "trained_steps": 0,
@@ -653,7 +656,12 @@ class Search:
             state=optuna.trial.TrialState.RUNNING,
             params={"candidate": request.key},
             distributions={"candidate": self._distribution},
-            user_attrs={"stage": request.stage, "rung": request.rung, "seeds_wanted": list(request.seeds)},
+            user_attrs={
+                "stage": request.stage,
+                "rung": request.rung,
+                "seeds_wanted": list(request.seeds),
+                "requested": True,  # by the schedule, not drawn by the sampler
+            },
         )
         trial_id = self.storage.create_new_trial(self.study._study_id, template_trial=frozen)
         trial = optuna.Trial(self.study, trial_id)
@@ -671,12 +679,13 @@ class Search:
 
     # -- running --------------------------------------------------------------------------------
     def finished(self) -> int:
-        """Finished search-stage trials (the ``trials`` target counts these)."""
+        """Finished trials the sampler drew (the ``trials`` target counts these; the schedule's
+        requested evaluations do not)."""
         states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
         return sum(
             1
             for t in self.study.get_trials(deepcopy=False, states=states)
-            if t.user_attrs.get("stage", "search") == "search"
+            if t.user_attrs.get("stage", "search") == "search" and not t.user_attrs.get("requested")
         )
 
     def recover_dead_owners(self) -> list[int]:
