@@ -500,7 +500,9 @@ def _progress_bar(search: Any) -> Any:
             accuracies = [
                 t.user_attrs["accuracy"]
                 for t in trials
-                if t.user_attrs.get("accuracy") is not None and not t.user_attrs.get("over_budget")
+                if t.user_attrs.get("accuracy") is not None
+                and not t.user_attrs.get("over_budget")
+                and t.user_attrs.get("rung", 0) == 0
             ]
             over = sum(bool(t.user_attrs.get("over_budget")) for t in trials)
             bar.set_postfix(best=f"{max(accuracies):.4f}" if accuracies else "-", over_budget=over)
@@ -633,6 +635,56 @@ def best_text(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- calibrate -------------------------------------------------------------------------------
+def _calibrate_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", metavar="STUDY.yaml", help="a study file, e.g. studies/default.yaml")
+    parser.add_argument(
+        "--architectures", type=positive_int, default=12, help="architectures to train (default 12)"
+    )
+    parser.add_argument("--seeds", type=positive_int, default=2, help="paired seeds per fidelity (default 2)")
+    parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
+    parser.add_argument("--seed", type=int, help="sampling and training seed")
+    parser.add_argument("--data", help="synthetic, fashion-mnist, an image folder or a .npz file")
+    parser.add_argument("--images", type=positive_int, help="proxy training images")
+    parser.add_argument("--epochs", type=positive_int, help="proxy training epochs")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), help="training device")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write calibration.md/.csv/.png (default: reports/<study name>/)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _calibrate_run(args: argparse.Namespace) -> int:
+    from ulsam_nas.search.calibrate import (
+        calibration_text,
+        plan_calibration,
+        run_calibration,
+        write_calibration,
+    )
+    from ulsam_nas.search.study import load_study_config
+
+    config = load_study_config(args.study, _study_overrides(args))
+    calibration = plan_calibration(config, args.architectures, args.seeds)
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=2 * len(calibration.architectures), desc="calibrate", unit="eval", file=sys.stderr)
+
+        def progress(done: int, total: int) -> None:
+            bar.n = done
+            bar.refresh()
+
+    result = run_calibration(calibration, progress)
+    folder = args.out or f"reports/{config.name}"
+    result["written"] = write_calibration(result, folder)
+    emit(to_json(result) if args.json else calibration_text(result), None)
+    return 0
+
+
 # -- dispatch --------------------------------------------------------------------------------
 Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
 
@@ -647,6 +699,11 @@ COMMANDS: dict[str, Command] = {
         _search_run,
     ),
     "best": ("the best configurations of a study, as plans you can build", _best_args, _best_run),
+    "calibrate": (
+        "how well the proxy ranks architectures against a higher fidelity (Kendall τ, Spearman ρ)",
+        _calibrate_args,
+        _calibrate_run,
+    ),
 }
 
 

@@ -286,6 +286,8 @@ def _groups(plan: str) -> int | None:
 def _rung_of(attrs: dict[str, Any], ladder: Ladder) -> int | None:
     """Which rung of ``ladder`` a trial's fidelity is (None: none of them)."""
     fidelity = attrs.get("fidelity")
+    if fidelity is None and attrs.get("epochs") == ladder.fidelities[0].epochs:
+        return 0  # a trial from before schedules existed: the study's own proxy fidelity
     if not isinstance(fidelity, dict):
         return None
     for rung, candidate in enumerate(ladder.fidelities):
@@ -650,7 +652,7 @@ class Search:
             for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
         )
 
-    def _run_request(self, request: Request) -> optuna.trial.TrialState:
+    def run_request(self, request: Request) -> optuna.trial.TrialState:
         """Run one later-stage evaluation as a new trial, created RUNNING (claimed) in storage."""
         frozen = optuna.trial.create_trial(
             state=optuna.trial.TrialState.RUNNING,
@@ -711,6 +713,7 @@ class Search:
         self.recover_dead_owners()
         failures = 0
         deadline = time.monotonic() + MAX_WAIT_SECONDS
+        search_reported = False  # the search stage's bar is completed once, then the stages' bars
         while failures < MAX_CONSECUTIVE_FAILURES:
             done = self.finished()
             if done < target:
@@ -720,8 +723,9 @@ class Search:
                 last = self.study.get_trials(deepcopy=False)[-1]
                 failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
                 continue
-            if progress:
+            if progress and not search_reported:
                 progress("search", done, target)
+                search_reported = True
             if self._search_running():  # another worker's trial may still change the ranking
                 if time.monotonic() > deadline:
                     break
@@ -739,7 +743,7 @@ class Search:
                     break
                 time.sleep(2.0)
                 continue
-            state = self._run_request(free[0])
+            state = self.run_request(free[0])
             unresolved = free[0].missing(self.results()[0]) == free[0].missing(results)
             failures = failures + 1 if state == optuna.trial.TrialState.FAIL or unresolved else 0
         return self.finished()
@@ -754,10 +758,12 @@ class Search:
         return None if over else key
 
     def _stage_done(self, stage: str) -> int:
+        """Finished evaluations of ``stage`` at this study's fidelities (a changed schedule's
+        older evaluations do not count)."""
         return sum(
             1
             for t in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-            if t.user_attrs.get("stage") == stage
+            if t.user_attrs.get("stage") == stage and _rung_of(t.user_attrs, self.ladder) is not None
         )
 
 

@@ -1,0 +1,138 @@
+"""The calibration command: rank statistics against scipy on fixed inputs, stratified sampling,
+and a tiny calibration end to end on generated data."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+from scipy import stats
+
+from ulsam_nas.cli import main
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.calibrate import (
+    high_fidelity,
+    kendall,
+    noise_ceiling,
+    placement_kind,
+    regret,
+    spearman,
+    stratified_sample,
+    top_k_overlap,
+    with_interval,
+)
+from ulsam_nas.search.space import Candidate
+from ulsam_nas.search.study import load_study_config
+
+PROXY = [0.7872, 0.7877, 0.8072, 0.8008, 0.7467, 0.7971, 0.7700, 0.7700]
+HIGH = [0.8628, 0.8610, 0.8603, 0.8590, 0.8588, 0.8615, 0.8540, 0.8570]
+
+
+def test_rank_statistics_equal_scipy_on_fixed_inputs():
+    assert kendall(PROXY, HIGH) == pytest.approx(stats.kendalltau(PROXY, HIGH, variant="b").statistic)
+    assert spearman(PROXY, HIGH) == pytest.approx(stats.spearmanr(PROXY, HIGH).statistic)
+    # τ-b with a tie in the proxy (0.7700 twice) differs from τ-a: the tie correction is applied.
+    concordant_minus_discordant = sum(
+        math.copysign(1, (PROXY[i] - PROXY[j]) * (HIGH[i] - HIGH[j]))
+        for i in range(8)
+        for j in range(i)
+        if PROXY[i] != PROXY[j]
+    )
+    tau_b = concordant_minus_discordant / math.sqrt((28 - 1) * 28)
+    assert kendall(PROXY, HIGH) == pytest.approx(tau_b)
+
+
+def test_undefined_statistics_are_none():
+    assert kendall([0.1, 0.2], [0.3, 0.4]) is None
+    assert kendall([0.5, 0.5, 0.5], [0.1, 0.2, 0.3]) is None
+    assert with_interval(kendall, [0.1, 0.2, 0.3], [0.1, 0.3, 0.2], 0)["ci_low"] is None
+
+
+def test_bootstrap_interval_brackets_the_statistic_and_is_reproducible():
+    first = with_interval(kendall, PROXY, HIGH, seed=0)
+    again = with_interval(kendall, PROXY, HIGH, seed=0)
+    assert first == again
+    assert first["ci_low"] <= first["value"] <= first["ci_high"]
+    assert -1 <= first["ci_low"] and first["ci_high"] <= 1
+
+
+def test_top_k_overlap_regret_and_noise_ceiling():
+    assert top_k_overlap(PROXY, HIGH, 3) == pytest.approx(1 / 3)  # proxy top: 2, 3, 5; high: 0, 1, 5
+    assert regret(PROXY, HIGH) == pytest.approx(0.8628 - 0.8603)
+    per_seed = [{0: 0.1, 1: 0.3}, {0: 0.2, 1: 0.2}, {0: 0.3, 1: 0.1}, {0: 0.4, 1: 0.4}]
+    ceiling = noise_ceiling(per_seed)
+    expected = stats.kendalltau([0.1, 0.2, 0.3, 0.4], [0.3, 0.2, 0.1, 0.4], variant="b").statistic
+    assert ceiling == {"value": pytest.approx(expected), "seed_pairs": 1}
+    assert noise_ceiling([{0: 0.1}, {0: 0.2}, {0: 0.3}])["value"] is None  # one seed
+
+
+def test_stratified_sample_covers_widths_and_placement_kinds():
+    candidates = [
+        Candidate(w, plan, 1, 1, 0)
+        for w in (0.25, 0.5)
+        for plan in ["", "insert@9:ulsam:groups=1", "insert@9:ulsam:groups=4", "replace@9:ulsam:groups=4"]
+    ]
+    chosen = stratified_sample(candidates, 6, seed=0)
+    assert len(chosen) == len({c.key for c in chosen}) == 6
+    assert {(c.width_mult, placement_kind(c.plan)) for c in chosen} == {
+        (w, kind) for w in (0.25, 0.5) for kind in ("plain", "insert", "replace")
+    }
+    assert stratified_sample(candidates, 6, seed=0) == chosen
+    assert placement_kind("replace@7:ulsam:groups=4,insert@9:ulsam:groups=4") == "insert+replace"
+
+
+def test_higher_fidelity_is_the_last_rung_or_at_most_twice_the_proxy_on_generated_data():
+    root = Path(__file__).resolve().parent.parent
+    config = load_study_config(root / "studies" / "default.yaml")
+    assert high_fidelity(config, synthetic=False).model_dump() == {"epochs": 4, "images": 5000, "seeds": 1}
+    synthetic = high_fidelity(config, synthetic=True)
+    assert synthetic.epochs == 2 * config.proxy.epochs and synthetic.images == config.proxy.train_images
+
+
+SPACE = """
+backbone: mobilenet_v1
+stem: small
+width_mults: [0.25, 0.5]
+positions:
+  - {index: 9, actions: [insert, replace]}
+groups: [1, 4]
+max_modules: 1
+"""
+
+
+def test_a_tiny_calibration_end_to_end_on_generated_data(tmp_path, capsys):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "name: c\nspace: space.yaml\nbudget: {mmacs: 50}\n"
+        "proxy: {data: synthetic, train_images: 128, val_images: 64, epochs: 1, batch_size: 64}\n"
+    )
+    args = ["calibrate", str(study), "--architectures", "5", "--seeds", "2", "--json", "--quiet"]
+    out = tmp_path / "report"
+    assert main([*args, "--out", str(out)]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert {"kendall_tau", "spearman_rho", "within_width", "baselines", "noise_ceiling"} <= set(result)
+    assert {"top_k_overlap", "regret", "notes"} <= set(result)
+    for name in ("kendall_tau", "spearman_rho"):
+        assert {"value", "ci_low", "ci_high"} <= set(result[name])
+    assert set(result["baselines"]) == {"macs", "params"}
+    assert result["architectures"] == 5 and result["high_fidelity"] == {"epochs": 2, "images": 128}
+    assert result["zero_cost"]["seconds_per_architecture"] < 1.0
+    assert sorted(p.name for p in out.iterdir()) == ["calibration.csv", "calibration.md", "calibration.png"]
+    assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # A rerun resumes from the storage: nothing is trained again.
+    assert main([*args, "--out", str(out)]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["rows"] == result["rows"]
+
+
+def test_too_few_architectures_is_invalid_input(tmp_path):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    study = tmp_path / "study.yaml"
+    study.write_text("name: c\nspace: space.yaml\nproxy: {data: synthetic}\n")
+    with pytest.raises(InvalidInput, match="--architectures 1 is too few"):
+        from ulsam_nas.search.calibrate import plan_calibration
+
+        plan_calibration(load_study_config(study), 1, 2)

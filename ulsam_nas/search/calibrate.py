@@ -1,0 +1,427 @@
+"""Does the proxy rank architectures the way a higher fidelity does?  (``ulsam-nas calibrate``)
+
+N architectures are sampled across the study's feasible set, stratified over width and over the
+kind of placement (plain, insert, replace, both), and each is trained with S paired seeds at the
+proxy fidelity (the study's first rung) and at a higher one (the schedule's last rung; with
+``--data synthetic``, twice the proxy's epochs, so at most twice its cost).  The evaluations
+are trials of a companion study ``<name>-calibration`` in the same storage (so a rerun resumes
+and no seed is trained twice), run by the search's own evaluation code.
+
+Reported (shared/design/search.md §4): Kendall τ-b and Spearman ρ between the per-architecture
+mean accuracies at the two fidelities, with 95% percentile-bootstrap intervals over
+architectures; the same within each width; the baselines any proxy has to beat (ranking by MACs
+alone, by params alone); the noise ceiling (τ between two seeds at the higher fidelity); top-k
+overlap and the regret of the proxy's pick; a zero-cost proxy's τ (gradient norm at
+initialization); and the seeds needed to resolve 0.5 points at each fidelity.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import random
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import stats
+
+from ulsam_nas.backbones.network import create_network
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.noise import pooled_sd, seeds_needed
+from ulsam_nas.search.schedule import Confirm, Request, Rung, ScheduleConfig
+from ulsam_nas.search.space import Candidate
+from ulsam_nas.search.study import Prepared, Search, StudyConfig, collect_results, prepare
+from ulsam_nas.search.train import flushing_denormals
+
+BOOTSTRAP_RESAMPLES = 2000
+RESOLVE_POINTS = 0.5
+
+
+def placement_kind(plan: str) -> str:
+    actions = {part.split("@", 1)[0] for part in plan.split(",") if part}
+    return "plain" if not actions else "+".join(sorted(actions))
+
+
+def stratified_sample(candidates: Sequence[Candidate], count: int, seed: int) -> list[Candidate]:
+    """``count`` candidates spread over (width, placement kind) strata: round-robin over the
+    strata in a seeded order, a seeded random member each time; every plain backbone first."""
+    rng = random.Random(seed)
+    strata: dict[tuple[float, str], list[Candidate]] = {}
+    for candidate in candidates:
+        strata.setdefault((candidate.width_mult, placement_kind(candidate.plan)), []).append(candidate)
+    for members in strata.values():
+        rng.shuffle(members)
+    order = sorted(strata, key=lambda s: (s[1] != "plain", s))
+    chosen: list[Candidate] = []
+    while len(chosen) < min(count, len(candidates)):
+        for stratum in order:
+            if strata[stratum] and len(chosen) < count:
+                chosen.append(strata[stratum].pop())
+    return chosen
+
+
+def kendall(x: Sequence[float], y: Sequence[float]) -> float | None:
+    """Kendall τ-b (None when it is undefined: fewer than 3 points or a constant ranking)."""
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(stats.kendalltau(x, y, variant="b").statistic)
+
+
+def spearman(x: Sequence[float], y: Sequence[float]) -> float | None:
+    if len(x) < 3 or len(set(x)) < 2 or len(set(y)) < 2:
+        return None
+    return float(stats.spearmanr(x, y).statistic)
+
+
+def with_interval(
+    statistic: Callable[[Sequence[float], Sequence[float]], float | None],
+    x: Sequence[float],
+    y: Sequence[float],
+    seed: int,
+) -> dict[str, float | None]:
+    """The statistic and a 95% percentile-bootstrap interval over the paired points."""
+    value = statistic(x, y)
+    low = high = None
+    if value is not None and len(x) >= 4:
+
+        def resampled(a: np.ndarray, b: np.ndarray) -> float:
+            found = statistic(list(a), list(b))
+            return math.nan if found is None else found
+
+        result = stats.bootstrap(
+            (np.asarray(x), np.asarray(y)),
+            resampled,
+            paired=True,
+            vectorized=False,
+            n_resamples=BOOTSTRAP_RESAMPLES,
+            method="percentile",
+            random_state=np.random.default_rng(seed),
+        )
+        if math.isfinite(result.confidence_interval.low) and math.isfinite(result.confidence_interval.high):
+            low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
+    return {"value": value, "ci_low": low, "ci_high": high}
+
+
+def top_k_overlap(proxy: Sequence[float], high: Sequence[float], k: int) -> float | None:
+    if len(proxy) < k or k < 1:
+        return None
+    top_proxy = set(np.argsort(-np.asarray(proxy), kind="stable")[:k])
+    top_high = set(np.argsort(-np.asarray(high), kind="stable")[:k])
+    return len(top_proxy & top_high) / k
+
+
+def regret(proxy: Sequence[float], high: Sequence[float]) -> float | None:
+    """How much higher-fidelity accuracy the proxy's pick gives up against the best (fraction)."""
+    if not proxy:
+        return None
+    pick = int(np.argmax(proxy))
+    return float(max(high) - high[pick])
+
+
+def noise_ceiling(per_seed: Sequence[dict[int, float]]) -> dict[str, Any]:
+    """Mean Kendall τ-b between the rankings of two seeds at one fidelity, over seed pairs."""
+    seeds = sorted(set.intersection(*(set(p) for p in per_seed))) if per_seed else []
+    values = [
+        value
+        for a, b in itertools.combinations(seeds, 2)
+        if (value := kendall([p[a] for p in per_seed], [p[b] for p in per_seed])) is not None
+    ]
+    return {"value": statistics.fmean(values) if values else None, "seed_pairs": len(values)}
+
+
+def grad_norm_at_init(model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor) -> float:
+    """Zero-cost proxy: the summed L2 norm of the loss gradient at initialization, one batch."""
+    model.train()
+    loss = F.cross_entropy(model(images), labels)
+    grads = torch.autograd.grad(loss, [p for p in model.parameters() if p.requires_grad])
+    return float(sum(g.norm() for g in grads))
+
+
+@dataclass
+class Calibration:
+    prepared: Prepared
+    architectures: list[Candidate]
+    seeds: int
+    high: Rung
+
+    @property
+    def config(self) -> StudyConfig:
+        return self.prepared.config
+
+
+def high_fidelity(config: StudyConfig, synthetic: bool) -> Rung:
+    """The schedule's last rung; without one, or on generated data, twice the proxy's epochs."""
+    proxy = config.proxy
+    if config.schedule and config.schedule.rungs and not synthetic:
+        last = config.schedule.rungs[-1]
+        return Rung(epochs=last.epochs, images=last.images)
+    return Rung(epochs=2 * proxy.epochs, images=proxy.train_images)
+
+
+def plan_calibration(config: StudyConfig, architectures: int, seeds: int) -> Calibration:
+    if architectures < 2:
+        raise InvalidInput(f"--architectures {architectures} is too few; allowed: 2 or more")
+    high = high_fidelity(config, config.proxy.data == "synthetic")
+    calibration_config = config.model_copy(
+        update={
+            "name": f"{config.name}-calibration",
+            "pruner": "none",
+            "schedule": ScheduleConfig(
+                rungs=[Rung(epochs=high.epochs, images=high.images, seeds=seeds)],
+                confirm=Confirm(top_k=1, seeds=max(5, seeds)),
+                reference_seeds=max(2, seeds),
+            ),
+        }
+    )
+    prepared = prepare(calibration_config)
+    chosen = stratified_sample(prepared.feasible, architectures, config.sampler.seed)
+    return Calibration(prepared, chosen, seeds, high)
+
+
+def run_calibration(
+    calibration: Calibration, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
+    """Train what is missing (resuming from the storage), then compute every statistic."""
+    search = Search(calibration.prepared)
+    seeds = tuple(search.ladder.seeds(calibration.seeds))
+    requests = [
+        Request(c.key, rung, seeds, "calibration") for rung in (0, 1) for c in calibration.architectures
+    ]
+    for done, request in enumerate(requests):
+        if progress:
+            progress(done, len(requests))
+        results, _ = search.results()
+        if request.missing(results):
+            search.run_request(request)
+    if progress:
+        progress(len(requests), len(requests))
+    results, _ = collect_results(search.study, search.ladder)
+    missing = [r.key for r in requests if r.missing(results)]
+    if missing:
+        raise InvalidInput(f"calibration training failed for {missing[0]!r} (see the study's failed trials)")
+    zero_cost = _zero_cost_scores(calibration)
+    return summarize_calibration(calibration, results, seeds, zero_cost)
+
+
+def _zero_cost_scores(calibration: Calibration) -> dict[str, tuple[float, float]]:
+    """``key -> (grad-norm score, seconds)`` at initialization, on one seeded batch."""
+    prepared = calibration.prepared
+    data = prepared.data
+    generator = torch.Generator().manual_seed(prepared.config.proxy.seed)
+    batch = torch.randperm(len(data.train_labels), generator=generator)[:64]
+    images = data.train_images[batch].float() / 255
+    images = (images - images.mean()) / images.std().clamp_min(1e-3)
+    labels = data.train_labels[batch]
+    scores = {}
+    with flushing_denormals():
+        for candidate in calibration.architectures:
+            torch.manual_seed(prepared.config.proxy.seed)
+            start = time.perf_counter()
+            model = create_network(
+                prepared.space.backbone,
+                candidate.width_mult,
+                candidate.plan,
+                data.resolution,
+                data.num_classes,
+                data.in_channels,
+                prepared.space.stem,
+            )
+            score = grad_norm_at_init(model, images, labels)
+            scores[candidate.key] = (score, time.perf_counter() - start)
+    return scores
+
+
+def summarize_calibration(
+    calibration: Calibration,
+    results: dict[int, dict[str, dict[int, float]]],
+    seeds: tuple[int, ...],
+    zero_cost: dict[str, tuple[float, float]],
+) -> dict[str, Any]:
+    architectures = calibration.architectures
+    keys = [c.key for c in architectures]
+    proxy = [statistics.fmean(results[0][k][s] for s in seeds) for k in keys]
+    high = [statistics.fmean(results[1][k][s] for s in seeds) for k in keys]
+    seed = calibration.config.sampler.seed
+    notes: list[str] = []
+    tau = with_interval(kendall, proxy, high, seed)
+    rho = with_interval(spearman, proxy, high, seed)
+    if tau["value"] is None:
+        notes.append("Kendall τ and Spearman ρ need at least 3 architectures with distinct accuracies")
+    elif tau["ci_low"] is None:
+        notes.append("bootstrap intervals need at least 4 architectures")
+    within: dict[str, Any] = {}
+    for width in sorted({c.width_mult for c in architectures}):
+        index = [i for i, c in enumerate(architectures) if c.width_mult == width]
+        x, y = [proxy[i] for i in index], [high[i] for i in index]
+        within[f"{width:g}"] = {
+            "architectures": len(index),
+            "kendall_tau": kendall(x, y),
+            "spearman_rho": spearman(x, y),
+        }
+        if within[f"{width:g}"]["kendall_tau"] is None:
+            notes.append(
+                f"within width {width:g}: fewer than 3 architectures or tied accuracies, τ undefined"
+            )
+    baselines = {
+        "macs": with_interval(kendall, [float(c.macs) for c in architectures], high, seed),
+        "params": with_interval(kendall, [float(c.params) for c in architectures], high, seed),
+    }
+    if len(seeds) < 2:
+        notes.append("one seed: the noise ceiling and the seed spread cannot be computed")
+    ceiling = noise_ceiling([results[1][k] for k in keys])
+    k = min(3, max(1, len(keys) // 3))
+    sd_proxy, dof_proxy = pooled_sd([[results[0][key][s] for s in seeds] for key in keys])
+    sd_high, dof_high = pooled_sd([[results[1][key][s] for s in seeds] for key in keys])
+    needed = {
+        name: None if sd is None else seeds_needed(math.sqrt(2) * sd, RESOLVE_POINTS / 100)
+        for name, sd in (("proxy", sd_proxy), ("high", sd_high))
+    }
+    zero_cost_tau = with_interval(kendall, [zero_cost[key][0] for key in keys], high, seed)
+    proxy_config = calibration.config.proxy
+    rows = [
+        {
+            "candidate": c.key,
+            "width_mult": c.width_mult,
+            "plan": c.plan,
+            "macs": c.macs,
+            "params": c.params,
+            "proxy_accuracy": proxy[i],
+            "high_accuracy": high[i],
+            "proxy_accuracies": [results[0][c.key][s] for s in seeds],
+            "high_accuracies": [results[1][c.key][s] for s in seeds],
+            "grad_norm": zero_cost[c.key][0],
+        }
+        for i, c in enumerate(architectures)
+    ]
+    return {
+        "study": calibration.config.name,
+        "architectures": len(keys),
+        "seeds": list(seeds),
+        "proxy_fidelity": {"epochs": proxy_config.epochs, "images": proxy_config.train_images},
+        "high_fidelity": {"epochs": calibration.high.epochs, "images": calibration.high.images},
+        "kendall_tau": tau,
+        "spearman_rho": rho,
+        "within_width": within,
+        "baselines": baselines,
+        "noise_ceiling": ceiling,
+        "top_k_overlap": {"k": k, "value": top_k_overlap(proxy, high, k)},
+        "regret": regret(proxy, high),
+        "zero_cost": {
+            "name": "grad_norm at initialization",
+            "kendall_tau": zero_cost_tau,
+            "seconds_per_architecture": statistics.fmean(s for _, s in zero_cost.values()),
+        },
+        "seed_sd": {"proxy": sd_proxy, "proxy_dof": dof_proxy, "high": sd_high, "high_dof": dof_high},
+        "seeds_to_resolve_0.5_points": needed,
+        "rows": rows,
+        "notes": notes,
+    }
+
+
+def calibration_text(result: dict[str, Any]) -> str:
+    """The calibration for people: the headline statistics and one row per architecture."""
+
+    def fmt(entry: dict[str, Any]) -> str:
+        value = entry["value"]
+        if value is None:
+            return "n/a"
+        interval = (
+            f" [{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]" if entry.get("ci_low") is not None else ""
+        )
+        return f"{value:+.2f}{interval}"
+
+    proxy, high = result["proxy_fidelity"], result["high_fidelity"]
+    ceiling = result["noise_ceiling"]["value"]
+    sd = result["seed_sd"]
+    needed = result["seeds_to_resolve_0.5_points"]
+    overlap = result["top_k_overlap"]
+    lines = [
+        f"# Calibration of study {result['study'].removesuffix('-calibration')!r}",
+        "",
+        f"{result['architectures']} architectures × {len(result['seeds'])} paired seeds; proxy "
+        f"{proxy['epochs']} epochs × {proxy['images']} images, higher fidelity {high['epochs']} epochs × "
+        f"{high['images'] or 'all'} images. Statistics compare per-architecture mean accuracies; "
+        "intervals are 95% percentile bootstraps over architectures.",
+        "",
+        "| statistic | value |",
+        "|---|---|",
+        f"| Kendall τ-b, proxy vs higher fidelity | {fmt(result['kendall_tau'])} |",
+        f"| Spearman ρ, proxy vs higher fidelity | {fmt(result['spearman_rho'])} |",
+        f"| Kendall τ-b, MACs alone vs higher fidelity | {fmt(result['baselines']['macs'])} |",
+        f"| Kendall τ-b, params alone vs higher fidelity | {fmt(result['baselines']['params'])} |",
+        f"| Kendall τ-b, {result['zero_cost']['name']} vs higher fidelity | "
+        f"{fmt(result['zero_cost']['kendall_tau'])} |",
+        f"| noise ceiling: τ-b between two seeds at the higher fidelity | {_number(ceiling, '+.2f')} |",
+        f"| top-{overlap['k']} overlap | {_number(overlap['value'], '.2f')} |",
+        f"| regret of the proxy's pick (points) | {_number(result['regret'], '.2f', 100)} |",
+        f"| seed sd, proxy / higher fidelity (points) | {_number(sd['proxy'], '.2f', 100)} / "
+        f"{_number(sd['high'], '.2f', 100)} |",
+        f"| seeds per arm to resolve 0.5 points (80% power), proxy / higher | "
+        f"{needed['proxy'] or 'n/a'} / {needed['high'] or 'n/a'} |",
+    ]
+    for width, entry in result["within_width"].items():
+        lines.append(
+            f"| within α {width} ({entry['architectures']} architectures): τ-b | "
+            f"{_number(entry['kendall_tau'], '+.2f')} |"
+        )
+    lines += [
+        "",
+        "| α | plan | MMACs | proxy accuracy | higher-fidelity accuracy | grad norm |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['width_mult']:g} | {row['plan'] or '(plain)'} | {row['macs'] / 1e6:.3f} | "
+            f"{row['proxy_accuracy']:.4f} | {row['high_accuracy']:.4f} | {row['grad_norm']:.3g} |"
+        )
+    lines += [""] + [f"Note: {note}." for note in result["notes"]]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _number(value: float | None, spec: str, scale: float = 1.0) -> str:
+    return "n/a" if value is None else format(value * scale, spec)
+
+
+def write_calibration(result: dict[str, Any], folder: str) -> list[str]:
+    """calibration.md, calibration.csv and calibration.png (proxy vs higher-fidelity accuracy)
+    into ``folder``, each written atomically."""
+    import io
+    from pathlib import Path
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import pandas as pd
+
+    from ulsam_nas.output import write_atomic
+
+    target = Path(folder)
+    frame = pd.DataFrame(
+        [{k: v for k, v in row.items() if not k.endswith("accuracies")} for row in result["rows"]]
+    )
+    paths = [target / "calibration.md", target / "calibration.csv", target / "calibration.png"]
+    figure, axes = plt.subplots(figsize=(5.5, 4.2), dpi=120)
+    for width, group in frame.groupby("width_mult"):
+        axes.scatter(group["proxy_accuracy"] * 100, group["high_accuracy"] * 100, label=f"α {width:g}", s=28)
+    low, high = result["proxy_fidelity"], result["high_fidelity"]
+    axes.set_xlabel(f"proxy accuracy (%): {low['epochs']} epochs × {low['images']} images")
+    axes.set_ylabel(f"accuracy (%): {high['epochs']} epochs × {high['images']} images")
+    tau = _number(result["kendall_tau"]["value"], "+.2f")
+    axes.set_title(f"Proxy vs higher fidelity, mean of {len(result['seeds'])} seeds (τ-b {tau})", fontsize=9)
+    axes.legend(fontsize=8)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    image = io.BytesIO()
+    figure.savefig(image, format="png")
+    plt.close(figure)
+    write_atomic(paths[0], calibration_text(result))
+    write_atomic(paths[1], frame.to_csv(index=False))
+    write_atomic(paths[2], image.getvalue())
+    return [str(p) for p in paths]
