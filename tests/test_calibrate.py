@@ -109,7 +109,7 @@ def test_a_tiny_calibration_end_to_end_on_generated_data(tmp_path, capsys):
         "name: c\nspace: space.yaml\nbudget: {mmacs: 50}\n"
         "proxy: {data: synthetic, train_images: 128, val_images: 64, epochs: 1, batch_size: 64}\n"
     )
-    args = ["calibrate", str(study), "--architectures", "5", "--seeds", "2", "--json", "--quiet"]
+    args = ["calibrate", str(study), "--architectures", "4", "--seeds", "2", "--json", "--quiet"]
     out = tmp_path / "report"
     assert main([*args, "--out", str(out)]) == 0
     result = json.loads(capsys.readouterr().out)
@@ -118,7 +118,7 @@ def test_a_tiny_calibration_end_to_end_on_generated_data(tmp_path, capsys):
     for name in ("kendall_tau", "spearman_rho"):
         assert {"value", "ci_low", "ci_high"} <= set(result[name])
     assert set(result["baselines"]) == {"macs", "params"}
-    assert result["architectures"] == 5 and result["high_fidelity"] == {"epochs": 2, "images": 128}
+    assert result["architectures"] == 4 and result["high_fidelity"] == {"epochs": 2, "images": 128}
     assert result["zero_cost"]["seconds_per_architecture"] > 0  # timed by benchmarks, not asserted
     assert sorted(p.name for p in out.iterdir()) == ["calibration.csv", "calibration.md", "calibration.png"]
     assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

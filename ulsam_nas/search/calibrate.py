@@ -22,6 +22,7 @@ import math
 import random
 import statistics
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -94,15 +95,18 @@ def with_interval(
             found = statistic(list(a), list(b))
             return math.nan if found is None else found
 
-        result = stats.bootstrap(
-            (np.asarray(x), np.asarray(y)),
-            resampled,
-            paired=True,
-            vectorized=False,
-            n_resamples=BOOTSTRAP_RESAMPLES,
-            method="percentile",
-            random_state=np.random.default_rng(seed),
-        )
+        with warnings.catch_warnings():
+            # Resamples with a constant ranking have no τ; the interval is then reported as null.
+            warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+            result = stats.bootstrap(
+                (np.asarray(x), np.asarray(y)),
+                resampled,
+                paired=True,
+                vectorized=False,
+                n_resamples=BOOTSTRAP_RESAMPLES,
+                method="percentile",
+                random_state=np.random.default_rng(seed),
+            )
         if math.isfinite(result.confidence_interval.low) and math.isfinite(result.confidence_interval.high):
             low, high = float(result.confidence_interval.low), float(result.confidence_interval.high)
     return {"value": value, "ci_low": low, "ci_high": high}
@@ -272,6 +276,11 @@ def summarize_calibration(
         "macs": with_interval(kendall, [float(c.macs) for c in architectures], high, seed),
         "params": with_interval(kendall, [float(c.params) for c in architectures], high, seed),
     }
+    for name, entry in baselines.items():
+        if entry["value"] is not None and entry["ci_low"] is None:
+            notes.append(
+                f"no bootstrap interval for the {name} baseline: resamples with tied {name} are undefined"
+            )
     if len(seeds) < 2:
         notes.append("one seed: the noise ceiling and the seed spread cannot be computed")
     ceiling = noise_ceiling([results[1][k] for k in keys])
