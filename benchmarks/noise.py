@@ -32,10 +32,16 @@ from _report import write_section
 
 from ulsam_nas.search.noise import detectable_difference
 from ulsam_nas.search.schedule import Fidelity, Ladder
-from ulsam_nas.search.simulate import SimulatedObjective, example_space, run_schedule, run_single_seed_optuna
+from ulsam_nas.search.simulate import (
+    MEASURED_NOISE,
+    MEASURED_PAIRING,
+    SimulatedObjective,
+    example_space,
+    run_schedule,
+    run_single_seed_optuna,
+)
 
-NOISE = (0.012, 0.0045)
-PAIRING = 0.3
+NOISE, PAIRING = MEASURED_NOISE, MEASURED_PAIRING
 SAMPLED = 16
 LADDER = Ladder(
     (Fidelity(2, 5000), Fidelity(8, 10000)),

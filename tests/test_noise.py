@@ -18,7 +18,13 @@ from ulsam_nas.search.noise import (
     summarize,
 )
 from ulsam_nas.search.schedule import Costs, Fidelity, Ladder, select, tie_sentence
-from ulsam_nas.search.simulate import SimulatedObjective, example_space, run_schedule
+from ulsam_nas.search.simulate import (
+    MEASURED_NOISE,
+    MEASURED_PAIRING,
+    SimulatedObjective,
+    example_space,
+    run_schedule,
+)
 
 A = [0.7805, 0.7895, 0.7970, 0.7915, 0.7720, 0.7925]  # proxy-signal.md, variant a, seeds 0-5
 C = [0.7875, 0.7985, 0.8070, 0.7965, 0.7960, 0.7750]  # variant c
@@ -176,7 +182,7 @@ def test_one_seed_says_no_tie_can_be_judged():
 
 
 # -- simulated studies ---------------------------------------------------------------------------
-NOISE = (0.012, 0.0045)  # seed sd at the proxy and at the higher fidelity (proxy-signal.md)
+NOISE = MEASURED_NOISE
 SIM_LADDER = Ladder(
     (Fidelity(2, 5000), Fidelity(6, 10000)),
     (1, 2),
@@ -190,7 +196,7 @@ SIM_LADDER = Ladder(
 def simulated_study(seed: int, sampled: int = 20):
     rng = np.random.default_rng(seed)
     true, costs, reference = example_space(rng)
-    objective = SimulatedObjective(true, NOISE, pairing=0.3, study_seed=seed)
+    objective = SimulatedObjective(true, NOISE, pairing=MEASURED_PAIRING, study_seed=seed)
     keys = sorted(true)
     chosen = [keys[i] for i in rng.choice(len(keys), sampled)]
     return objective, run_schedule(SIM_LADDER, objective, chosen, costs, reference)
