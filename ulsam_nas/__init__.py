@@ -11,6 +11,7 @@ from ulsam_nas.attention import (
 from ulsam_nas.backbones import Placement, create_network, network_breakdown, network_cost
 from ulsam_nas.cost import Cost, Formula
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.reporting import report
 
 __version__ = "0.1.0"
 
@@ -27,4 +28,5 @@ __all__ = [
     "list_attention",
     "network_breakdown",
     "network_cost",
+    "report",
 ]

@@ -635,6 +635,33 @@ def best_text(result: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+# -- report ---------------------------------------------------------------------------------
+def _report_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "study", metavar="STUDY.yaml", nargs="?", help="a study file (or --storage and --study-name)"
+    )
+    parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
+    parser.add_argument("--study-name", help="the study's name in the storage")
+    parser.add_argument(
+        "--out", help="the report folder itself (default reports/<study-name>/); replaced atomically"
+    )
+    parser.add_argument("--json", action="store_true", help="print the written paths as JSON")
+
+
+def _report_run(args: argparse.Namespace) -> int:
+    from ulsam_nas.reporting import write_report
+
+    written = write_report(args.study, storage=args.storage, study_name=args.study_name, out=args.out)
+    if args.json:
+        emit(to_json({"paths": [str(p) for p in written.paths], "partial": written.partial}), None)
+        return 0
+    print(f"wrote {len(written.paths)} files to {written.folder}/")
+    if written.partial:
+        print(f"PARTIAL: the study is not finished ({'; '.join(written.partial)})")
+    print(f"open {written.folder / 'index.html'}")
+    return 0
+
+
 # -- calibrate -------------------------------------------------------------------------------
 def _calibrate_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("study", metavar="STUDY.yaml", help="a study file, e.g. studies/default.yaml")
@@ -699,6 +726,11 @@ COMMANDS: dict[str, Command] = {
         _search_run,
     ),
     "best": ("the best configurations of a study, as plans you can build", _best_args, _best_run),
+    "report": (
+        "Pareto plots, tables, the groups ablation and an HTML page from a study's storage",
+        _report_args,
+        _report_run,
+    ),
     "calibrate": (
         "how well the proxy ranks architectures against a higher fidelity (Kendall τ, Spearman ρ)",
         _calibrate_args,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import sys
 import tempfile
 from pathlib import Path
@@ -55,6 +56,43 @@ def write_atomic(path: str | Path, text: str | bytes) -> None:
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise
+
+
+def write_directory(target: str | Path, files: dict[str, str | bytes], keep: tuple[str, ...] = ()) -> None:
+    """Write ``files`` (relative name -> content) as the folder ``target``: built in a temporary
+    sibling folder and renamed into place, so a failure never leaves a half-written folder.
+    Files named in ``keep`` are carried over from an existing ``target``."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp creates 0700
+    try:
+        for name, content in files.items():
+            path = staging / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            if isinstance(content, bytes):
+                path.write_bytes(content)
+            else:
+                path.write_text(content, encoding="utf-8")
+        for name in keep:
+            if (target / name).is_file() and name not in files:
+                shutil.copy2(target / name, staging / name)
+        if not target.exists():
+            os.rename(staging, target)
+            return
+        previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.previous.", dir=target.parent))
+        os.rename(target, previous / "folder")
+        try:
+            os.rename(staging, target)
+        except BaseException:
+            os.rename(previous / "folder", target)
+            raise
+        shutil.rmtree(previous, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
         raise
 
 

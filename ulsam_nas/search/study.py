@@ -86,7 +86,8 @@ class Proxy(_Strict):
 
 
 class Sampler(_Strict):
-    name: Literal["tpe", "random", "nsga2"] = "tpe"
+    # grid: every feasible candidate once, in random order (ablations over small spaces)
+    name: Literal["tpe", "random", "nsga2", "grid"] = "tpe"
     seed: int = 0
 
 
@@ -353,6 +354,10 @@ class Search:
         seed = self.config.sampler.seed
         if self.config.sampler.name == "random":
             return optuna.samplers.RandomSampler(seed=seed)
+        if self.config.sampler.name == "grid":
+            return optuna.samplers.GridSampler(
+                {"candidate": [c.key for c in self.prepared.feasible]}, seed=seed
+            )
         if self.config.sampler.name == "nsga2":
             return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
         return optuna.samplers.TPESampler(seed=seed)
@@ -424,7 +429,8 @@ class Search:
         return study
 
     def _enqueue_baselines(self, study: optuna.Study) -> None:
-        """The plain backbone at every width and the paper's placement, once, first."""
+        """The plain backbone at every width and the paper's placement, once, first; plain
+        backbones over the budget are recorded untrained."""
         space, data = self.prepared.space, self.prepared.data
         wanted = []
         for width in space.width_mults:
@@ -441,6 +447,8 @@ class Search:
                     wanted.append(self.by_key[Candidate.key_of(width, plan)])
         for candidate in wanted:
             if self.prepared.within(candidate):
+                if self.config.sampler.name == "grid":
+                    continue  # the grid visits every feasible candidate; a queued copy would repeat one
                 study.enqueue_trial(
                     {"candidate": candidate.key}, user_attrs={"baseline": True}, skip_if_exists=True
                 )
@@ -681,14 +689,7 @@ class Search:
 
     # -- running --------------------------------------------------------------------------------
     def finished(self) -> int:
-        """Finished trials the sampler drew (the ``trials`` target counts these; the schedule's
-        requested evaluations do not)."""
-        states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-        return sum(
-            1
-            for t in self.study.get_trials(deepcopy=False, states=states)
-            if t.user_attrs.get("stage", "search") == "search" and not t.user_attrs.get("requested")
-        )
+        return search_trials_finished(self.study)
 
     def recover_dead_owners(self) -> list[int]:
         """Fail RUNNING trials whose owning process on this host is gone; re-queue a search-stage
@@ -824,14 +825,30 @@ def open_study(storage: str, study_name: str) -> optuna.Study:
         raise InvalidInput(f"cannot open storage {redact(storage)}: {type(error).__name__}") from None
 
 
+def search_trials_finished(study: optuna.Study) -> int:
+    """Finished trials the sampler drew (the ``trials`` target counts these; the schedule's
+    requested evaluations do not)."""
+    states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    return sum(
+        1
+        for t in study.get_trials(deepcopy=False, states=states)
+        if t.user_attrs.get("stage", "search") == "search" and not t.user_attrs.get("requested")
+    )
+
+
+def stored_config(study: optuna.Study) -> StudyConfig:
+    """The configuration the study's latest ``search`` run stored."""
+    try:
+        return StudyConfig.model_validate(study.user_attrs.get("config", {}))
+    except ValidationError:
+        raise InvalidInput(f"study {study.study_name!r} was not made by 'ulsam-nas search'") from None
+
+
 def best_candidates(study: optuna.Study, top: int = 5) -> dict[str, Any]:
     """The study's candidates ranked by the highest fidelity they reached, then mean accuracy;
     the confirmed contenders tied with the best (paired over common seeds) and the cheapest of
     them recommended; the noise per fidelity and the training each stage spent."""
-    try:
-        config = StudyConfig.model_validate(study.user_attrs.get("config", {}))
-    except ValidationError:
-        raise InvalidInput(f"study {study.study_name!r} was not made by 'ulsam-nas search'") from None
+    config = stored_config(study)
     ladder = config.ladder
     results, costs = collect_results(study, ladder)
     if not results:
