@@ -3,7 +3,7 @@
 # Extra arguments go to pytest (e.g. scripts/test.sh -m "not tracer").
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS=dev source scripts/_venv.sh
+EXTRAS=dev,pg source scripts/_venv.sh
 phase "ruff"
 ruff check .
 ruff format --check .

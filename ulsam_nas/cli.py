@@ -433,7 +433,7 @@ def _search_run(args: argparse.Namespace) -> int:
     import os
     import subprocess
 
-    from ulsam_nas.search.study import Search, dry_run, load_study_config, prepare
+    from ulsam_nas.search.study import Search, dry_run, load_study_config, prepare, redact
 
     config = load_study_config(args.study, _study_overrides(args))
     threads = os.environ.get("ULSAM_NAS_THREADS")
@@ -472,10 +472,8 @@ def _search_run(args: argparse.Namespace) -> int:
     finished = search.run(config.trials, progress)
     codes = [child.wait() for child in children]
     finished = search.finished()
-    print(
-        f"{finished}/{config.trials} finished trials in study {config.name!r} ({config.storage})",
-        file=sys.stderr,
-    )
+    where = redact(config.storage or "")
+    print(f"{finished}/{config.trials} finished trials in study {config.name!r} ({where})", file=sys.stderr)
     return 0 if finished >= config.trials and not any(c not in (0,) for c in codes) else 1
 
 

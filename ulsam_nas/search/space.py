@@ -167,10 +167,16 @@ def position_options(
 def enumerate_candidates(
     space: SearchSpace, resolution: int, num_classes: int, in_channels: int, convention: str = "exact"
 ) -> list[Candidate]:
-    """All configurations of the space (plain backbones first), each with its closed-form cost."""
+    """All configurations of the space (plain backbones first), each with its closed-form cost.
+    A group count that divides the channels of no position at any width is invalid input."""
     candidates = []
+    usable: set[int] = set()
+    channels: set[int] = set()
     for width in space.width_mults:
         options = position_options(space, width, resolution, num_classes, in_channels)
+        usable |= {p.config["groups"] for found in options.values() for p in found if "groups" in p.config}
+        table = backbone_table(space.backbone, width, resolution, num_classes, in_channels, space.stem)
+        channels |= {table.layers[p.index].spec.out_channels for p in space.positions}
         for count in range(min(space.max_modules, len(options)) + 1):
             for positions in itertools.combinations(sorted(options), count):
                 for chosen in itertools.product(*(options[p] for p in positions)):
@@ -186,4 +192,11 @@ def enumerate_candidates(
                         convention,
                     )
                     candidates.append(Candidate(width, plan, cost.macs, cost.params, count))
+    grouped = any("groups" in get_attention(m).option_names() for m in space.modules)
+    unusable = sorted(set(space.groups) - usable) if grouped and space.positions else []
+    if unusable:
+        raise InvalidInput(
+            f"groups {unusable[0]} divides the channels of no position at any width "
+            f"(channels there: {', '.join(str(c) for c in sorted(channels))}); use divisors of them"
+        )
     return candidates

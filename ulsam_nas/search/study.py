@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ulsam_nas.backbones.network import backbone_table, create_network, resolve_plan
@@ -56,7 +57,15 @@ from ulsam_nas.search.space import (
 )
 from ulsam_nas.search.train import TrainSettings, measure_latency_ms, proxy_train, resolve_device
 
+
+class Surplus(RuntimeError):
+    """A search trial started after the target was already claimed by earlier live trials (two
+    workers raced for the last slot): it is failed untrained, marked ``surplus``."""
+
+
 MAX_WAIT_SECONDS = 7200  # waiting for another worker's training of the same candidate
+SCHEMA_ATTEMPTS = 5  # opening a database storage while other workers create its tables
+SET_UP_WAIT_SECONDS = 60  # waiting for the worker that created a study to finish setting it up
 MAX_CONSECUTIVE_FAILURES = 3  # then stop: the target is not reached and the command exits 1
 
 
@@ -173,12 +182,18 @@ def open_storage(url: str, config: StudyConfig) -> Any:
 
         Path(url).parent.mkdir(parents=True, exist_ok=True)
         return optuna.storages.JournalStorage(JournalFileBackend(url, lock_obj=JournalFileOpenLock(url)))
-    try:
-        with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on them
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return _rdb_storage(url, config)
-    except Exception as error:  # SQLAlchemy's messages can echo the URL: say which part failed
-        raise InvalidInput(f"cannot open storage {redact(url)}: {type(error).__name__}") from None
+    for attempt in range(SCHEMA_ATTEMPTS):
+        try:
+            with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna 5; we rely on them
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return _rdb_storage(url, config)
+        except Exception as error:  # SQLAlchemy's messages can echo the URL: say which part failed
+            # Workers starting together on an empty database race to create Optuna's tables: the
+            # losers see an IntegrityError and find the tables made on the next try.
+            if type(error).__name__ != "IntegrityError" or attempt == SCHEMA_ATTEMPTS - 1:
+                raise InvalidInput(f"cannot open storage {redact(url)}: {type(error).__name__}") from None
+            time.sleep(0.5 * (attempt + 1))
+    raise AssertionError("unreachable")
 
 
 def _rdb_storage(url: str, config: StudyConfig) -> Any:
@@ -343,11 +358,14 @@ class Search:
         self.by_key = {c.key: c for c in prepared.candidates}
         self.ladder = self.config.ladder
         self._distribution = optuna.distributions.CategoricalDistribution([c.key for c in prepared.feasible])
-        self.host = socket.gethostname()
+        # Recorded as each trial's owner; set ULSAM_NAS_HOST where machines share a host name.
+        self.host = os.environ.get("ULSAM_NAS_HOST") or socket.gethostname()
         storage_url = self.config.storage
         assert storage_url is not None
         self.storage = open_storage(storage_url, self.config)
         self.study = self._create_or_load()
+        self._target = self.config.trials
+        self._current: int | None = None  # the search trial this process is running
 
     # -- study set-up --------------------------------------------------------------------------
     def _sampler(self) -> optuna.samplers.BaseSampler:
@@ -380,53 +398,64 @@ class Search:
         )
         identity = _identity(self.config)
         try:
+            # Creating is atomic in every storage: of several workers starting together, exactly
+            # one creates the study and its baselines; the others wait until it is ready.
+            study = optuna.create_study(
+                study_name=self.config.name,
+                storage=self.storage,
+                directions=directions,
+                sampler=self._sampler(),
+                pruner=self._pruner(),
+            )
+        except optuna.exceptions.DuplicatedStudyError:
             study = optuna.load_study(
                 study_name=self.config.name,
                 storage=self.storage,
                 sampler=self._sampler(),
                 pruner=self._pruner(),
             )
-        except KeyError:
-            study = None
-        if study is not None:
-            stored = study.user_attrs.get("identity")
-            if stored != identity:
-                changed = [k for k in identity if stored is None or stored.get(k) != identity[k]]
-                raise InvalidInput(
-                    f"study {self.config.name!r} exists with a different "
-                    f"{', '.join(changed) or 'configuration'}; use another --study-name or the "
-                    "original settings"
-                )
-            # The latest run's seeds and schedule are what ``best`` and reports read.
-            study.set_user_attr("config", self.config.model_dump())
+        else:
+            self._set_up(study)
+            study.set_user_attr("identity", identity)  # last: the study is ready
             return study
-        study = optuna.create_study(
-            study_name=self.config.name,
-            storage=self.storage,
-            directions=directions,
-            sampler=self._sampler(),
-            pruner=self._pruner(),
-            load_if_exists=True,
-        )
-        if "identity" not in study.user_attrs:
-            study.set_user_attr("identity", identity)
-            study.set_user_attr("config", self.config.model_dump())
-            study.set_user_attr("data", self.prepared.data.describe())
-            data = self.prepared.data
-            study.set_user_attr(
-                "network",
-                {
-                    "resolution": data.resolution,
-                    "num_classes": data.num_classes,
-                    "in_channels": data.in_channels,
-                    "stem": self.prepared.space.stem,
-                },
+        deadline = time.monotonic() + SET_UP_WAIT_SECONDS
+        while "identity" not in study.user_attrs and time.monotonic() < deadline:
+            time.sleep(0.5)
+        stored = study.user_attrs.get("identity")
+        if stored is None:
+            raise InvalidInput(
+                f"study {self.config.name!r} exists but was never set up (did the worker creating it "
+                "stop?); use another --study-name"
             )
-            study.set_user_attr("reference", self.prepared.reference)
-            study.set_user_attr("feasible", len(self.prepared.feasible))
-            study.set_user_attr("candidates", len(self.prepared.candidates))
-            self._enqueue_baselines(study)
+        if stored != identity:
+            changed = [k for k in identity if stored.get(k) != identity[k]]
+            raise InvalidInput(
+                f"study {self.config.name!r} exists with a different "
+                f"{', '.join(changed) or 'configuration'}; use another --study-name or the "
+                "original settings"
+            )
+        # The latest run's seeds and schedule are what ``best`` and reports read.
+        study.set_user_attr("config", self.config.model_dump())
         return study
+
+    def _set_up(self, study: optuna.Study) -> None:
+        """A new study's attributes (what reports read) and its baselines."""
+        study.set_user_attr("config", self.config.model_dump())
+        study.set_user_attr("data", self.prepared.data.describe())
+        data = self.prepared.data
+        study.set_user_attr(
+            "network",
+            {
+                "resolution": data.resolution,
+                "num_classes": data.num_classes,
+                "in_channels": data.in_channels,
+                "stem": self.prepared.space.stem,
+            },
+        )
+        study.set_user_attr("reference", self.prepared.reference)
+        study.set_user_attr("feasible", len(self.prepared.feasible))
+        study.set_user_attr("candidates", len(self.prepared.candidates))
+        self._enqueue_baselines(study)
 
     def _enqueue_baselines(self, study: optuna.Study) -> None:
         """The plain backbone at every width and the paper's placement, once, first; plain
@@ -530,13 +559,57 @@ class Search:
             time.sleep(2.0)
 
     def _owner_alive(self, trial: optuna.trial.FrozenTrial) -> bool:
+        """Whether a RUNNING trial's worker is alive: a process on this host is checked by pid;
+        another host's worker is taken as alive (on a database storage its heartbeat fails the
+        trial once it stops, see ``_fail_dead``)."""
         owner = trial.user_attrs.get("owner") or {}
         return owner.get("host") != self.host or _pid_alive(int(owner.get("pid", -1)))
 
+    def _fail_dead(self) -> None:
+        """Fail trials whose worker died: by heartbeat on a database storage (the stale trial's
+        copy is queued for retry), by pid on this host for any storage."""
+        if is_heartbeat_enabled(self.storage):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                optuna.storages.fail_stale_trials(self.study)
+        self.recover_dead_owners()
+
+    def _is_search_trial(self, trial: optuna.trial.FrozenTrial) -> bool:
+        return trial.user_attrs.get("stage", "search") == "search" and not trial.user_attrs.get("requested")
+
+    def _claimed_slots(self, before: int | None = None) -> int:
+        """Finished search trials plus live running ones (numbered below ``before`` if given):
+        the slots of the ``trials`` target already taken."""
+        taken = 0
+        for trial in self.study.get_trials(deepcopy=False):
+            if not self._is_search_trial(trial):
+                continue
+            if trial.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED):
+                taken += 1
+            elif (
+                trial.state == optuna.trial.TrialState.RUNNING
+                and (before is None or trial.number < before)
+                and self._owner_alive(trial)
+            ):
+                taken += 1
+        return taken
+
+    def _surplus(self, number: int) -> bool:
+        """Earlier live trials already fill the target: this one must not train."""
+        return self._claimed_slots(before=number) >= self._target
+
     def objective(self, trial: optuna.Trial) -> float | tuple[float, float]:
         """A search-stage trial (or a queued evaluation of a later stage: its attrs say which)."""
+        self._current = trial.number
         key = trial.suggest_categorical("candidate", [c.key for c in self.prepared.feasible])
         attrs = trial.user_attrs
+        if (
+            not attrs.get("requested")
+            and attrs.get("stage", "search") == "search"
+            and self._surplus(trial.number)
+        ):
+            trial.set_user_attr("surplus", True)
+            raise Surplus(f"trial {trial.number}: the {self._target} search trials are already claimed")
         rung = int(attrs.get("rung", 0))
         if "seeds_wanted" in attrs:
             seeds = list(attrs["seeds_wanted"])
@@ -674,11 +747,17 @@ class Search:
             },
         )
         trial_id = self.storage.create_new_trial(self.study._study_id, template_trial=frozen)
+        return self._run_claimed(trial_id, request)
+
+    def _run_claimed(self, trial_id: int, request: Request) -> optuna.trial.TrialState:
+        """Evaluate a stage trial this process holds RUNNING, recording heartbeats (Study.optimize
+        does that for its own trials; these are made by hand)."""
         trial = optuna.Trial(self.study, trial_id)
         try:
-            values = self.evaluate(
-                trial, self.by_key[request.key], request.rung, list(request.seeds), request.stage
-            )
+            with get_heartbeat_thread(trial_id, self.storage):
+                values = self.evaluate(
+                    trial, self.by_key[request.key], request.rung, list(request.seeds), request.stage
+                )
         except (RuntimeError, KeyboardInterrupt):
             self.study.tell(trial, state=optuna.trial.TrialState.FAIL)
             if not isinstance(sys.exc_info()[1], RuntimeError):
@@ -686,6 +765,25 @@ class Search:
             return optuna.trial.TrialState.FAIL
         self.study.tell(trial, values)
         return optuna.trial.TrialState.COMPLETE
+
+    def _run_queued_stage_trial(self) -> bool:
+        """Claim and run a stage evaluation queued again after its worker died (the heartbeat's
+        retry); False when there is none."""
+        for queued in self.study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+            attrs = queued.user_attrs
+            if self._is_search_trial(queued) or queued.params.get("candidate") not in self.by_key:
+                continue
+            # Moving WAITING to RUNNING succeeds for exactly one worker (Optuna pops trials so).
+            if self.storage.set_trial_state_values(queued._trial_id, state=optuna.trial.TrialState.RUNNING):
+                request = Request(
+                    queued.params["candidate"],
+                    int(attrs.get("rung", 0)),
+                    tuple(attrs["seeds_wanted"]),
+                    attrs["stage"],
+                )
+                self._run_claimed(queued._trial_id, request)
+                return True
+        return False
 
     # -- running --------------------------------------------------------------------------------
     def finished(self) -> int:
@@ -710,19 +808,29 @@ class Search:
 
     def run(self, target: int, progress: Callable[[str, int, int], None] | None = None) -> int:
         """Run search-stage trials until ``target`` finished ones exist, then the schedule's later
-        stages until it is complete; returns the number of finished search-stage trials."""
-        self.recover_dead_owners()
+        stages until it is complete; returns the number of finished search-stage trials.
+
+        Several workers may share the study: a worker starts a search trial only while finished
+        plus live running ones are below the target (a trial that lost the race for the last slot
+        is failed untrained as ``surplus``), and waits while live workers hold the rest."""
+        self._target = target
         failures = 0
         deadline = time.monotonic() + MAX_WAIT_SECONDS
         search_reported = False  # the search stage's bar is completed once, then the stages' bars
         while failures < MAX_CONSECUTIVE_FAILURES:
+            self._fail_dead()
             done = self.finished()
             if done < target:
                 if progress:
                     progress("search", done, target)
-                self.study.optimize(self.objective, n_trials=1, catch=(RuntimeError,))
-                last = self.study.get_trials(deepcopy=False)[-1]
-                failures = failures + 1 if last.state == optuna.trial.TrialState.FAIL else 0
+                if self._claimed_slots() >= target:
+                    if time.monotonic() > deadline:
+                        break
+                    time.sleep(1.0)  # live workers hold the remaining slots
+                    continue
+                trial = self._optimize_one()
+                failed = trial.state == optuna.trial.TrialState.FAIL and not trial.user_attrs.get("surplus")
+                failures = failures + 1 if failed else 0
                 continue
             if progress and not search_reported:
                 progress("search", done, target)
@@ -731,6 +839,8 @@ class Search:
                 if time.monotonic() > deadline:
                     break
                 time.sleep(2.0)
+                continue
+            if self._run_queued_stage_trial():
                 continue
             results, costs = self.results()
             stage, requests = self.ladder.pending(results, costs, self.reference())
@@ -748,6 +858,27 @@ class Search:
             unresolved = free[0].missing(self.results()[0]) == free[0].missing(results)
             failures = failures + 1 if state == optuna.trial.TrialState.FAIL or unresolved else 0
         return self.finished()
+
+    def _optimize_one(self) -> optuna.trial.FrozenTrial:
+        """One trial through Study.optimize (a queued one first; heartbeats on a database)."""
+        mine: list[optuna.trial.FrozenTrial] = []
+        try:
+            self.study.optimize(
+                self.objective, n_trials=1, catch=(RuntimeError,), callbacks=[lambda _, t: mine.append(t)]
+            )
+        except KeyboardInterrupt:
+            self._requeue_interrupted()
+            raise
+        return mine[0]
+
+    def _requeue_interrupted(self) -> None:
+        """Ctrl-C failed this process's search trial: queue its candidate, so a rerun trains it
+        (a later stage's evaluation is requested again by the schedule)."""
+        if self._current is None:
+            return
+        trial = self.study.get_trials(deepcopy=False)[self._current]
+        if trial.state == optuna.trial.TrialState.FAIL and self._is_search_trial(trial) and trial.params:
+            self.study.enqueue_trial({"candidate": trial.params["candidate"]})
 
     def reference(self) -> str | None:
         """The study's vanilla reference, unless it turned out over the (latency) budget."""
