@@ -380,6 +380,7 @@ def test_a_rewrite_keeps_calibration_and_a_failure_leaves_the_old_report(tmp_pat
     (out / "calibration.md").write_text("# Calibration of study 'fixture'\n")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     paths = report(storage=str(storage), study_name="fixture", out=out)
+    assert (out / "pareto_macs.svg").read_bytes() == before["pareto_macs.svg"]  # same study, same file
     assert out / "calibration.md" in paths and (out / "calibration.md").read_text().startswith(
         "# Calibration"
     )

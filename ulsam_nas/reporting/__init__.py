@@ -8,9 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ulsam_nas.errors import InvalidInput
+
+if TYPE_CHECKING:  # the report modules load matplotlib and pandas: only when a report is made
+    from ulsam_nas.reporting.data import StudyData
 
 # Written by ``ulsam-nas calibrate`` into the same folder: a report keeps them and shows them.
 CALIBRATION_FILES = ("calibration.md", "calibration.csv", "calibration.png")
@@ -63,7 +66,7 @@ def _calibration(target: Path) -> dict[str, Any] | None:
     }
 
 
-def build_files(data: Any, target: Path) -> dict[str, str | bytes]:
+def build_files(data: StudyData, target: Path) -> dict[str, str | bytes]:
     """Every file of the report (relative name -> content) from a loaded study."""
     from ulsam_nas.output import render_frame, to_json
     from ulsam_nas.reporting.figures import encode

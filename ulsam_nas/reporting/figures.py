@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable
 
+import matplotlib
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
@@ -47,6 +48,7 @@ def encode(figure: Figure) -> dict[str, bytes]:
     encoded = {}
     for fmt, metadata in (("png", {"Software": None}), ("svg", {"Date": None})):
         buffer = io.BytesIO()
-        figure.savefig(buffer, format=fmt, dpi=110, metadata=metadata, bbox_inches="tight")
+        with matplotlib.rc_context({"svg.hashsalt": "ulsam-nas"}):  # SVG element ids, else random
+            figure.savefig(buffer, format=fmt, dpi=110, metadata=metadata, bbox_inches="tight")
         encoded[fmt] = buffer.getvalue()
     return encoded
