@@ -566,16 +566,10 @@ def _best_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _best_run(args: argparse.Namespace) -> int:
-    from ulsam_nas.search.study import best_candidates, load_study_config, open_study
+    from ulsam_nas.reporting import resolve_study
+    from ulsam_nas.search.study import best_candidates, open_study
 
-    if args.study:
-        config = load_study_config(args.study, {"storage": args.storage, "name": args.study_name})
-        storage, name = config.storage, config.name
-    elif args.storage and args.study_name:
-        storage, name = args.storage, args.study_name
-    else:
-        raise InvalidInput("give a STUDY.yaml, or --storage and --study-name")
-    assert storage is not None
+    storage, name = resolve_study(args.study, args.storage, args.study_name)
     result = best_candidates(open_study(storage, name), args.top)
     if args.json:
         emit(to_json(result), args.output)

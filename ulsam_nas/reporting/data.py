@@ -21,6 +21,7 @@ from ulsam_nas.search.study import (
     StudyConfig,
     best_candidates,
     collect_results,
+    groups_of,
     redact,
     search_trials_finished,
     stored_config,
@@ -34,13 +35,6 @@ def placement_of(plan: str) -> str:
     "replace@9:ulsam,insert@13:ulsam" ("none" for the plain backbone)."""
     placements = parse_plan(plan)
     return ",".join(f"{p.action}@{p.index}:{p.module}" for p in placements) or NO_MODULE
-
-
-def groups_of(plan: str) -> int | None:
-    """The group count g shared by every module of a plan (None: no module has one, or they
-    differ)."""
-    groups = {p.config.get("groups") for p in parse_plan(plan)}
-    return groups.pop() if len(groups) == 1 else None
 
 
 def groups_label(plan: str) -> str:

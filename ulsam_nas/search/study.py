@@ -294,7 +294,9 @@ def _identity(config: StudyConfig) -> dict[str, Any]:
     }
 
 
-def _groups(plan: str) -> int | None:
+def groups_of(plan: str) -> int | None:
+    """The group count g shared by every module of a plan that has one (None: none has, or
+    they differ)."""
     groups = {p.config.get("groups") for p in parse_plan(plan) if "groups" in p.config}
     return groups.pop() if len(groups) == 1 else None
 
@@ -509,7 +511,7 @@ class Search:
             "plan": candidate.plan,
             "width_mult": candidate.width_mult,
             "backbone": self.prepared.space.backbone,
-            "groups": _groups(candidate.plan),
+            "groups": groups_of(candidate.plan),
             "modules": candidate.modules,
             "macs": candidate.macs,
             "params": candidate.params,
