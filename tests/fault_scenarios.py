@@ -64,12 +64,14 @@ def write_study(
     return path
 
 
-def start_worker(study: Path, storage: str, host: str | None = None) -> subprocess.Popen[bytes]:
+def start_worker(
+    study: Path, storage: str, host: str | None = None, extra: tuple[str, ...] = ()
+) -> subprocess.Popen[bytes]:
     env = {**os.environ, "ULSAM_NAS_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     if host:
         env["ULSAM_NAS_HOST"] = host
     return subprocess.Popen(
-        [sys.executable, "-m", "ulsam_nas", "search", str(study), "--storage", storage, "--quiet"],
+        [sys.executable, "-m", "ulsam_nas", "search", str(study), "--storage", storage, "--quiet", *extra],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -227,6 +229,49 @@ def run_kill(
     )
     outcome.seconds = time.monotonic() - start
     return audit(storage, name, outcome)
+
+
+def wait_for_requested_search_evaluation(storage: str, name: str, pid: int, timeout: float = 300.0) -> int:
+    """The number of the trial in which worker ``pid`` trains a search-stage evaluation that the
+    schedule requested (the reference's missing seeds), not one the sampler drew."""
+    study = _study_when_ready(storage, name, timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+            attrs = trial.user_attrs
+            if (attrs.get("owner") or {}).get("pid") == pid and attrs.get("requested"):
+                assert attrs.get("stage") == "search" and attrs.get("rung") == 0, attrs
+                return trial.number
+        time.sleep(0.2)
+    raise TimeoutError(f"worker {pid} started no requested search-stage evaluation within {timeout} s")
+
+
+def run_kill_reference_request(folder: Path, storage: str, trials: int = 3) -> Outcome:
+    """A study searched without a schedule, then run with one whose reference needs more seeds at
+    the first rung: the worker training those seeds (a requested search-stage evaluation, not a
+    sampler's trial) is killed with SIGKILL, and the same command is run again to the end."""
+    name = f"kill-reference-{uuid.uuid4().hex[:8]}"
+    # 2 epochs: the schedule's rung 1 is 4 epochs, a fidelity of its own.
+    study = write_study(folder, name, trials, epochs=2, schedule=True)
+    first = start_worker(study, storage, extra=("--no-schedule",)).wait(timeout=600)
+    victim = start_worker(study, storage)
+    number = wait_for_requested_search_evaluation(storage, name, victim.pid)
+    time.sleep(0.5)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    start = time.monotonic()
+    rerun = start_worker(study, storage)
+    last = rerun.wait(timeout=600)
+    outcome = Outcome(
+        "SIGKILL of a worker training the reference's requested seeds",
+        "journal",
+        trials,
+        exit_codes=[first, victim.returncode, last],
+    )
+    outcome.seconds = time.monotonic() - start
+    outcome = audit(storage, name, outcome)
+    assert open_study(storage, name).get_trials(deepcopy=False)[number].state == optuna.trial.TrialState.FAIL
+    return outcome
 
 
 def run_interrupt(folder: Path, storage: str, trials: int = 4, kind: str = "journal") -> Outcome:
