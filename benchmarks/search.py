@@ -26,9 +26,11 @@ import torch.nn.functional as F
 from _report import write_section
 
 from ulsam_nas import create_network
+from ulsam_nas.search.config import load_study_config
 from ulsam_nas.search.data import load_data
-from ulsam_nas.search.study import Search, load_study_config, prepare
+from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.train import TrainSettings, proxy_train
+from ulsam_nas.search.worker import Search
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,39 +60,25 @@ def over_budget_training(trials: int) -> dict[str, float]:
             "proxy.epochs": 1,
         },
     )
-    prepared = prepare(config)
-    data, space = prepared.data, prepared.space
+    problem = prepare(config)
     settings = TrainSettings(epochs=1, batch_size=128)
     rng = random.Random(0)
 
     def train(candidate) -> float:
         start = time.perf_counter()
-        proxy_train(
-            lambda: create_network(
-                space.backbone,
-                candidate.width_mult,
-                candidate.plan,
-                data.resolution,
-                data.num_classes,
-                data.in_channels,
-                space.stem,
-            ),
-            data,
-            settings,
-            0,
-        )
+        proxy_train(lambda: problem.build(candidate), problem.data, settings, 0)
         return time.perf_counter() - start
 
     plain_over = plain_total = 0.0
     over_count = 0
     for _ in range(trials):  # Optuna's pattern: the whole space, constraint known after training
-        candidate = rng.choice(prepared.candidates)
+        candidate = rng.choice(problem.candidates)
         seconds = train(candidate)
         plain_total += seconds
-        if not prepared.within(candidate):
+        if not problem.within(candidate):
             plain_over += seconds
             over_count += 1
-    ours_total = sum(train(rng.choice(prepared.feasible)) for _ in range(trials))
+    ours_total = sum(train(rng.choice(problem.feasible)) for _ in range(trials))
     return {
         "plain_over": plain_over,
         "plain_total": plain_total,

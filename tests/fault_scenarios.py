@@ -142,6 +142,22 @@ def wait_for_recovery(storage: str, name: str, number: int, timeout: float = 300
     raise TimeoutError(f"trial {number} was not recovered within {timeout} s")
 
 
+def evaluation_of(trial: optuna.trial.FrozenTrial) -> tuple[str | None, str, int]:
+    """What a trial evaluates: its candidate, stage and rung (a search trial that died before
+    writing its record is a search-stage, first-rung one)."""
+    attrs = trial.user_attrs
+    return candidate_of(trial), attrs.get("stage", "search"), int(attrs.get("rung", 0))
+
+
+def retries(failed: optuna.trial.FrozenTrial, later: optuna.trial.FrozenTrial) -> bool:
+    """``later`` finished the evaluation ``failed`` did not: the same candidate, stage and rung."""
+    return (
+        later.number > failed.number
+        and later.state == optuna.trial.TrialState.COMPLETE
+        and evaluation_of(later) == evaluation_of(failed)
+    )
+
+
 def audit(storage: str, name: str, outcome: Outcome) -> Outcome:
     """Finished search trials, configurations trained twice, trials lost."""
     study = open_study(storage, name)
@@ -171,12 +187,7 @@ def audit(storage: str, name: str, outcome: Outcome) -> Outcome:
         for t in trials
         if t.state == optuna.trial.TrialState.FAIL
         and not t.user_attrs.get("surplus")
-        and not any(
-            u.number > t.number
-            and u.state == optuna.trial.TrialState.COMPLETE
-            and u.params.get("candidate") == t.params.get("candidate")
-            for u in trials
-        )
+        and not any(retries(t, u) for u in trials)
     ]
     outcome.lost = len(left) + len(unretried)
     return outcome

@@ -15,8 +15,8 @@ from tests.test_search import SPACE, small_study
 from ulsam_nas import network_cost
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.config import load_study_config
 from ulsam_nas.search.space import load_space
-from ulsam_nas.search.study import load_study_config
 
 STUDY = "name: t\nspace: space.yaml\nbudget: {mmacs: 12.5}\ntrials: 2\nproxy: {data: synthetic, epochs: 1}\n"
 

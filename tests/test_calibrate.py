@@ -23,8 +23,8 @@ from ulsam_nas.search.calibrate import (
     top_k_overlap,
     with_interval,
 )
+from ulsam_nas.search.config import load_study_config
 from ulsam_nas.search.space import Candidate
-from ulsam_nas.search.study import load_study_config
 
 PROXY = [0.7872, 0.7877, 0.8072, 0.8008, 0.7467, 0.7971, 0.7700, 0.7700]
 HIGH = [0.8628, 0.8610, 0.8603, 0.8590, 0.8588, 0.8615, 0.8540, 0.8570]

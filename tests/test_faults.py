@@ -6,9 +6,17 @@ from __future__ import annotations
 
 import os
 
+import optuna
 import pytest
 
-from tests.fault_scenarios import run_interrupt, run_kill, run_kill_reference_request, run_workers
+from tests.fault_scenarios import (
+    Outcome,
+    audit,
+    run_interrupt,
+    run_kill,
+    run_kill_reference_request,
+    run_workers,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -67,9 +75,6 @@ def test_a_worker_killed_in_a_later_stage_on_the_journal_is_recovered(tmp_path):
     assert_whole(run_kill(tmp_path, str(tmp_path / "s.journal"), trials=6, stage="later"), [-9, 0, 0])
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: recovery re-queues a requested search-stage evaluation as a sampler trial"
-)
 def test_a_worker_killed_training_the_reference_s_requested_seeds_is_recovered(tmp_path):
     outcome = run_kill_reference_request(tmp_path, str(tmp_path / "s.journal"))
     assert_whole(outcome, [0, -9, 0])
@@ -95,3 +100,29 @@ def test_a_password_never_reaches_the_output_or_the_report(tmp_path, pg_url, cap
     for path in (tmp_path / "report").iterdir():
         if path.suffix != ".png":
             assert "s3cr3t" not in path.read_text(), path.name
+
+
+def test_the_audit_counts_a_failed_trial_lost_unless_the_same_evaluation_finished_later(tmp_path):
+    storage = str(tmp_path / "audit.journal")
+    backend = optuna.storages.journal.JournalFileBackend(storage)
+    study = optuna.create_study(study_name="a", storage=optuna.storages.JournalStorage(backend))
+    distribution = optuna.distributions.CategoricalDistribution(["0.25|", "0.5|"])
+
+    def add(state, candidate, stage="search", rung=0):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=state,
+                values=[0.5] if state == optuna.trial.TrialState.COMPLETE else None,
+                params={"candidate": candidate},
+                distributions={"candidate": distribution},
+                user_attrs={"candidate": candidate, "stage": stage, "rung": rung},
+            )
+        )
+
+    fail, complete = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
+    add(fail, "0.25|")  # retried below by the same evaluation: not lost
+    add(fail, "0.5|", "rung 1", 1)  # only the search stage evaluates 0.5 again: lost
+    add(complete, "0.25|")
+    add(complete, "0.5|")
+    outcome = audit(storage, "a", Outcome("audit", "journal", 2))
+    assert outcome.failed == 2 and outcome.lost == 1

@@ -23,7 +23,7 @@ from ulsam_nas.cli import main
 from ulsam_nas.reporting import report
 from ulsam_nas.reporting.page import git_revision
 from ulsam_nas.reporting.pareto import pareto_front
-from ulsam_nas.search.study import StudyConfig
+from ulsam_nas.search.config import StudyConfig
 
 NETWORK = {"resolution": 32, "num_classes": 10, "in_channels": 1, "stem": "small"}
 SEEDS = [0, 1, 2]

@@ -14,8 +14,12 @@ import torch
 
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.problem import prepare
+from ulsam_nas.search.results import best_candidates
 from ulsam_nas.search.space import enumerate_candidates, load_space
-from ulsam_nas.search.study import Search, best_candidates, load_study_config, prepare, redact
+from ulsam_nas.search.storage import redact
+from ulsam_nas.search.worker import Search
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
@@ -201,9 +205,9 @@ def test_trial_of_a_dead_process_is_failed_and_requeued(tmp_path):
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     trial = search.study.ask(
-        {"candidate": optuna.distributions.CategoricalDistribution([c.key for c in search.prepared.feasible])}
+        {"candidate": optuna.distributions.CategoricalDistribution([c.key for c in search.problem.feasible])}
     )
-    trial.set_user_attr("owner", {"host": search.host, "pid": dead.pid})
+    trial.set_user_attr("owner", {"host": search.liveness.host, "pid": dead.pid})
     assert search.recover_dead_owners() == [trial.number]
     assert search.study.get_trials()[trial.number].state == optuna.trial.TrialState.FAIL
     waiting = search.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
@@ -369,13 +373,13 @@ def test_repeated_failures_stop_the_run_below_the_target(tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("device lost")
 
-    monkeypatch.setattr("ulsam_nas.search.study.proxy_train", broken)
+    monkeypatch.setattr("ulsam_nas.search.evaluate.proxy_train", broken)
     search = Search(prepare(load_study_config(small_study(tmp_path))))
     assert search.run(6) < 6
     # three consecutive failures of its own trials stop it (the over-budget record is not one)
     attempts = [t.state.name for t in search.study.get_trials() if not t.user_attrs.get("over_budget")]
     assert attempts == ["FAIL"] * 3
-    monkeypatch.setattr("ulsam_nas.search.study.proxy_train", broken)
+    monkeypatch.setattr("ulsam_nas.search.evaluate.proxy_train", broken)
     assert main(["search", str(tmp_path / "study.yaml"), "--quiet"]) == 1
 
 
@@ -438,6 +442,13 @@ def test_the_schedule_promotes_confirms_and_never_trains_a_seed_twice(tmp_path):
     assert set(by_stage) == {"search", "rung 1", "confirm"}
     runs = trained_runs(search.study)
     assert len(runs) == len(set(runs))
+    # A seed is reused only from the same fidelity: rung 1 trains its own, the confirmation
+    # reuses rung 1's.
+    by_number = {t.number: t for t in trials}
+    for trial in trials:
+        for source in trial.user_attrs.get("reused_seeds", {}).values():
+            assert by_number[source].user_attrs["fidelity"] == trial.user_attrs["fidelity"]
+    assert all(t.user_attrs["trained_seeds"] for t in by_stage["rung 1"])
     reference = [t for t in by_stage["search"] if t.user_attrs.get("reference")]
     assert reference and reference[0].user_attrs["seeds"] == [0, 1, 2]
     trained = {t.user_attrs["candidate"] for t in by_stage["search"] if t.user_attrs.get("seeds")}
@@ -514,7 +525,7 @@ def test_the_grid_sampler_trains_every_feasible_candidate_once(tmp_path):
     trained = [
         t.user_attrs["candidate"] for t in search.study.get_trials() if t.user_attrs.get("trained_seeds")
     ]
-    assert sorted(trained) == sorted(c.key for c in search.prepared.feasible)
+    assert sorted(trained) == sorted(c.key for c in search.problem.feasible)
 
 
 def test_a_schedule_and_a_pruner_are_refused_together(tmp_path):
@@ -524,9 +535,6 @@ def test_a_schedule_and_a_pruner_are_refused_together(tmp_path):
         load_study_config(small_study(tmp_path, extra=SCHEDULE.replace("seeds: 5", "seeds: 3")))
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: best and report take the reference from the key stored at creation"
-)
 def test_a_reference_over_the_latency_budget_leaves_no_report_waiting_for_it(tmp_path, monkeypatch, capsys):
     from ulsam_nas.attention.ulsam import ULSAM
     from ulsam_nas.reporting import write_report
@@ -535,7 +543,7 @@ def test_a_reference_over_the_latency_budget_leaves_no_report_waiting_for_it(tmp
         # The plain network (the study's reference) is the one over the 5 ms budget here.
         return 1.0 if any(isinstance(m, ULSAM) for m in model.modules()) else 10.0
 
-    monkeypatch.setattr("ulsam_nas.search.study.measure_latency_ms", latency)
+    monkeypatch.setattr("ulsam_nas.search.evaluate.measure_latency_ms", latency)
     path = small_study(tmp_path, extra=SCHEDULE)
     common = ["--budget-latency-ms", "5", "--images", "128", "--trials", "5", "--quiet"]
     assert main(["search", str(path), *common]) == 0

@@ -13,26 +13,17 @@ from ulsam_nas.cost.conventions import COUNTERS
 
 def network_report(
     backbone: str,
-    width_mult: float = 1.0,
     plan: PlanLike = None,
-    resolution: int = 224,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    stem: str = "imagenet",
     convention: str = "exact",
     breakdown: bool = False,
     trace: bool = False,
+    **network: Any,
 ) -> dict[str, Any]:
     """Params and MACs of a network from the closed form; with ``breakdown`` one row per layer
-    and module, and with ``trace`` fvcore's traced count beside each row."""
-    args: dict[str, Any] = {
-        "backbone": backbone,
-        "width_mult": width_mult,
-        "resolution": resolution,
-        "num_classes": num_classes,
-        "in_channels": in_channels,
-        "stem": stem,
-    }
+    and module, and with ``trace`` fvcore's traced count beside each row.  ``network``: the
+    other arguments of ``create_network`` (width_mult, resolution, num_classes, in_channels,
+    stem), each at create_network's default when not given."""
+    args: dict[str, Any] = {"backbone": backbone, **network_defaults(), **network}
     table = backbone_table(**args)
     placements = resolve_plan(table, plan)
     cost = network_cost(plan=placements, convention=convention, **args)
@@ -46,7 +37,13 @@ def network_report(
             from ulsam_nas.verify.tracers import fvcore_by_module
 
             case = NetworkCase(
-                backbone, width_mult, plan_text(placements), resolution, num_classes, in_channels, stem
+                backbone,
+                args["width_mult"],
+                plan_text(placements),
+                args["resolution"],
+                args["num_classes"],
+                args["in_channels"],
+                args["stem"],
             )
             traced = run_isolated(fvcore_by_module, case)
             exact_rows = network_breakdown(plan=placements, convention="exact", **args)
@@ -77,6 +74,14 @@ def network_report(
             report["fvcore_expected"] = COUNTERS["fvcore"].project(network_cost(plan=placements, **args))
             report["fvcore_traced"] = traced[""]
     return report
+
+
+def network_defaults() -> dict[str, Any]:
+    """create_network's defaults for everything but backbone and plan (one source of truth)."""
+    import inspect
+
+    parameters = inspect.signature(backbone_table).parameters
+    return {name: p.default for name, p in parameters.items() if name != "backbone"}
 
 
 def network_text(report: dict[str, Any]) -> str:

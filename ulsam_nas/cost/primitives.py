@@ -24,20 +24,25 @@ def conv2d(
     """A 2-D convolution: weights out·in_per_group·k_h·k_w, one MAC per weight per output pixel."""
     weights = out_channels * in_per_group * kernel * (kernel if kernel_w is None else kernel_w)
     pixels = out_h * out_w
-    values: dict[tuple[str, str], Num] = {("params", "weight"): weights, ("macs", "conv"): weights * pixels}
-    if bias:
-        values[("params", "bias")] = out_channels
-        values[("ops", "bias_add")] = out_channels * pixels
-    return Terms.of(values)
+    return _weighted("conv", weights, pixels, out_channels if bias else None)
 
 
 def linear(in_features: Num, out_features: Num, bias: bool, rows: Num = 1) -> Terms:
     """A fully connected layer applied to ``rows`` vectors."""
     weights = in_features * out_features
-    values: dict[tuple[str, str], Num] = {("params", "weight"): weights, ("macs", "linear"): weights * rows}
-    if bias:
-        values[("params", "bias")] = out_features
-        values[("ops", "bias_add")] = out_features * rows
+    return _weighted("linear", weights, rows, out_features if bias else None)
+
+
+def _weighted(kind: str, weights: Num, applications: Num, biases: Num | None) -> Terms:
+    """A layer whose weights each make one MAC per application (output pixel or row), with a
+    bias of ``biases`` values added at each application unless None."""
+    values: dict[tuple[str, str], Num] = {
+        ("params", "weight"): weights,
+        ("macs", kind): weights * applications,
+    }
+    if biases is not None:
+        values[("params", "bias")] = biases
+        values[("ops", "bias_add")] = biases * applications
     return Terms.of(values)
 
 

@@ -27,19 +27,6 @@ _CAPTIONS = {
 _NAMES = {"macs": "pareto_macs", "params": "pareto_params", "latency_ms": "pareto_latency"}
 
 
-def resolve_study(study: str | Path | None, storage: str | None, study_name: str | None) -> tuple[str, str]:
-    """(storage, study name) from a study file (with optional overrides) or from both options."""
-    from ulsam_nas.search.study import load_study_config
-
-    if study:
-        config = load_study_config(study, {"storage": storage, "name": study_name})
-        assert config.storage is not None
-        return config.storage, config.name
-    if storage and study_name:
-        return storage, study_name
-    raise InvalidInput("give a STUDY.yaml, or --storage and --study-name")
-
-
 def _check_target(target: Path) -> None:
     if target.exists() and not target.is_dir():
         raise InvalidInput(f"--out {target} is a file; give a folder")
@@ -69,8 +56,7 @@ def _calibration(target: Path) -> dict[str, Any] | None:
 def build_files(data: StudyData, target: Path) -> dict[str, str | bytes]:
     """Every file of the report (relative name -> content) from a loaded study."""
     from ulsam_nas.output import render_frame, to_json
-    from ulsam_nas.reporting.figures import encode
-    from ulsam_nas.reporting.groups import GROUPS_NOTES, groups_figure, groups_series, groups_table
+    from ulsam_nas.reporting.groups import GROUPS_NOTES, groups_series, groups_table
     from ulsam_nas.reporting.overhead import overhead_frame, overhead_markdown, overhead_tables
     from ulsam_nas.reporting.page import (
         budget_text,
@@ -81,45 +67,13 @@ def build_files(data: StudyData, target: Path) -> dict[str, str | bytes]:
         render_page,
         training_frame,
     )
-    from ulsam_nas.reporting.pareto import AXES, front_mask, pareto_figure, pareto_notes, pareto_table
+    from ulsam_nas.reporting.pareto import front_mask, pareto_notes, pareto_table
 
     files: dict[str, str | bytes] = {}
-    figures = []
-    for axis in AXES:
-        figure = pareto_figure(data, axis)
-        if figure is None:
-            continue
-        encoded = encode(figure)
-        name = _NAMES[axis]
-        files[f"{name}.png"], files[f"{name}.svg"] = encoded["png"], encoded["svg"]
-        figures.append(
-            {
-                "png": f"{name}.png",
-                "svg": f"{name}.svg",
-                "caption": _CAPTIONS[axis],
-                "alt": f"Pareto front: accuracy vs {axis}",
-            }
-        )
+    figures = _pareto_files(data, files)
     notes = pareto_notes(data)
-    files["pareto.md"] = render_frame(pareto_table(data), "markdown", notes)
-    files["pareto.csv"] = render_frame(pareto_table(data, thousands=False), "csv")
-    files["pareto.tex"] = render_frame(pareto_table(data), "latex", notes)
-
     series = groups_series(data)
-    groups_page = None
-    if not series.empty:
-        encoded = encode(groups_figure(data, series))  # type: ignore[arg-type]
-        files["groups.png"], files["groups.svg"] = encoded["png"], encoded["svg"]
-        table = groups_table(data, series)
-        files["groups.md"] = render_frame(table, "markdown", GROUPS_NOTES)
-        files["groups.csv"] = render_frame(series, "csv")
-        files["groups.tex"] = render_frame(table, "latex", GROUPS_NOTES)
-        groups_page = {
-            "png": "groups.png",
-            "svg": "groups.svg",
-            "alt": "accuracy against ULSAM groups g",
-            "caption": "Accuracy against ULSAM's group count g, per placement.",
-        }
+    groups_page = _groups_files(data, series, files)
 
     overheads = overhead_tables(data)
     files["overhead.md"] = overhead_markdown(overheads)
@@ -171,6 +125,59 @@ def build_files(data: StudyData, target: Path) -> dict[str, str | bytes]:
     return files
 
 
+def _pareto_files(data: StudyData, files: dict[str, str | bytes]) -> list[dict[str, str]]:
+    """The Pareto figures (one per cost axis with data) and tables into ``files``; the figures'
+    entries for the page."""
+    from ulsam_nas.output import render_frame
+    from ulsam_nas.reporting.figures import encode
+    from ulsam_nas.reporting.pareto import AXES, pareto_figure, pareto_notes, pareto_table
+
+    figures = []
+    for axis in AXES:
+        figure = pareto_figure(data, axis)
+        if figure is None:
+            continue
+        encoded = encode(figure)
+        name = _NAMES[axis]
+        files[f"{name}.png"], files[f"{name}.svg"] = encoded["png"], encoded["svg"]
+        figures.append(
+            {
+                "png": f"{name}.png",
+                "svg": f"{name}.svg",
+                "caption": _CAPTIONS[axis],
+                "alt": f"Pareto front: accuracy vs {axis}",
+            }
+        )
+    notes = pareto_notes(data)
+    files["pareto.md"] = render_frame(pareto_table(data), "markdown", notes)
+    files["pareto.csv"] = render_frame(pareto_table(data, thousands=False), "csv")
+    files["pareto.tex"] = render_frame(pareto_table(data), "latex", notes)
+    return figures
+
+
+def _groups_files(data: StudyData, series: Any, files: dict[str, str | bytes]) -> dict[str, str] | None:
+    """The groups ablation's figure and tables into ``files`` (when the study varied g alone);
+    the figure's entry for the page."""
+    from ulsam_nas.output import render_frame
+    from ulsam_nas.reporting.figures import encode
+    from ulsam_nas.reporting.groups import GROUPS_NOTES, groups_figure, groups_table
+
+    if series.empty:
+        return None
+    encoded = encode(groups_figure(data, series))  # type: ignore[arg-type]
+    files["groups.png"], files["groups.svg"] = encoded["png"], encoded["svg"]
+    table = groups_table(data, series)
+    files["groups.md"] = render_frame(table, "markdown", GROUPS_NOTES)
+    files["groups.csv"] = render_frame(series, "csv")
+    files["groups.tex"] = render_frame(table, "latex", GROUPS_NOTES)
+    return {
+        "png": "groups.png",
+        "svg": "groups.svg",
+        "alt": "accuracy against ULSAM groups g",
+        "caption": "Accuracy against ULSAM's group count g, per placement.",
+    }
+
+
 @dataclass(frozen=True)
 class Written:
     folder: Path
@@ -190,7 +197,7 @@ def write_report(
 
     from ulsam_nas.output import write_directory
     from ulsam_nas.reporting.data import load_study_data
-    from ulsam_nas.search.study import open_study
+    from ulsam_nas.search.storage import open_study, resolve_study
 
     storage, name = resolve_study(study, storage, study_name)
     target = Path(out) if out is not None else Path("reports") / name
@@ -217,4 +224,4 @@ def report(
     return write_report(study, storage=storage, study_name=study_name, out=out).paths
 
 
-__all__ = ["CALIBRATION_FILES", "Written", "build_files", "report", "resolve_study", "write_report"]
+__all__ = ["CALIBRATION_FILES", "Written", "build_files", "report", "write_report"]

@@ -12,35 +12,13 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from ulsam_nas.backbones.plan import parse_plan
-from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.noise import summarize
-from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection, select
+from ulsam_nas.search.records import plan_facts, stage_of
+from ulsam_nas.search.results import StudyResults
+from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection
 from ulsam_nas.search.space import Candidate
-from ulsam_nas.search.study import (
-    StudyConfig,
-    best_candidates,
-    collect_results,
-    groups_of,
-    redact,
-    search_trials_finished,
-    stored_config,
-)
-
-NO_MODULE = "none"  # the placement of a plain backbone
-
-
-def placement_of(plan: str) -> str:
-    """A plan without its modules' options: where modules go and which, e.g.
-    "replace@9:ulsam,insert@13:ulsam" ("none" for the plain backbone)."""
-    placements = parse_plan(plan)
-    return ",".join(f"{p.action}@{p.index}:{p.module}" for p in placements) or NO_MODULE
-
-
-def groups_label(plan: str) -> str:
-    """ "g=4", "g=2/16" (per module, in plan order), or "" for a plan without groups."""
-    groups = [p.config["groups"] for p in parse_plan(plan) if "groups" in p.config]
-    return "g=" + "/".join(str(g) for g in groups) if groups else ""
+from ulsam_nas.search.storage import redact
 
 
 @dataclass
@@ -72,23 +50,24 @@ class StudyData:
 
 def _candidate_columns(key: str, attrs: dict[str, Any]) -> dict[str, Any]:
     plan = attrs["plan"]
+    facts = plan_facts(plan)
     return {
         "candidate": key,
         "backbone": attrs["backbone"],
         "width_mult": attrs["width_mult"],
         "plan": plan,
-        "placement": placement_of(plan),
-        "groups": groups_of(plan),
-        "groups_label": groups_label(plan),
-        "modules": len(parse_plan(plan)),
+        "placement": facts.placement,
+        "groups": facts.shared_groups,
+        "groups_label": facts.groups_label,
+        "modules": facts.modules,
         "macs": attrs["macs"],
         "params": attrs["params"],
     }
 
 
-def _trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
+def _trial_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
     rows = []
-    for trial in study.get_trials(deepcopy=False):
+    for trial in trials:
         attrs = trial.user_attrs
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
         if "candidate" in attrs:
@@ -98,7 +77,7 @@ def _trial_rows(study: optuna.Study) -> list[dict[str, Any]]:
         fidelity = attrs.get("fidelity") or {}
         row.update(
             {
-                "stage": attrs.get("stage", "search"),
+                "stage": stage_of(attrs),
                 "epochs": fidelity.get("epochs", attrs.get("epochs")),
                 "images": fidelity.get("images"),
                 "over_budget": bool(attrs.get("over_budget")),
@@ -171,69 +150,35 @@ _POINT_COLUMNS = [
 ]
 
 
-def _partial(
-    study: optuna.Study,
-    data_config: StudyConfig,
-    ladder: Ladder,
-    results: Results,
-    costs: dict[str, Costs],
-    reference: str | None,
-) -> list[str]:
-    reasons = []
-    busy = study.get_trials(
-        deepcopy=False, states=(optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
-    )
-    if busy:
-        reasons.append(f"{len(busy)} trial(s) running or queued (or left by a worker that died)")
-    finished = search_trials_finished(study)
-    if finished < data_config.trials:
-        reasons.append(f"{finished} of {data_config.trials} search trials finished")
-    else:
-        stage, missing = ladder.pending(results, costs, reference)
-        if stage is not None:
-            reasons.append(f"stage {stage!r} has {len(missing)} evaluation(s) to run")
-    return reasons
-
-
 def load_study_data(study: optuna.Study, storage: str) -> StudyData:
-    """Read everything a report needs from ``study``; a study without one trained trial is
+    """Read everything a report needs from ``study`` (once); a study without one trained trial is
     invalid input (there is nothing to report)."""
-    config = stored_config(study)
-    ladder = config.ladder
-    results, costs = collect_results(study, ladder)
-    if not results:
-        raise InvalidInput(
-            f"study {study.study_name!r} has no finished, trained trial yet: nothing to report"
-        )
-    reference = study.user_attrs.get("reference")
-    selection = select(ladder, results, costs, reference)
-    first: dict[str, dict[str, Any]] = {}
-    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,)):
-        if "candidate" in trial.user_attrs:
-            first.setdefault(trial.user_attrs["candidate"], trial.user_attrs)
-    trials = pd.DataFrame(_trial_rows(study))
-    points = pd.DataFrame(_point_rows(results, costs, first, selection, reference), columns=_POINT_COLUMNS)
+    view = StudyResults.load(study, empty=": nothing to report")
+    trials = pd.DataFrame(_trial_rows(view.trials))
+    points = pd.DataFrame(
+        _point_rows(view.results, view.costs, view.first, view.selection, view.reference),
+        columns=_POINT_COLUMNS,
+    )
     over = trials[trials["over_budget"]].drop_duplicates("candidate") if len(trials) else trials
     pruned = trials[(trials["state"] == "PRUNED") & trials["accuracy"].notna()] if len(trials) else trials
-    trained_keys = {key for per_rung in results.values() for key in per_rung}
-    best = best_candidates(study, top=len(trained_keys))
+    trained_keys = {key for per_rung in view.results.values() for key in per_rung}
     return StudyData(
-        name=study.study_name,
+        name=view.name,
         storage=redact(storage),
-        config=config,
-        ladder=ladder,
-        network=dict(study.user_attrs.get("network", {})),
-        data_text=str(study.user_attrs.get("data", config.proxy.data)),
-        reference=reference,
-        results=results,
-        costs=costs,
+        config=view.config,
+        ladder=view.ladder,
+        network=view.network,
+        data_text=str(view.user_attrs.get("data", view.config.proxy.data)),
+        reference=view.reference,
+        results=view.results,
+        costs=view.costs,
         trials=trials,
         points=points,
         over_budget=over.reset_index(drop=True),
         pruned=pruned.reset_index(drop=True),
-        selection=selection,
-        best=best,
-        partial=_partial(study, config, ladder, results, costs, reference),
+        selection=view.selection,
+        best=view.best(top=len(trained_keys)),
+        partial=view.partial(),
     )
 
 

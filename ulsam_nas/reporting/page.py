@@ -16,7 +16,7 @@ import yaml
 from markupsafe import Markup
 
 from ulsam_nas.reporting.data import StudyData
-from ulsam_nas.search.study import redact
+from ulsam_nas.search.storage import redact
 
 PACKAGES = ("ulsam-nas", "torch", "optuna", "numpy", "pandas", "matplotlib", "scipy", "fvcore", "ptflops")
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 from matplotlib.axes import Axes
@@ -150,51 +150,8 @@ def pareto_figure(data: StudyData, axis: Axis) -> Figure | None:
         front = here[here["front"]].sort_values(axis)
         panel.plot(front[axis] / scale, front["accuracy"] * 100, "-", color="#333333", lw=1.2, zorder=1)
         for _, row in here.iterrows():
-            colour = colours.colour(None if pd.isna(row["groups"]) else int(row["groups"]), row["vanilla"])
-            marker = "s" if row["vanilla"] else ("o" if not pd.isna(row["groups"]) else "D")
-            size = 64 if row["front"] else 30
-            panel.scatter(
-                row[axis] / scale,
-                row["accuracy"] * 100,
-                s=size,
-                c=colour,
-                marker=marker,
-                zorder=3,
-                edgecolors="black" if row["front"] else "none",
-                linewidths=1.0,
-            )
-            highlight = _HIGHLIGHT.get(row["status"].split(" (")[0])
-            if highlight is not None:  # the best starred, a candidate tied with it ringed
-                marker, area = highlight
-                panel.scatter(
-                    row[axis] / scale,
-                    row["accuracy"] * 100,
-                    s=area,
-                    marker=marker,
-                    facecolors="none",
-                    edgecolors=TIE_COLOUR,
-                    linewidths=1.6,
-                    zorder=4,
-                )
-            if row["vanilla"]:
-                panel.annotate(
-                    f"vanilla α{row['width_mult']:g}",
-                    (row[axis] / scale, row["accuracy"] * 100),
-                    xytext=(5, -11),
-                    textcoords="offset points",
-                    fontsize=7,
-                )
-        pruned = data.pruned[data.pruned["stage"] == data.ladder.stage_names()[rung]] if rung else data.pruned
-        if len(pruned) and axis in pruned and pruned[axis].notna().any():
-            panel.scatter(
-                pruned[axis] / scale,
-                pruned["accuracy"] * 100,
-                s=26,
-                facecolors="none",
-                edgecolors=GREY,
-                zorder=2,
-            )
-            marked_pruned = True
+            _draw_point(panel, row, axis, scale, colours)
+        marked_pruned = _draw_pruned(panel, data, rung, axis, scale) or marked_pruned
         over_line = _draw_over_budget(panel, data, axis, scale, budget) if rung == rungs[0] else ""
         marked_over = marked_over or bool(over_line)
         if budget is not None:
@@ -206,6 +163,58 @@ def pareto_figure(data: StudyData, axis: Axis) -> Figure | None:
         panel.set_xlabel(label + (f"\n{over_line}" if over_line else ""))
         panel.grid(alpha=0.25)
     panels[0].set_ylabel("validation accuracy (%)")
+    handles = _legend_handles(points, colours, marked_over, marked_pruned, budget is not None)
+    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7.5, frameon=False)
+    errors = " Error bars: ±1 standard error over seeds." if data.points["accuracy_se"].notna().any() else ""
+    partial = " PARTIAL: the study is still running." if data.partial else ""
+    figure.suptitle(f"Study {data.name!r}: accuracy vs {label.split(' (')[0]}.{errors}{partial}", fontsize=10)
+    figure.tight_layout(rect=(0, 0.09 + 0.03 * (len(handles) > 6), 1, 0.96))
+    return figure
+
+
+def _draw_point(panel: Axes, row: pd.Series, axis: Axis, scale: float, colours: GroupColours) -> None:
+    """One candidate: coloured by g, square for vanilla, edged on the front, the best starred and
+    a candidate tied with it ringed, vanilla labelled."""
+    colour = colours.colour(None if pd.isna(row["groups"]) else int(row["groups"]), row["vanilla"])
+    marker = "s" if row["vanilla"] else ("o" if not pd.isna(row["groups"]) else "D")
+    size = 64 if row["front"] else 30
+    x, y = row[axis] / scale, row["accuracy"] * 100
+    panel.scatter(
+        x,
+        y,
+        s=size,
+        c=colour,
+        marker=marker,
+        zorder=3,
+        edgecolors="black" if row["front"] else "none",
+        linewidths=1.0,
+    )
+    highlight = _HIGHLIGHT.get(row["status"].split(" (")[0])
+    if highlight is not None:
+        marker, area = highlight
+        panel.scatter(
+            x, y, s=area, marker=marker, facecolors="none", edgecolors=TIE_COLOUR, linewidths=1.6, zorder=4
+        )
+    if row["vanilla"]:
+        panel.annotate(
+            f"vanilla α{row['width_mult']:g}", (x, y), xytext=(5, -11), textcoords="offset points", fontsize=7
+        )
+
+
+def _draw_pruned(panel: Axes, data: StudyData, rung: int, axis: Axis, scale: float) -> bool:
+    """The rung's pruned trials, hollow, at their last reported accuracy; whether any was drawn."""
+    pruned = data.pruned[data.pruned["stage"] == data.ladder.stage_names()[rung]] if rung else data.pruned
+    if not (len(pruned) and axis in pruned and pruned[axis].notna().any()):
+        return False
+    panel.scatter(
+        pruned[axis] / scale, pruned["accuracy"] * 100, s=26, facecolors="none", edgecolors=GREY, zorder=2
+    )
+    return True
+
+
+def _legend_handles(
+    points: pd.DataFrame, colours: GroupColours, over: bool, pruned: bool, budget: bool
+) -> list[Any]:
     handles = colours.legend_handles(mixed=bool((points["groups"].isna() & ~points["vanilla"]).any()))
     handles += [
         legend_marker("white", "o", "on the Pareto front (joined)", markeredgecolor="black"),
@@ -214,18 +223,13 @@ def pareto_figure(data: StudyData, axis: Axis) -> Figure | None:
             TIE_COLOUR, "o", "tied with best (paired t-test)", markerfacecolor="none", markersize=9
         ),
     ]
-    if marked_over:
+    if over:
         handles.append(legend_marker(GREY, "x", "over budget (not trained)"))
-    if marked_pruned:
+    if pruned:
         handles.append(legend_marker(GREY, "o", "pruned (last epoch reported)", markerfacecolor="none"))
-    if budget is not None:
+    if budget:
         handles.append(legend_marker("#c0392b", "|", "budget", markersize=10))
-    figure.legend(handles=handles, loc="lower center", ncol=min(len(handles), 6), fontsize=7.5, frameon=False)
-    errors = " Error bars: ±1 standard error over seeds." if data.points["accuracy_se"].notna().any() else ""
-    partial = " PARTIAL: the study is still running." if data.partial else ""
-    figure.suptitle(f"Study {data.name!r}: accuracy vs {label.split(' (')[0]}.{errors}{partial}", fontsize=10)
-    figure.tight_layout(rect=(0, 0.09 + 0.03 * (len(handles) > 6), 1, 0.96))
-    return figure
+    return handles
 
 
 # -- table ----------------------------------------------------------------------------------

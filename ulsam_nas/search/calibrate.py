@@ -32,21 +32,22 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from ulsam_nas.backbones.network import create_network
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.noise import pooled_sd, seeds_needed
+from ulsam_nas.search.problem import Problem, prepare
+from ulsam_nas.search.records import collect_results, plan_facts
 from ulsam_nas.search.schedule import Confirm, Request, Rung, ScheduleConfig
 from ulsam_nas.search.space import Candidate
-from ulsam_nas.search.study import Prepared, Search, StudyConfig, collect_results, prepare
 from ulsam_nas.search.train import flushing_denormals
+from ulsam_nas.search.worker import Search
 
 BOOTSTRAP_RESAMPLES = 2000
 RESOLVE_POINTS = 0.5
 
 
 def placement_kind(plan: str) -> str:
-    actions = {part.split("@", 1)[0] for part in plan.split(",") if part}
-    return "plain" if not actions else "+".join(sorted(actions))
+    return plan_facts(plan).kind
 
 
 def stratified_sample(candidates: Sequence[Candidate], count: int, seed: int) -> list[Candidate]:
@@ -149,14 +150,14 @@ def grad_norm_at_init(model: torch.nn.Module, images: torch.Tensor, labels: torc
 
 @dataclass
 class Calibration:
-    prepared: Prepared
+    problem: Problem
     architectures: list[Candidate]
     seeds: int
     high: Rung
 
     @property
     def config(self) -> StudyConfig:
-        return self.prepared.config
+        return self.problem.config
 
 
 def high_fidelity(config: StudyConfig, synthetic: bool) -> Rung:
@@ -183,16 +184,17 @@ def plan_calibration(config: StudyConfig, architectures: int, seeds: int) -> Cal
             ),
         }
     )
-    prepared = prepare(calibration_config)
-    chosen = stratified_sample(prepared.feasible, architectures, config.sampler.seed)
-    return Calibration(prepared, chosen, seeds, high)
+    problem = prepare(calibration_config)
+    chosen = stratified_sample(problem.feasible, architectures, config.sampler.seed)
+    return Calibration(problem, chosen, seeds, high)
 
 
 def run_calibration(
     calibration: Calibration, progress: Callable[[int, int], None] | None = None
 ) -> dict[str, Any]:
     """Train what is missing (resuming from the storage), then compute every statistic."""
-    search = Search(calibration.prepared)
+    # No baselines: the calibration trains exactly its requests, and nothing waits in the queue.
+    search = Search(calibration.problem, baselines=False)
     seeds = tuple(search.ladder.seeds(calibration.seeds))
     requests = [
         Request(c.key, rung, seeds, "calibration") for rung in (0, 1) for c in calibration.architectures
@@ -205,7 +207,7 @@ def run_calibration(
             search.run_request(request)
     if progress:
         progress(len(requests), len(requests))
-    results, _ = collect_results(search.study, search.ladder)
+    results, _ = collect_results(search.read(), search.ladder)
     missing = [r.key for r in requests if r.missing(results)]
     if missing:
         raise InvalidInput(f"calibration training failed for {missing[0]!r} (see the study's failed trials)")
@@ -215,9 +217,9 @@ def run_calibration(
 
 def _zero_cost_scores(calibration: Calibration) -> dict[str, tuple[float, float]]:
     """``key -> (grad-norm score, seconds)`` at initialization, on one seeded batch."""
-    prepared = calibration.prepared
-    data = prepared.data
-    generator = torch.Generator().manual_seed(prepared.config.proxy.seed)
+    problem = calibration.problem
+    data = problem.data
+    generator = torch.Generator().manual_seed(problem.config.proxy.seed)
     batch = torch.randperm(len(data.train_labels), generator=generator)[:64]
     images = data.train_images[batch].float() / 255
     images = (images - images.mean()) / images.std().clamp_min(1e-3)
@@ -225,17 +227,9 @@ def _zero_cost_scores(calibration: Calibration) -> dict[str, tuple[float, float]
     scores = {}
     with flushing_denormals():
         for candidate in calibration.architectures:
-            torch.manual_seed(prepared.config.proxy.seed)
+            torch.manual_seed(problem.config.proxy.seed)
             start = time.perf_counter()
-            model = create_network(
-                prepared.space.backbone,
-                candidate.width_mult,
-                candidate.plan,
-                data.resolution,
-                data.num_classes,
-                data.in_channels,
-                prepared.space.stem,
-            )
+            model = problem.build(candidate)
             score = grad_norm_at_init(model, images, labels)
             scores[candidate.key] = (score, time.perf_counter() - start)
     return scores
@@ -259,19 +253,7 @@ def summarize_calibration(
         notes.append("Kendall τ and Spearman ρ need at least 3 architectures with distinct accuracies")
     elif tau["ci_low"] is None:
         notes.append("bootstrap intervals need at least 4 architectures")
-    within: dict[str, Any] = {}
-    for width in sorted({c.width_mult for c in architectures}):
-        index = [i for i, c in enumerate(architectures) if c.width_mult == width]
-        x, y = [proxy[i] for i in index], [high[i] for i in index]
-        within[f"{width:g}"] = {
-            "architectures": len(index),
-            "kendall_tau": kendall(x, y),
-            "spearman_rho": spearman(x, y),
-        }
-        if within[f"{width:g}"]["kendall_tau"] is None:
-            notes.append(
-                f"within width {width:g}: fewer than 3 architectures or tied accuracies, τ undefined"
-            )
+    within = _within_width(architectures, proxy, high, notes)
     baselines = {
         "macs": with_interval(kendall, [float(c.macs) for c in architectures], high, seed),
         "params": with_interval(kendall, [float(c.params) for c in architectures], high, seed),
@@ -293,21 +275,6 @@ def summarize_calibration(
     }
     zero_cost_tau = with_interval(kendall, [zero_cost[key][0] for key in keys], high, seed)
     proxy_config = calibration.config.proxy
-    rows = [
-        {
-            "candidate": c.key,
-            "width_mult": c.width_mult,
-            "plan": c.plan,
-            "macs": c.macs,
-            "params": c.params,
-            "proxy_accuracy": proxy[i],
-            "high_accuracy": high[i],
-            "proxy_accuracies": [results[0][c.key][s] for s in seeds],
-            "high_accuracies": [results[1][c.key][s] for s in seeds],
-            "grad_norm": zero_cost[c.key][0],
-        }
-        for i, c in enumerate(architectures)
-    ]
     return {
         "study": calibration.config.name,
         "architectures": len(keys),
@@ -328,9 +295,43 @@ def summarize_calibration(
         },
         "seed_sd": {"proxy": sd_proxy, "proxy_dof": dof_proxy, "high": sd_high, "high_dof": dof_high},
         "seeds_to_resolve_0.5_points": needed,
-        "rows": rows,
+        "rows": [
+            {
+                "candidate": c.key,
+                "width_mult": c.width_mult,
+                "plan": c.plan,
+                "macs": c.macs,
+                "params": c.params,
+                "proxy_accuracy": proxy[i],
+                "high_accuracy": high[i],
+                "proxy_accuracies": [results[0][c.key][s] for s in seeds],
+                "high_accuracies": [results[1][c.key][s] for s in seeds],
+                "grad_norm": zero_cost[c.key][0],
+            }
+            for i, c in enumerate(architectures)
+        ],
         "notes": notes,
     }
+
+
+def _within_width(
+    architectures: Sequence[Candidate], proxy: Sequence[float], high: Sequence[float], notes: list[str]
+) -> dict[str, Any]:
+    """τ and ρ within each width (a note where they are undefined)."""
+    within: dict[str, Any] = {}
+    for width in sorted({c.width_mult for c in architectures}):
+        index = [i for i, c in enumerate(architectures) if c.width_mult == width]
+        x, y = [proxy[i] for i in index], [high[i] for i in index]
+        within[f"{width:g}"] = {
+            "architectures": len(index),
+            "kendall_tau": kendall(x, y),
+            "spearman_rho": spearman(x, y),
+        }
+        if within[f"{width:g}"]["kendall_tau"] is None:
+            notes.append(
+                f"within width {width:g}: fewer than 3 architectures or tied accuracies, τ undefined"
+            )
+    return within
 
 
 def calibration_text(result: dict[str, Any]) -> str:

@@ -1,0 +1,86 @@
+"""Argument types and argument groups shared by several commands."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any, NoReturn
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer; allowed: a positive integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive; allowed: a positive integer")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    return 0 if text.strip() == "0" else positive_int(text)
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: a positive number") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not positive; allowed: a positive number")
+    return value
+
+
+def boolean(text: str) -> bool:
+    lowered = text.lower()
+    if lowered in ("true", "yes", "1", "on"):
+        return True
+    if lowered in ("false", "no", "0", "off"):
+        return False
+    raise argparse.ArgumentTypeError(f"{text!r} is not a boolean; allowed: true or false")
+
+
+def add_shape_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--channels", type=positive_int, default=512, help="channels m (default 512)")
+    parser.add_argument("--height", type=positive_int, default=14, help="feature-map height h (default 14)")
+    parser.add_argument("--width", type=positive_int, default=14, help="feature-map width w (default 14)")
+
+
+# flag, type, default, help: the options of the modules that have them
+MODULE_OPTION_FLAGS: tuple[tuple[str, Any, Any, str], ...] = (
+    ("--reduction", positive_int, 16, "SE/BAM/CBAM reduction r (default 16)"),
+    ("--inner-channels", positive_int, None, "A²-Net inner channels t (default channels // 8)"),
+    ("--groups", positive_int, 4, "ULSAM groups g, must divide channels (default 4)"),
+    ("--subsample", boolean, False, "Non-local: 2×2 max-pool before φ and g (default false)"),
+)
+MODULE_OPTIONS = tuple(flag[2:].replace("-", "_") for flag, *_ in MODULE_OPTION_FLAGS)
+
+
+def add_module_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
+    """Module options; with ``defaults=False`` an option not given is not passed at all."""
+    for flag, kind, default, text in MODULE_OPTION_FLAGS:
+        metavar = "BOOL" if kind is boolean else None
+        parser.add_argument(
+            flag, type=kind, default=default if defaults else None, help=text, metavar=metavar
+        )
+
+
+def module_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {n: getattr(args, n) for n in MODULE_OPTIONS if getattr(args, n) is not None}
+
+
+def add_output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+
+
+def add_study_source_args(parser: argparse.ArgumentParser) -> None:
+    """A study to read: a study file, or a storage and a study name."""
+    parser.add_argument(
+        "study", metavar="STUDY.yaml", nargs="?", help="a study file (or --storage and --study-name)"
+    )
+    parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
+    parser.add_argument("--study-name", help="the study's name in the storage")

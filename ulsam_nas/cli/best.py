@@ -1,0 +1,27 @@
+"""``ulsam-nas best``: the best configurations of a study, as plans you can build."""
+
+from __future__ import annotations
+
+import argparse
+
+from ulsam_nas.cli.arguments import add_output_args, add_study_source_args, positive_int
+from ulsam_nas.output import emit, to_json
+
+SUMMARY = "the best configurations of a study, as plans you can build"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_study_source_args(parser)
+    parser.add_argument("--top", type=positive_int, default=5, help="how many configurations (default 5)")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ulsam_nas.search.results import best_candidates, best_text
+    from ulsam_nas.search.storage import open_study, resolve_study
+
+    storage, name = resolve_study(args.study, args.storage, args.study_name)
+    result = best_candidates(open_study(storage, name), args.top)
+    emit(to_json(result) if args.json else best_text(result), args.output)
+    return 0

@@ -1,0 +1,59 @@
+"""``ulsam-nas calibrate``: how well the proxy ranks architectures against a higher fidelity."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ulsam_nas.cli.arguments import positive_int
+from ulsam_nas.cli.search import add_proxy_arguments, overrides
+from ulsam_nas.output import emit, to_json
+
+SUMMARY = "how well the proxy ranks architectures against a higher fidelity (Kendall τ, Spearman ρ)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", metavar="STUDY.yaml", help="a study file, e.g. studies/default.yaml")
+    parser.add_argument(
+        "--architectures", type=positive_int, default=12, help="architectures to train (default 12)"
+    )
+    parser.add_argument("--seeds", type=positive_int, default=2, help="paired seeds per fidelity (default 2)")
+    parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
+    add_proxy_arguments(
+        parser, "sampling and training seed", "proxy training images", "proxy training epochs"
+    )
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), help="training device")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="where to write calibration.md/.csv/.png (default: reports/<study name>/)",
+    )
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ulsam_nas.search.calibrate import (
+        calibration_text,
+        plan_calibration,
+        run_calibration,
+        write_calibration,
+    )
+    from ulsam_nas.search.config import load_study_config
+
+    config = load_study_config(args.study, overrides(args))
+    calibration = plan_calibration(config, args.architectures, args.seeds)
+    progress = None
+    if not args.quiet:
+        from tqdm import tqdm
+
+        bar = tqdm(total=2 * len(calibration.architectures), desc="calibrate", unit="eval", file=sys.stderr)
+
+        def progress(done: int, total: int) -> None:
+            bar.n = done
+            bar.refresh()
+
+    result = run_calibration(calibration, progress)
+    result["written"] = write_calibration(result, args.out or f"reports/{config.name}")
+    emit(to_json(result) if args.json else calibration_text(result), None)
+    return 0

@@ -1,0 +1,109 @@
+"""``ulsam-nas cost``: params, MACs and formulas of one attention module or of a MobileNet."""
+
+from __future__ import annotations
+
+import argparse
+
+from ulsam_nas import attention
+from ulsam_nas.attention.report import module_cost_report, module_cost_text
+from ulsam_nas.backbones.network import BACKBONES, STEMS
+from ulsam_nas.cli.arguments import (
+    MODULE_OPTIONS,
+    add_module_options,
+    add_output_args,
+    module_options,
+    positive_float,
+    positive_int,
+)
+from ulsam_nas.cost.cost import CONVENTIONS
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.output import emit, to_json
+
+SUMMARY = "params, MACs and formulas of an attention module or a MobileNet"
+
+# Options that belong to a network, with their defaults (given for a MODULE: refused).
+NETWORK_DEFAULTS = {
+    "plan": "",
+    "breakdown": False,
+    "trace": False,
+    "width_mult": 1.0,
+    "resolution": 224,
+    "num_classes": 1000,
+    "in_channels": 3,
+    "stem": "imagenet",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "module",
+        metavar="MODULE",
+        nargs="?",
+        help=f"an attention module: {', '.join(attention.list_attention())}",
+    )
+    shape = parser.add_argument_group("module shape (default 512×14×14)")
+    shape.add_argument("--channels", type=positive_int, help="channels m")
+    shape.add_argument("--height", type=positive_int, help="feature-map height h")
+    shape.add_argument("--width", type=positive_int, help="feature-map width w")
+    add_module_options(parser, defaults=False)
+    network = parser.add_argument_group("network (instead of MODULE)")
+    network.add_argument("--backbone", choices=list(BACKBONES), help="a whole MobileNet")
+    network.add_argument(
+        "--width-mult", type=positive_float, default=1.0, help="width multiplier α (default 1.0)"
+    )
+    network.add_argument("--resolution", type=positive_int, default=224, help="input side (default 224)")
+    network.add_argument("--num-classes", type=positive_int, default=1000, help="classes (default 1000)")
+    network.add_argument("--in-channels", type=positive_int, default=3, help="input channels (default 3)")
+    network.add_argument(
+        "--stem",
+        choices=STEMS,
+        default="imagenet",
+        help="small: stride-1 stem and layer 2, for 32×32 inputs (default imagenet)",
+    )
+    network.add_argument(
+        "--plan",
+        default="",
+        metavar="PLAN",
+        help="placements, e.g. 'replace@9:ulsam:groups=4,insert@13:groups=8'",
+    )
+    network.add_argument("--breakdown", action="store_true", help="per-layer table from the closed form")
+    network.add_argument(
+        "--trace", action="store_true", help="with --breakdown: fvcore's traced count per layer"
+    )
+    parser.add_argument("--convention", choices=CONVENTIONS, default="exact", help="default: exact")
+    parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    if (args.module is None) == (args.backbone is None):
+        raise InvalidInput("give either MODULE or --backbone (not both, not neither)")
+    if args.backbone is None:
+        stray = [k for k, default in NETWORK_DEFAULTS.items() if getattr(args, k) != default]
+        if stray:
+            raise InvalidInput(f"--{stray[0].replace('_', '-')} applies to --backbone, not to a module")
+        report = module_cost_report(
+            args.module,
+            args.channels or 512,
+            args.height or 14,
+            args.width or 14,
+            args.convention,
+            **module_options(args),
+        )
+        emit(to_json(report) if args.json else module_cost_text(report), args.output)
+        return 0
+    stray = [k for k in ("channels", "height", "width", *MODULE_OPTIONS) if getattr(args, k) is not None]
+    if stray:
+        raise InvalidInput(
+            f"--{stray[0].replace('_', '-')} applies to a MODULE; use --plan options with --backbone"
+        )
+    if args.trace and not args.breakdown:
+        raise InvalidInput("--trace needs --breakdown")
+    from ulsam_nas.backbones.report import network_report, network_text
+
+    network = {
+        k: getattr(args, k) for k in ("width_mult", "resolution", "num_classes", "in_channels", "stem")
+    }
+    report = network_report(args.backbone, args.plan, args.convention, args.breakdown, args.trace, **network)
+    emit(to_json(report) if args.json else network_text(report), args.output)
+    return 0

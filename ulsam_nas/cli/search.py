@@ -1,0 +1,106 @@
+"""``ulsam-nas search``: run a study (this process and ``--workers`` − 1 more) to its target, or
+``--dry-run`` its size and estimated time."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from ulsam_nas.cli.arguments import positive_float, positive_int
+from ulsam_nas.output import emit, to_json
+
+SUMMARY = "budget-constrained Optuna search over ULSAM's groups, placement and width"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("study", metavar="STUDY.yaml", help="a study file, e.g. studies/default.yaml")
+    parser.add_argument("--trials", type=positive_int, help="finished trials wanted in the study")
+    parser.add_argument("--budget-mmacs", type=positive_float, help="MAC budget in millions")
+    parser.add_argument("--budget-mparams", type=positive_float, help="parameter budget in millions")
+    parser.add_argument(
+        "--budget-latency-ms",
+        type=positive_float,
+        help="latency budget per image on the training device, measured before training",
+    )
+    parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
+    parser.add_argument("--study-name", help="the study's name in the storage")
+    add_proxy_arguments(parser, "sampler and proxy-training seed", "training images", "proxy-training epochs")
+    parser.add_argument(
+        "--seeds", type=positive_int, help="paired seeds per candidate at the first rung (default 1)"
+    )
+    parser.add_argument(
+        "--no-schedule",
+        action="store_true",
+        help="the search stage only: no later rungs and no confirmation (a quick look)",
+    )
+    parser.add_argument("--resolution", type=positive_int, help="input resolution")
+    parser.add_argument("--device", choices=("cpu", "cuda", "auto"), help="training device")
+    parser.add_argument(
+        "--workers", type=positive_int, default=1, help="processes on this machine (default 1)"
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, one line per trial")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="space size, feasible fraction, estimated time"
+    )
+    parser.add_argument("--json", action="store_true", help="with --dry-run: one JSON document")
+
+
+def add_proxy_arguments(parser: argparse.ArgumentParser, seed: str, images: str, epochs: str) -> None:
+    """The proxy-training flags ``search`` and ``calibrate`` share (with their help texts)."""
+    parser.add_argument("--seed", type=int, help=seed)
+    parser.add_argument("--data", help="synthetic, fashion-mnist, an image folder or a .npz file")
+    parser.add_argument("--images", type=positive_int, help=images)
+    parser.add_argument("--epochs", type=positive_int, help=epochs)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """The study-file overrides the flags of ``search`` or ``calibrate`` make."""
+    from ulsam_nas.search.config import study_overrides
+
+    names: tuple[str, ...] = (
+        "trials",
+        "budget_mmacs",
+        "budget_mparams",
+        "budget_latency_ms",
+        "storage",
+        "study_name",
+        "seed",
+    )
+    names += ("data", "images", "epochs", "seeds", "no_schedule", "resolution", "device")
+    return study_overrides(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
+
+
+def run(args: argparse.Namespace) -> int:
+    from ulsam_nas.cli.progress import log_lines, progress_bars
+    from ulsam_nas.search.config import load_study_config
+    from ulsam_nas.search.problem import dry_run, prepare
+    from ulsam_nas.search.processes import apply_thread_setting, start_workers
+    from ulsam_nas.search.storage import redact
+    from ulsam_nas.search.worker import Search
+
+    config = load_study_config(args.study, overrides(args))
+    apply_thread_setting()
+    problem = prepare(config)
+    if args.dry_run:
+        plan = dry_run(problem)
+        emit(to_json(plan) if args.json else dry_run_text(plan) + "\n", None)
+        return 0
+    search = Search(problem)
+    children = start_workers(args.argv, args.workers)
+    search.run(config.trials, log_lines() if args.quiet else progress_bars())
+    codes = [child.wait() for child in children]
+    finished = search.finished()
+    where = redact(config.storage_url)
+    print(f"{finished}/{config.trials} finished trials in study {config.name!r} ({where})", file=sys.stderr)
+    return 0 if finished >= config.trials and all(c == 0 for c in codes) else 1
+
+
+def dry_run_text(plan: dict[str, Any]) -> str:
+    return (
+        f"{plan['candidates']:,} configurations, {plan['feasible']:,} within the budget "
+        f"({plan['feasible_fraction']:.1%}; "
+        f"{plan['feasible_mmacs'][0]:.2f}–{plan['feasible_mmacs'][2]:.2f} MMACs); "
+        f"{plan['data']}; about {plan['seconds_per_trial']:.0f} s a trial, "
+        f"{plan['estimated_minutes']:.1f} min for {plan['trials']} trials"
+    )

@@ -1,0 +1,52 @@
+"""``ulsam-nas table``: the ULSAM paper's overhead table for any feature-map shape."""
+
+from __future__ import annotations
+
+import argparse
+
+from ulsam_nas.cli.arguments import add_module_options, add_output_args, add_shape_args, module_options
+from ulsam_nas.cost.cost import CONVENTIONS
+from ulsam_nas.output import TABLE_FORMATS, emit, render_frame, to_json
+from ulsam_nas.tables import overhead_table
+
+SUMMARY = "the ULSAM paper's overhead table for any feature-map shape"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_shape_args(parser)
+    add_module_options(parser, defaults=True)
+    parser.add_argument(
+        "--convention",
+        choices=CONVENTIONS,
+        default="paper",
+        help="paper: the ULSAM paper's counts (default); exact: every param and MAC",
+    )
+    fmt = parser.add_mutually_exclusive_group()
+    fmt.add_argument("--format", choices=TABLE_FORMATS, default="markdown", help="output format")
+    fmt.add_argument(
+        "--json", action="store_const", const="json", dest="format", help="same as --format json"
+    )
+    parser.add_argument("--modules", nargs="+", metavar="MODULE", help="a subset of modules")
+    add_output_args(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    table = overhead_table(
+        args.channels,
+        args.height,
+        args.width,
+        convention=args.convention,
+        modules=args.modules,
+        **module_options(args),
+    )
+    if args.format == "json":
+        text = to_json(table.to_json())
+    else:
+        title = (
+            f"Attention overheads at m={table.channels}, h×w={table.height}×{table.width} "
+            f"({table.convention} convention)\n\n"
+        )
+        body = render_frame(table.to_frame(thousands=args.format != "csv"), args.format, table.notes)
+        text = title + body if args.format == "markdown" else body
+    emit(text, args.output)
+    return 0

@@ -1,0 +1,200 @@
+"""The study file: its schema, the command line's overrides of it, and the identity a study keeps.
+
+A study file (``studies/*.yaml``) names a search space, a budget, the proxy fidelity, the
+sampler, an optional fidelity schedule and where the study is stored.  Paths in it are
+relative to the file.  What must not change between runs of one study (``study_identity``) is
+stored in the study when it is created and compared on every later run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.data import SYNTHETIC_TRAIN, SYNTHETIC_VAL
+from ulsam_nas.search.schedule import Ladder, ScheduleConfig
+from ulsam_nas.search.space import one_line, read_yaml
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Budget(_Strict):
+    mmacs: float | None = Field(default=None, gt=0)
+    mparams: float | None = Field(default=None, gt=0)
+    convention: Literal["exact", "paper"] = "exact"
+    # Measured, not closed-form: checked on the built model before any training step.
+    latency_ms: float | None = Field(default=None, gt=0)
+
+
+class Proxy(_Strict):
+    data: str = "fashion-mnist"
+    train_images: int | None = Field(default=5000, ge=1)
+    val_images: int | None = Field(default=2000, ge=1)
+    resolution: int = Field(default=32, ge=8)
+    epochs: int = Field(default=2, ge=1)
+    batch_size: int = Field(default=128, ge=1)
+    lr: float = Field(default=0.05, gt=0)
+    device: Literal["cpu", "cuda", "auto"] = "cpu"
+    seed: int = 0
+    seeds: int = Field(default=1, ge=1)  # paired seeds per candidate: seed, seed + 1, ...
+
+
+class Sampler(_Strict):
+    # grid: every feasible candidate once, in random order (ablations over small spaces)
+    name: Literal["tpe", "random", "nsga2", "grid"] = "tpe"
+    seed: int = 0
+
+
+class StudyConfig(_Strict):
+    """The schema of a studies/*.yaml file; paths are relative to the file."""
+
+    name: str = Field(min_length=1)
+    space: str
+    budget: Budget = Budget()
+    objective: Literal["accuracy", "accuracy+macs"] = "accuracy"
+    sampler: Sampler = Sampler()
+    pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
+    proxy: Proxy = Proxy()
+    storage: str | None = None
+    schedule: ScheduleConfig | None = None
+    trials: int = Field(default=24, ge=1)
+    heartbeat_interval: int = Field(default=60, ge=1)
+    grace_period: int = Field(default=180, ge=1)
+
+    @model_validator(mode="after")
+    def _one_way_to_stop_early(self) -> StudyConfig:
+        if self.schedule is not None and self.pruner != "none":
+            raise ValueError(
+                f"pruner {self.pruner!r} and a schedule are alternatives: the schedule promotes "
+                "whole candidates by their mean over seeds; set pruner: none"
+            )
+        return self
+
+    @property
+    def ladder(self) -> Ladder:
+        proxy = self.proxy
+        return Ladder.build(
+            proxy.epochs,
+            proxy.train_images,
+            proxy.seeds,
+            proxy.seed,
+            self.schedule,
+            self.objective != "accuracy",
+        )
+
+    @property
+    def storage_url(self) -> str:
+        """The storage, resolved by ``load_study_config`` (a journal file beside the study file
+        unless the file or ``--storage`` names another)."""
+        if self.storage is None:
+            raise InvalidInput(f"study {self.name!r} names no storage")
+        return self.storage
+
+
+def study_overrides(
+    *,
+    trials: int | None = None,
+    budget_mmacs: float | None = None,
+    budget_mparams: float | None = None,
+    budget_latency_ms: float | None = None,
+    storage: str | None = None,
+    study_name: str | None = None,
+    seed: int | None = None,
+    data: str | None = None,
+    images: int | None = None,
+    epochs: int | None = None,
+    seeds: int | None = None,
+    no_schedule: bool = False,
+    resolution: int | None = None,
+    device: str | None = None,
+) -> dict[str, Any]:
+    """The dotted overrides that command-line flags make to a study file (None: not given).
+
+    ``data="synthetic"`` without ``images`` also means the generated set's own sizes
+    (SYNTHETIC_TRAIN training and SYNTHETIC_VAL validation images), so a quick run on generated
+    data stays quick; ``data: synthetic`` written in a study file keeps the file's sizes."""
+    synthetic = data == "synthetic" and images is None
+    return {
+        **({"proxy.train_images": SYNTHETIC_TRAIN, "proxy.val_images": SYNTHETIC_VAL} if synthetic else {}),
+        "trials": trials,
+        "budget.mmacs": budget_mmacs,
+        "budget.mparams": budget_mparams,
+        "budget.latency_ms": budget_latency_ms,
+        "storage": storage,
+        "name": study_name,
+        "sampler.seed": seed,
+        "proxy.seed": seed,
+        "proxy.data": data,
+        **({"proxy.train_images": images} if not synthetic else {}),
+        "proxy.epochs": epochs,
+        "proxy.seeds": seeds,
+        **({"schedule": None} if no_schedule else {}),
+        "proxy.resolution": resolution,
+        "proxy.device": device,
+    }
+
+
+def load_study_config(path: str | Path, overrides: dict[str, Any] | None = None) -> StudyConfig:
+    """Read a study file, apply overrides (dotted keys, e.g. "proxy.epochs"; None: not given,
+    except for "schedule", where None means no schedule), and resolve the space and storage
+    paths against the file's folder."""
+    path = Path(path)
+    document = read_yaml(path)
+    if not isinstance(document, dict):
+        raise InvalidInput(f"{path}: expected a mapping of keys, got {type(document).__name__}")
+    base = path.resolve().parent
+    proxy = document.get("proxy")
+    if isinstance(proxy, dict) and isinstance(proxy.get("data"), str):
+        given = Path(proxy["data"])
+        if proxy["data"] not in ("synthetic", "fashion-mnist") and not given.is_absolute():
+            proxy["data"] = str(base / given)  # a path in the file is relative to the file
+    for dotted, value in (overrides or {}).items():
+        if value is not None or dotted == "schedule":
+            _set_dotted(document, dotted, value, path)
+    try:
+        config = StudyConfig.model_validate(document)
+    except ValidationError as error:
+        raise InvalidInput(one_line(error, str(path))) from None
+    config.space = str((base / config.space).resolve())
+    if config.storage is None:
+        config.storage = str(base / f"{config.name}.journal")
+    elif "://" not in config.storage:
+        config.storage = str((base / config.storage).resolve())
+    return config
+
+
+def _set_dotted(document: dict[str, Any], dotted: str, value: Any, path: Path) -> None:
+    target = document
+    *parents, leaf = dotted.split(".")
+    for parent in parents:
+        if target.get(parent) is None:
+            target[parent] = {}
+        if not isinstance(target[parent], dict):
+            raise InvalidInput(f"{path}: {parent} must be a mapping of keys, got {target[parent]!r}")
+        target = target[parent]
+    target[leaf] = value
+
+
+def study_identity(config: StudyConfig) -> dict[str, Any]:
+    """What must not change between runs of one study: the space, budget and proxy fidelity."""
+    return {
+        "space": Path(config.space).read_text(encoding="utf-8"),
+        "budget": config.budget.model_dump(),
+        "objective": config.objective,
+        # More seeds or another schedule may be added to a study later: results are kept per
+        # (candidate, fidelity, seed), so nothing already trained is invalidated.
+        "proxy": config.proxy.model_dump(exclude={"device", "seeds"}),
+    }
+
+
+def stored_config(user_attrs: dict[str, Any], study_name: str) -> StudyConfig:
+    """The configuration a study's latest ``search`` run stored in its attributes."""
+    try:
+        return StudyConfig.model_validate(user_attrs.get("config", {}))
+    except ValidationError:
+        raise InvalidInput(f"study {study_name!r} was not made by 'ulsam-nas search'") from None

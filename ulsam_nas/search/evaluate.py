@@ -1,0 +1,178 @@
+"""Evaluate one candidate at one rung: write its record, reuse every seed already trained for it
+at that fidelity, check a latency budget before training, train only the missing seeds, and
+write the result.  The trial's accuracy is the mean over its seed list."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import optuna
+
+from ulsam_nas.search.liveness import Liveness
+from ulsam_nas.search.noise import summarize
+from ulsam_nas.search.problem import Problem
+from ulsam_nas.search.records import groups_of, per_seed, same_evaluation, seeds_wanted
+from ulsam_nas.search.space import Candidate
+from ulsam_nas.search.train import TrainSettings, measure_latency_ms, proxy_train, resolve_device
+
+MAX_WAIT_SECONDS = 7200  # one wait for another worker's training of the same candidate
+WAIT_POLL_SECONDS = 2.0
+
+Values = float | tuple[float, float]
+Known = dict[int, tuple[float, int]]  # seed -> (accuracy, number of the trial that trained it)
+
+
+def candidate_record(problem: Problem, candidate: Candidate, rung: int) -> dict[str, Any]:
+    """The attributes of an evaluation that do not depend on training."""
+    fidelity = problem.config.ladder.fidelities[rung]
+    return {
+        "candidate": candidate.key,
+        "plan": candidate.plan,
+        "width_mult": candidate.width_mult,
+        "backbone": problem.space.backbone,
+        "groups": groups_of(candidate.plan),
+        "modules": candidate.modules,
+        "macs": candidate.macs,
+        "params": candidate.params,
+        "macs_convention": problem.config.budget.convention,
+        "rung": rung,
+        "fidelity": {"epochs": fidelity.epochs, "images": fidelity.images},
+        "epochs": fidelity.epochs,
+        "images": len(problem.data_for(rung).train_labels),
+        "seed": problem.config.proxy.seed,
+        "duplicate_of": None,
+        "over_budget": False,
+    }
+
+
+def values_of(problem: Problem, accuracy: float, candidate: Candidate) -> Values:
+    return accuracy if problem.config.objective == "accuracy" else (accuracy, float(candidate.macs))
+
+
+class Evaluator:
+    """Trains candidates for one worker; ``read`` returns a fresh list of the study's trials."""
+
+    def __init__(
+        self, problem: Problem, read: Callable[[], list[optuna.trial.FrozenTrial]], liveness: Liveness
+    ) -> None:
+        self.problem = problem
+        self.ladder = problem.config.ladder
+        self.read = read
+        self.liveness = liveness
+
+    def known_seeds(
+        self, trials: list[optuna.trial.FrozenTrial], key: str, rung: int, seeds: list[int], current: int
+    ) -> tuple[Known, list[optuna.trial.FrozenTrial]]:
+        """Seeds already trained for this candidate at this rung's fidelity, from ``trials`` (a
+        read made after this trial was claimed).  While an earlier, live trial is training one
+        of ``seeds``, wait for it and read again (only earlier ones, so two workers never wait on
+        each other); each wait is bounded.  Returns the seeds and the latest read."""
+        deadline = time.monotonic() + MAX_WAIT_SECONDS
+        while True:
+            known: Known = {}
+            running = False
+            for trial in trials:
+                if trial.number == current or not same_evaluation(trial.user_attrs, key, rung, self.ladder):
+                    continue
+                if trial.state == optuna.trial.TrialState.COMPLETE:
+                    for seed, accuracy in per_seed(trial.user_attrs).items():
+                        known.setdefault(seed, (accuracy, trial.number))
+                elif (
+                    trial.state == optuna.trial.TrialState.RUNNING
+                    and trial.number < current
+                    and seeds_wanted(trial.user_attrs) & set(seeds)
+                    and self.liveness.alive(trial)
+                ):
+                    running = True
+            if all(s in known for s in seeds) or not running or time.monotonic() > deadline:
+                return known, trials
+            time.sleep(WAIT_POLL_SECONDS)
+            trials = self.read()
+
+    def evaluate(
+        self,
+        trial: optuna.Trial,
+        candidate: Candidate,
+        rung: int,
+        seeds: list[int],
+        trials: list[optuna.trial.FrozenTrial],
+        stage: str,
+    ) -> Values:
+        """Train ``candidate`` at ``rung`` with the seeds not trained before and write the
+        result into ``trial``, whose record is already written."""
+        problem = self.problem
+        known, trials = self.known_seeds(trials, candidate.key, rung, seeds, trial.number)
+        missing = [s for s in seeds if s not in known]
+        limit = problem.config.budget.latency_ms
+        latency = trials[min(n for _, n in known.values())].user_attrs.get("latency_ms") if known else None
+        if limit is not None and missing and stage == "search":
+            device = resolve_device(problem.config.proxy.device)
+            example = problem.data.val_images[:1].to(device).float() / 255
+            latency = measure_latency_ms(problem.build(candidate).to(device), example)
+            trial.set_constraint("latency_ms", latency - limit)
+            if latency > limit:  # too slow on this device: never trained
+                _write(trial, accuracy=0.0, over_budget=True, trained_steps=0, latency_ms=latency)
+                _write(trial, train_seconds=0.0)
+                return values_of(problem, 0.0, candidate)
+        return self._train(trial, candidate, rung, seeds, known, missing, latency)
+
+    def _train(
+        self,
+        trial: optuna.Trial,
+        candidate: Candidate,
+        rung: int,
+        seeds: list[int],
+        known: Known,
+        missing: list[int],
+        latency: float | None,
+    ) -> Values:
+        problem, proxy = self.problem, self.problem.config.proxy
+        data, fidelity = problem.data_for(rung), self.ladder.fidelities[rung]
+        settings = TrainSettings(
+            epochs=fidelity.epochs, batch_size=proxy.batch_size, lr=proxy.lr, device=proxy.device
+        )
+        pruning = problem.config.objective == "accuracy" and problem.config.pruner != "none"
+
+        def on_epoch(epoch: int, accuracy: float) -> None:
+            trial.report(accuracy, epoch)
+            if epoch < fidelity.epochs and trial.should_prune():  # a finished run is never pruned
+                _write(
+                    trial,
+                    trained_steps=epoch * (len(data.train_labels) // proxy.batch_size),
+                    accuracy=accuracy,
+                )
+                raise optuna.TrialPruned()
+
+        accuracies = {s: known[s][0] for s in seeds if s in known}
+        seconds, steps, images_per_second = 0.0, 0, None
+        for i, seed in enumerate(missing):
+            # Pruning judges the first trained seed only; the rest finish what it started.
+            result = proxy_train(
+                lambda: problem.build(candidate),
+                data,
+                settings,
+                seed,
+                on_epoch if pruning and i == 0 else None,
+            )
+            accuracies[seed] = result.accuracy
+            seconds += result.train_seconds
+            steps += result.trained_steps
+            latency, images_per_second = result.latency_ms, result.images_per_second
+        ordered = [accuracies[s] for s in seeds]
+        summary = summarize(ordered)
+        reused = {str(s): known[s][1] for s in seeds if s in known}
+        _write(trial, seeds=seeds, accuracies=ordered, accuracy=summary.mean, accuracy_se=summary.se)
+        _write(trial, trained_seeds=missing, reused_seeds=reused)
+        if not missing:
+            _write(trial, duplicate_of=min(reused.values()))
+        _write(trial, train_seconds=seconds, trained_steps=steps, latency_ms=latency)
+        _write(trial, candidate_epochs=len(missing) * fidelity.cost(self.ladder.fidelities[0]))
+        _write(trial, images_per_second=images_per_second)
+        return values_of(problem, summary.mean, candidate)
+
+
+def _write(trial: optuna.Trial, **attrs: Any) -> None:
+    for name, value in attrs.items():
+        trial.set_user_attr(name, value)

@@ -1,0 +1,165 @@
+"""What a trial records in the study's storage, and the one definition of each thing read back
+from it: a search trial (drawn by the sampler) against a requested evaluation (asked for by the
+fidelity schedule), a trial's stage and rung, its seed lists, its owner, and the study's vanilla
+reference.
+
+A trained trial's user attributes (the storage schema reports and older studies rely on):
+``candidate`` "α|plan", ``plan``, ``width_mult``, ``backbone``, ``groups``, ``modules``,
+``macs``, ``params``, ``macs_convention``; its fidelity ``rung``, ``fidelity`` {epochs,
+images}, ``epochs``, ``images``, ``seed``; ``stage`` ("search", "rung r", "confirm" or
+"calibration"), ``requested`` (set by the schedule), ``seeds_wanted``, ``reference``, ``owner``
+{host, pid}; and once trained ``seeds``, ``accuracies`` (per seed), ``accuracy`` and
+``accuracy_se`` (over seeds), ``trained_seeds``, ``reused_seeds`` {seed: trial},
+``duplicate_of``, ``train_seconds``, ``trained_steps``, ``candidate_epochs``, ``latency_ms``,
+``images_per_second``, ``over_budget``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import optuna
+
+from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.search.schedule import Costs, Ladder, Results
+
+SEARCH = "search"  # the stage of the sampler's trials and of the first rung's requested evaluations
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+NO_MODULE = "none"  # the placement of a plain backbone
+
+Trials = Sequence[optuna.trial.FrozenTrial]
+
+
+def stage_of(attrs: dict[str, Any]) -> str:
+    return str(attrs.get("stage", SEARCH))
+
+
+def is_search_trial(attrs: dict[str, Any]) -> bool:
+    """Drawn by the sampler and counted by the ``trials`` target; False for an evaluation the
+    schedule requested (even one of the search stage, like the reference's first-rung seeds)."""
+    return stage_of(attrs) == SEARCH and not attrs.get("requested")
+
+
+def rung_of(attrs: dict[str, Any], ladder: Ladder) -> int | None:
+    """Which rung of ``ladder`` a trial's fidelity is (None: none of them)."""
+    fidelity = attrs.get("fidelity")
+    if fidelity is None and attrs.get("epochs") == ladder.fidelities[0].epochs:
+        return 0  # a trial from before schedules existed: the study's own proxy fidelity
+    if not isinstance(fidelity, dict):
+        return None
+    for rung, candidate in enumerate(ladder.fidelities):
+        if (candidate.epochs, candidate.images) == (fidelity.get("epochs"), fidelity.get("images")):
+            return rung
+    return None
+
+
+def same_evaluation(attrs: dict[str, Any], key: str, rung: int, ladder: Ladder) -> bool:
+    """The trial evaluates candidate ``key`` at ``rung``'s fidelity (its seeds can be reused)."""
+    return attrs.get("candidate") == key and rung_of(attrs, ladder) == rung
+
+
+def per_seed(attrs: dict[str, Any]) -> dict[int, float]:
+    """A finished trial's ``seed -> accuracy`` (empty for an untrained, over-budget one)."""
+    if attrs.get("over_budget") or not attrs.get("seeds") or attrs.get("accuracies") is None:
+        return {}
+    return {int(s): float(a) for s, a in zip(attrs["seeds"], attrs["accuracies"], strict=True)}
+
+
+def seeds_wanted(attrs: dict[str, Any]) -> set[int]:
+    return {int(s) for s in attrs.get("seeds_wanted", [])}
+
+
+def owner_of(attrs: dict[str, Any]) -> dict[str, Any]:
+    """{host, pid} of the worker that holds (or held) the trial; {} before it is written."""
+    return dict(attrs.get("owner") or {})
+
+
+def search_trials_finished(trials: Trials) -> int:
+    """Finished trials the sampler drew (the ``trials`` target counts these)."""
+    return sum(1 for t in trials if t.state in FINISHED and is_search_trial(t.user_attrs))
+
+
+def reference_of(trials: Trials, widest_plain: str | None) -> str | None:
+    """The study's vanilla reference: the widest plain backbone inside the closed-form budget
+    (stored at creation), unless a trial found it over a measured (latency) budget."""
+    if widest_plain is None:
+        return None
+    over = any(
+        t.user_attrs.get("candidate") == widest_plain and t.user_attrs.get("over_budget") for t in trials
+    )
+    return None if over else widest_plain
+
+
+def collect_results(trials: Trials, ladder: Ladder) -> tuple[Results, dict[str, Costs]]:
+    """Per rung, every candidate's per-seed accuracies from the finished trials, and each
+    candidate's exact cost (and the first measured latency)."""
+    results: Results = {}
+    costs: dict[str, Costs] = {}
+    for trial in trials:
+        if trial.state != optuna.trial.TrialState.COMPLETE:
+            continue
+        attrs = trial.user_attrs
+        rung = rung_of(attrs, ladder)
+        seeds = per_seed(attrs)
+        if rung is None or not seeds:
+            continue
+        key = attrs["candidate"]
+        found = results.setdefault(rung, {}).setdefault(key, {})
+        for seed, accuracy in seeds.items():
+            found.setdefault(seed, accuracy)
+        if key not in costs or costs[key].latency_ms is None:
+            costs[key] = Costs(attrs["macs"], attrs["params"], attrs.get("latency_ms"))
+    return results, costs
+
+
+def first_records(trials: Iterable[optuna.trial.FrozenTrial]) -> dict[str, dict[str, Any]]:
+    """Each candidate's attributes from its first finished trial (what never changes: plan,
+    width, cost)."""
+    first: dict[str, dict[str, Any]] = {}
+    for trial in trials:
+        if trial.state == optuna.trial.TrialState.COMPLETE and "candidate" in trial.user_attrs:
+            first.setdefault(trial.user_attrs["candidate"], trial.user_attrs)
+    return first
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What reports and analyses read off a plan's text, parsed once per plan."""
+
+    placement: str  # where modules go and which, without options: "replace@9:ulsam" ("none")
+    groups: tuple[int, ...]  # each module's g, in plan order
+    modules: int
+
+    @property
+    def shared_groups(self) -> int | None:
+        """The g shared by every module that has one (None: none has, or they differ)."""
+        return self.groups[0] if len(set(self.groups)) == 1 else None
+
+    @property
+    def groups_label(self) -> str:
+        """ "g=4", "g=2/16", or "" for a plan without groups."""
+        return "g=" + "/".join(str(g) for g in self.groups) if self.groups else ""
+
+    @property
+    def kind(self) -> str:
+        """The plan's actions: "plain", "insert", "replace" or "insert+replace"."""
+        actions = sorted({part.split("@", 1)[0] for part in self.placement.split(",")} - {NO_MODULE})
+        return "+".join(actions) or "plain"
+
+
+@lru_cache(maxsize=4096)
+def plan_facts(plan: str) -> PlanFacts:
+    placements = parse_plan(plan)
+    return PlanFacts(
+        ",".join(f"{p.action}@{p.index}:{p.module}" for p in placements) or NO_MODULE,
+        tuple(int(p.config["groups"]) for p in placements if "groups" in p.config),
+        len(placements),
+    )
+
+
+def groups_of(plan: str) -> int | None:
+    """The group count g shared by every module of a plan that has one."""
+    return plan_facts(plan).shared_groups

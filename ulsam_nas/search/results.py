@@ -1,0 +1,243 @@
+"""What a study says, read from its storage once: every trial, each candidate's per-seed
+accuracies at each fidelity, the selection (best, ties, recommendation, noise), the training
+each stage spent, and whether the study is finished.  ``best``, ``report`` and ``calibrate``
+read studies through this view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import optuna
+
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.config import StudyConfig, stored_config
+from ulsam_nas.search.noise import TEST_NAME
+from ulsam_nas.search.records import (
+    FINISHED,
+    collect_results,
+    first_records,
+    reference_of,
+    search_trials_finished,
+    stage_of,
+)
+from ulsam_nas.search.schedule import Costs, Ladder, Ranked, Results, Selection, select, tie_sentence
+
+
+@dataclass
+class StudyResults:
+    name: str
+    config: StudyConfig
+    ladder: Ladder
+    user_attrs: dict[str, Any]
+    trials: list[optuna.trial.FrozenTrial]
+    results: Results
+    costs: dict[str, Costs]
+    reference: str | None  # the vanilla candidate whose seed spread states the noise
+    first: dict[str, dict[str, Any]]  # each candidate's attributes from its first finished trial
+    selection: Selection
+
+    @classmethod
+    def load(cls, study: optuna.Study, empty: str = "") -> StudyResults:
+        """Read the study once; a study without one trained trial is invalid input (``empty``
+        ends that message)."""
+        user_attrs = dict(study.user_attrs)
+        config = stored_config(user_attrs, study.study_name)
+        ladder = config.ladder
+        trials = study.get_trials(deepcopy=False)
+        results, costs = collect_results(trials, ladder)
+        if not results:
+            raise InvalidInput(f"study {study.study_name!r} has no finished, trained trial yet{empty}")
+        reference = reference_of(trials, user_attrs.get("reference"))
+        selection = select(ladder, results, costs, reference)
+        return cls(
+            study.study_name, config, ladder, user_attrs, trials, results, costs, reference,
+            first_records(trials), selection,
+        )  # fmt: skip
+
+    @property
+    def network(self) -> dict[str, Any]:
+        return dict(self.user_attrs.get("network", {}))
+
+    def label(self, key: str) -> str:
+        attrs = self.first[key]
+        return f"{attrs['plan'] or 'plain'} (α {attrs['width_mult']:g})"
+
+    def partial(self) -> list[str]:
+        """Why the study is not finished (running or queued trials, search trials or a stage's
+        evaluations still to run); empty when it is."""
+        reasons = []
+        busy = [
+            t
+            for t in self.trials
+            if t.state in (optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING)
+        ]
+        if busy:
+            reasons.append(f"{len(busy)} trial(s) running or queued (or left by a worker that died)")
+        finished = search_trials_finished(self.trials)
+        if finished < self.config.trials:
+            reasons.append(f"{finished} of {self.config.trials} search trials finished")
+        else:
+            stage, missing = self.ladder.pending(self.results, self.costs, self.reference)
+            if stage is not None:
+                reasons.append(f"stage {stage!r} has {len(missing)} evaluation(s) to run")
+        return reasons
+
+    def best(self, top: int = 5) -> dict[str, Any]:
+        """What ``ulsam-nas best --json`` prints: the candidates ranked by the highest fidelity
+        they reached, then mean accuracy; the confirmed contenders tied with the best (paired
+        over common seeds) and the cheapest of them recommended; the noise per fidelity and the
+        training each stage spent."""
+        selection = self.selection
+        recommended = self.first[selection.recommended] if selection.recommended else None
+        scored = [
+            t
+            for t in self.trials
+            if t.state == optuna.trial.TrialState.COMPLETE
+            and not t.user_attrs.get("over_budget")
+            and t.user_attrs.get("accuracy") is not None
+        ]
+        return {
+            "study": self.name,
+            "unit": "MAC",
+            "scored_trials": len(scored),
+            "trained_trials": sum(1 for t in scored if t.user_attrs.get("trained_steps")),
+            "test": TEST_NAME + ", 95% interval of the mean difference; tied when it contains 0",
+            "confirmed": selection.confirmed,
+            "best": selection.best,
+            "recommended": recommended["plan"] if recommended else None,
+            "recommended_width_mult": recommended["width_mult"] if recommended else None,
+            "recommended_candidate": selection.recommended,
+            "recommendation": tie_sentence(selection, {k: self.label(k) for k in self.first}, self.costs),
+            "detectable_difference": selection.detectable,
+            "noise": selection.noise,
+            "training": training_by_stage(self.trials, self.ladder),
+            "candidates": [self._candidate(entry) for entry in selection.ranked[:top]],
+            "notes": selection.notes,
+        }
+
+    def _candidate(self, entry: Ranked) -> dict[str, Any]:
+        attrs = self.first[entry.key]
+        call = (
+            f"ulsam_nas.create_network({attrs['backbone']!r}, width_mult={attrs['width_mult']!r}, "
+            f"plan={attrs['plan']!r}" + "".join(f", {k}={v!r}" for k, v in self.network.items()) + ")"
+        )
+        fidelity = self.ladder.fidelities[entry.rung]
+        comparison = entry.comparison
+        return {
+            "trial": self._first_number(entry.key),
+            "candidate": entry.key,
+            "plan": attrs["plan"],
+            "backbone": attrs["backbone"],
+            "width_mult": attrs["width_mult"],
+            "groups": attrs.get("groups"),
+            "stage": entry.stage,
+            "epochs": fidelity.epochs,
+            "images": fidelity.images,
+            "seeds": list(entry.seeds),
+            "accuracies": list(entry.accuracies),
+            "accuracy": entry.mean,
+            "accuracy_se": entry.se,
+            "tied_with_best": entry.tied_with_best,
+            "difference_to_best": None
+            if comparison is None
+            else {
+                "seeds": comparison.n,
+                "mean": comparison.difference,
+                "ci_low": comparison.ci_low,
+                "ci_high": comparison.ci_high,
+                "p_value": comparison.p_value,
+            },
+            "macs": attrs["macs"],
+            "params": attrs["params"],
+            "latency_ms": self.costs[entry.key].latency_ms,
+            "create_network": call,
+        }
+
+    def _first_number(self, key: str) -> int:
+        return next(
+            t.number
+            for t in self.trials
+            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("candidate") == key
+        )
+
+
+def best_candidates(study: optuna.Study, top: int = 5) -> dict[str, Any]:
+    """``ulsam-nas best --json`` of a study (see ``StudyResults.best``)."""
+    return StudyResults.load(study).best(top)
+
+
+def training_by_stage(trials: list[optuna.trial.FrozenTrial], ladder: Ladder) -> list[dict[str, Any]]:
+    """How much training each stage spent: trials, seed runs, candidate-epochs (one epoch at the
+    first rung's image count = 1) and seconds."""
+    rows: dict[str, dict[str, Any]] = {
+        name: {"stage": name, "trials": 0, "seed_runs": 0, "candidate_epochs": 0.0, "train_seconds": 0.0}
+        for name in ladder.stage_names()
+    }
+    for trial in trials:
+        attrs = trial.user_attrs
+        name = stage_of(attrs)
+        if name not in rows or trial.state not in FINISHED:
+            continue
+        row = rows[name]
+        row["trials"] += 1
+        row["seed_runs"] += len(attrs.get("trained_seeds") or [])
+        row["candidate_epochs"] += attrs.get("candidate_epochs") or 0.0
+        row["train_seconds"] += attrs.get("train_seconds") or 0.0
+    return list(rows.values())
+
+
+def best_text(result: dict[str, Any]) -> str:
+    """``best`` for people: the recommendation, the ranked candidates, noise and training spent."""
+    lines = [
+        f"Study {result['study']!r}: {result['scored_trials']} scored trials, "
+        f"{result['trained_trials']} trained.",
+        f"Recommendation: {result['recommendation']}.",
+    ]
+    if result["detectable_difference"] is not None:
+        lines.append(
+            f"Smallest difference the final stage detects at 80% power: "
+            f"{result['detectable_difference'] * 100:.2f} points."
+        )
+    lines += [f"Note: {note}." for note in result["notes"]]
+    lines.append("")
+    for i, c in enumerate(result["candidates"], 1):
+        lines.append(_candidate_text(i, c, best_confirmed=i == 1 and result["confirmed"]))
+    lines.append("")
+    lines.append("Seed noise per fidelity (sd in points; reference = widest plain backbone in budget):")
+    lines += [_noise_text(row) for row in result["noise"]]
+    lines.append("Training spent per stage:")
+    for row in result["training"]:
+        lines.append(
+            f"  {row['stage']}: {row['trials']} trials, {row['seed_runs']} seed runs, "
+            f"{row['candidate_epochs']:.1f} candidate-epochs, {row['train_seconds']:.0f} s"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool) -> str:
+    latency = f"{c['latency_ms']:.2f} ms" if c["latency_ms"] is not None else "-"
+    se = f" ± {c['accuracy_se']:.4f}" if c["accuracy_se"] is not None else ""
+    tie = (
+        "best"
+        if best_confirmed
+        else {True: "tied with best", False: "worse than best", None: ""}[c["tied_with_best"]]
+    )
+    return (
+        f"{rank}. accuracy {c['accuracy']:.4f}{se} ({len(c['seeds'])} seeds, {c['stage']}, "
+        f"{c['epochs']} epochs) {tie}\n"
+        f"   {c['macs'] / 1e6:.3f} MMACs  {c['params']:,} params  latency {latency}  "
+        f"α {c['width_mult']:g}  plan {c['plan'] or '(none)'}\n"
+        f"   {c['create_network']}"
+    )
+
+
+def _noise_text(row: dict[str, Any]) -> str:
+    ref = (
+        f"reference sd {row['reference_sd'] * 100:.2f} over {row['reference_seeds']} seeds"
+        if row["reference_sd"] is not None
+        else f"reference: {row['reference_seeds']} seed(s), no spread"
+    )
+    pooled = f", pooled sd {row['pooled_sd'] * 100:.2f} ({row['pooled_dof']} df)" if row["pooled_sd"] else ""
+    images = "all" if row["images"] is None else f"{row['images']:,}"
+    return f"  rung {row['rung']} ({row['epochs']} epochs × {images} images): {ref}{pooled}"

@@ -1,0 +1,266 @@
+"""One worker on a study: the search phase (draw a candidate with the sampler, train it) until
+the ``trials`` target is reached, then the stage phase (the fidelity schedule's requested
+evaluations) until the schedule is complete.  Several workers may share a study; each step of
+the loop reads the study's trials once, and each trial reads them once more after it is claimed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import optuna
+from optuna.storages._heartbeat import get_heartbeat_thread
+
+from ulsam_nas.search.claims import (
+    Surplus,
+    claim_queued_request,
+    claim_request,
+    claimed_slots,
+    evaluation_claimed,
+    search_running,
+)
+from ulsam_nas.search.create import create_or_load
+from ulsam_nas.search.evaluate import MAX_WAIT_SECONDS, Evaluator, Values, candidate_record
+from ulsam_nas.search.liveness import Liveness, fail_dead, requeue_search_trial
+from ulsam_nas.search.problem import Problem
+from ulsam_nas.search.records import (
+    collect_results,
+    is_search_trial,
+    per_seed,
+    reference_of,
+    rung_of,
+    search_trials_finished,
+    stage_of,
+)
+from ulsam_nas.search.schedule import Request, Results
+from ulsam_nas.search.storage import open_storage
+
+MAX_CONSECUTIVE_FAILURES = 3  # then stop: the target is not reached and the command exits 1
+
+FrozenTrials = list[optuna.trial.FrozenTrial]
+# progress(stage, done, total, trials): called with the step's read of the study's trials
+Progress = Callable[[str, int, int, Sequence[optuna.trial.FrozenTrial]], None]
+FAIL, COMPLETE = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
+
+
+class Patience:
+    """Bounds each wait for other workers (from when that wait began, not the run)."""
+
+    def __init__(self, limit: float = MAX_WAIT_SECONDS) -> None:
+        self.limit = limit
+        self._since: float | None = None
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep and return True, or False once this wait has lasted longer than the limit."""
+        now = time.monotonic()
+        self._since = now if self._since is None else self._since
+        if now - self._since > self.limit:
+            return False
+        time.sleep(seconds)
+        return True
+
+    def reset(self) -> None:
+        self._since = None
+
+
+class Search:
+    """One process's view of a study: create or resume it, then run trials until the target."""
+
+    def __init__(self, problem: Problem, baselines: bool = True) -> None:
+        self.problem = problem
+        self.config = problem.config
+        self.ladder = self.config.ladder
+        self.liveness = Liveness()
+        config = self.config
+        self.storage = open_storage(config.storage_url, config.heartbeat_interval, config.grace_period)
+        self.study = create_or_load(problem, self.storage, baselines)
+        self.evaluator = Evaluator(problem, self.read, self.liveness)
+        self._distribution = optuna.distributions.CategoricalDistribution([c.key for c in problem.feasible])
+        self._target = config.trials
+        self._current: int | None = None  # the id of the search trial this process is running
+        self._shown: tuple[str, int] | None = None  # the stage and total progress last showed
+        self._last_shown: tuple[str, int, int] | None = None
+
+    # -- reading --------------------------------------------------------------------------------
+    def read(self) -> FrozenTrials:
+        return self.study.get_trials(deepcopy=False)
+
+    def finished(self) -> int:
+        return search_trials_finished(self.read())
+
+    def results(self) -> tuple[Results, dict]:
+        """Every finished evaluation, per rung of this study's ladder, and the candidates' costs."""
+        return collect_results(self.read(), self.ladder)
+
+    def reference(self, trials: FrozenTrials) -> str | None:
+        return reference_of(trials, self.problem.widest_plain)
+
+    def recover_dead_owners(self) -> list[int]:
+        """Fail RUNNING trials whose owning process on this host is gone (see ``fail_dead``)."""
+        return fail_dead(self.study, self.read(), self.liveness)
+
+    # -- the loop -------------------------------------------------------------------------------
+    def run(self, target: int, progress: Progress | None = None) -> int:
+        """Run search trials until ``target`` finished ones exist, then the schedule's later
+        stages until it is complete; returns the number of finished search trials.  A worker
+        draws a search trial only while finished plus live running ones are below the target,
+        and waits (each wait bounded) while live workers hold the rest."""
+        self._target = target
+        self._shown = self._last_shown = None
+        show = self._show(progress)
+        failures = 0
+        patience = Patience()
+        while failures < MAX_CONSECUTIVE_FAILURES:
+            trials = self.read()
+            if fail_dead(self.study, trials, self.liveness):
+                continue  # read again: those trials are no longer running
+            done = search_trials_finished(trials)
+            if done < target or self._shown is None or self._shown[0] == "search":
+                show("search", done, target, trials)
+            if done < target and claimed_slots(trials, self.liveness) < target:
+                patience.reset()
+                failures = failures + 1 if self.search_trial() else 0
+                continue
+            if done < target or search_running(trials, self.liveness):
+                if not patience.wait(1.0 if done < target else 2.0):
+                    break
+                continue
+            outcome = self._stage_step(trials, show)
+            if outcome == "done":
+                break
+            if outcome == "wait":
+                if not patience.wait(2.0):
+                    break
+                continue
+            patience.reset()
+            failures = failures + 1 if outcome == "failed" else 0
+        trials = self.read()
+        if self._shown is not None:  # the last stage shown, with what its last trial added
+            stage, total = self._shown
+            done = search_trials_finished(trials) if stage == "search" else self._stage_done(trials, stage)
+            show(stage, done, max(done, total), trials)
+        return search_trials_finished(trials)
+
+    def _show(self, progress: Progress | None) -> Progress:
+        def show(stage: str, done: int, total: int, trials: Sequence[optuna.trial.FrozenTrial]) -> None:
+            if progress is not None and (stage, done, total) != self._last_shown:
+                progress(stage, done, total, trials)
+            self._shown, self._last_shown = (stage, total), (stage, done, total)
+
+        return show
+
+    def _stage_step(self, trials: FrozenTrials, show: Progress) -> str:
+        """Run one evaluation of the schedule: a retry copy queued after its worker died, else
+        the first pending one no live worker holds.  Returns "ok" or "failed" for it, "wait" when
+        live workers hold every pending one, "done" when the schedule is complete."""
+        queued = claim_queued_request(self.study, trials, set(self.problem.by_key), self.liveness)
+        if queued is not None:
+            return "ok" if self._run_claimed(*queued).state == COMPLETE else "failed"
+        results, costs = collect_results(trials, self.ladder)
+        stage, requests = self.ladder.pending(results, costs, self.reference(trials))
+        if stage is None:
+            return "done"
+        done = self._stage_done(trials, stage)
+        show(stage, done, done + len(requests), trials)
+        free = [r for r in requests if not evaluation_claimed(trials, r, results, self.ladder, self.liveness)]
+        if not free:
+            return "wait"
+        evaluated = self.run_request(free[0], trials)
+        # A completed evaluation over the latency budget trained nothing: it resolved nothing.
+        resolved = evaluated.state == COMPLETE and set(free[0].seeds) <= set(per_seed(evaluated.user_attrs))
+        return "ok" if resolved else "failed"
+
+    def _stage_done(self, trials: FrozenTrials, stage: str) -> int:
+        """Finished evaluations of ``stage`` at this study's fidelities (a changed schedule's
+        older evaluations do not count)."""
+        return sum(
+            1
+            for t in trials
+            if t.state == COMPLETE
+            and t.user_attrs.get("stage") == stage
+            and rung_of(t.user_attrs, self.ladder) is not None
+        )
+
+    # -- search trials --------------------------------------------------------------------------
+    def search_trial(self) -> bool:
+        """Draw one trial (a queued one first) through Study.optimize, which records heartbeats
+        on a database; True when it failed in a way that counts (not ``surplus``)."""
+        finished: list[optuna.trial.FrozenTrial] = []
+        self._current = None
+        try:
+            self.study.optimize(
+                self._search_objective,
+                n_trials=1,
+                catch=(RuntimeError,),
+                callbacks=[lambda _, trial: finished.append(trial)],
+            )
+        except KeyboardInterrupt:
+            # Optimize failed the trial: queue its candidate again, so a rerun trains it.
+            if self._current is not None:
+                requeue_search_trial(self.study, self.study._storage.get_trial(self._current))
+            raise
+        trial = finished[0]
+        return trial.state == FAIL and not trial.user_attrs.get("surplus")
+
+    def _search_objective(self, trial: optuna.Trial) -> Values:
+        """A drawn trial, or a queued evaluation of a later stage (its attributes say which)."""
+        self._current = trial._trial_id
+        trial.set_user_attr("owner", self.liveness.owner)  # the claim's first write
+        key = trial.suggest_categorical("candidate", [c.key for c in self.problem.feasible])
+        trials = self.read()  # after the claim: earlier trials and their seeds are all visible
+        attrs = trials[trial.number].user_attrs
+        if (
+            is_search_trial(attrs)
+            and claimed_slots(trials, self.liveness, before=trial.number) >= self._target
+        ):
+            trial.set_user_attr("surplus", True)
+            raise Surplus(f"trial {trial.number}: the {self._target} search trials are already claimed")
+        rung, stage = int(attrs.get("rung", 0)), stage_of(attrs)
+        reference = key == self.reference(trials)
+        if "seeds_wanted" in attrs:
+            seeds = list(attrs["seeds_wanted"])
+        else:
+            count = self.ladder.reference_seed_count(0) if reference else self.ladder.seed_counts[0]
+            seeds = list(self.ladder.seeds(count))
+        candidate = self.problem.by_key[key]
+        record = {**candidate_record(self.problem, candidate, rung), "stage": stage, "seeds_wanted": seeds}
+        for name, value in {**record, "reference": reference}.items():
+            trial.set_user_attr(name, value)
+        for name, value in self.problem.violations(candidate).items():
+            trial.set_constraint(name, value)
+        return self.evaluator.evaluate(trial, candidate, rung, seeds, trials, stage)
+
+    # -- requested evaluations ------------------------------------------------------------------
+    def run_request(self, request: Request, trials: FrozenTrials | None = None) -> optuna.trial.FrozenTrial:
+        """Run one requested evaluation as a new trial, created RUNNING (claimed) in storage with
+        its record; ``trials``: a recent read, for whether it is the reference.  Returns the
+        finished trial."""
+        candidate = self.problem.by_key[request.key]
+        reference = request.key == self.reference(trials if trials is not None else self.read())
+        record = {
+            **candidate_record(self.problem, candidate, request.rung),
+            "reference": reference,
+            "owner": self.liveness.owner,
+        }
+        trial = claim_request(
+            self.study, request, self._distribution, record, self.problem.violations(candidate)
+        )
+        return self._run_claimed(trial, request)
+
+    def _run_claimed(self, trial: optuna.Trial, request: Request) -> optuna.trial.FrozenTrial:
+        """Evaluate a requested trial this process holds RUNNING, recording heartbeats (Study.optimize
+        does that for its own trials; these are made by hand)."""
+        candidate = self.problem.by_key[request.key]
+        try:
+            with get_heartbeat_thread(trial._trial_id, self.storage):
+                values = self.evaluator.evaluate(
+                    trial, candidate, request.rung, list(request.seeds), self.read(), request.stage
+                )
+        except (RuntimeError, KeyboardInterrupt) as error:
+            self.study.tell(trial, state=FAIL)
+            if isinstance(error, KeyboardInterrupt):
+                raise
+        else:
+            self.study.tell(trial, values)
+        return self.study._storage.get_trial(trial._trial_id)
