@@ -5,7 +5,8 @@ writes, per finished trial, split by who made them — ulsam-nas itself, Optuna'
 Optuna's own ask/tell bookkeeping.
 
 Two studies: the search stage alone (``--no-schedule``, so every trial is a sampler's trial)
-and the same with a fidelity schedule (rung 1 and confirmation trials too).
+and the same with a fidelity schedule (rung 1 and confirmation trials too), each run with N
+and 2N search trials: the difference per extra trained trial is what one trial costs.
 
     python benchmarks/storage.py [--trials 8] [--label after]
 
@@ -133,6 +134,16 @@ def run(folder: Path, trials: int, schedule: bool) -> tuple[Counter, int]:
     return counter, finished
 
 
+def measure(trials: int, schedule: bool) -> tuple[Counter, int]:
+    originals = {n: getattr(optuna.storages.JournalStorage, n) for n in READS + WRITES}
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            return run(Path(folder), trials, schedule)
+    finally:
+        for name, original in originals.items():
+            setattr(optuna.storages.JournalStorage, name, original)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=8)
@@ -143,37 +154,45 @@ def main() -> None:
     torch.set_num_threads(1)
     rows: dict[str, str] = {}
     for schedule in (False, True):
-        originals = {n: getattr(optuna.storages.JournalStorage, n) for n in READS + WRITES}
-        with tempfile.TemporaryDirectory() as folder:
-            counter, finished = run(Path(folder), args.trials, schedule)
-        for name, original in originals.items():
-            setattr(optuna.storages.JournalStorage, name, original)
+        # Two runs, N and 2N search trials: the difference per extra trained trial is what one
+        # trial costs, without the study's set-up and the last read.
+        (small, n_small), (large, n_large) = (measure(n, schedule) for n in (args.trials, 2 * args.trials))
         study = "search + schedule" if schedule else "search stage only"
 
-        def per(
-            names: tuple[str, ...], kind: str | None = None, _c: Counter = counter, _n: int = finished
+        def per_trial(
+            names: tuple[str, ...], kind: str | None = None, runs=(small, large, n_small, n_large)
         ) -> str:
-            return f"{_c.total(names, kind) / _n:.1f}"
+            return _marginal(*runs, names, kind)
 
         rows[f"{args.label}|{study}"] = (
-            f"| {args.label} | {study} | {finished} | {per(READS)} | {per(READS, 'ulsam-nas')} | "
-            f"{per(READS, 'sampler')} | {per(READS, 'optuna')} | {per(('set_trial_user_attr',))} | "
-            f"{per(WRITES)} |"
+            f"| {args.label} | {study} | {n_small} → {n_large} | {per_trial(READS, 'ulsam-nas')} | "
+            f"{per_trial(READS, 'sampler')} | {per_trial(READS, 'optuna')} | "
+            f"{per_trial(('set_trial_user_attr',))} | {per_trial(WRITES)} |"
         )
     kept = _existing_rows(exclude=args.label)
     header = [
-        f"One worker, journal storage, generated data, {args.trials} search trials; per trained trial "
-        "(search and, with the schedule, rung-1 and confirmation trials). Reads are full scans of the "
-        "study's trials (`get_all_trials`); the Optuna column is ask/tell bookkeeping.",
+        f"One worker, journal storage, generated data; each study run with {args.trials} and "
+        f"{2 * args.trials} search trials, and the difference in storage calls divided by the "
+        "difference in trained trials (search and, with the schedule, rung-1 and confirmation "
+        "trials): what one more trial costs. Reads are full scans of the study's trials "
+        "(`get_all_trials`); the Optuna column is ask/tell bookkeeping.",
         "",
-        "| revision | study | trained trials | trial reads | by ulsam-nas | by the sampler | by Optuna | "
+        "| revision | study | trained trials | trial reads by ulsam-nas | by the sampler | by Optuna | "
         "attribute writes | all writes |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
     body = "\n".join([*header, *kept, *rows.values()])
     path = write_section("storage", body)
     print(body)
     print(f"wrote {path}")
+
+
+def _marginal(
+    small: Counter, large: Counter, n_small: int, n_large: int, names: tuple[str, ...], kind: str | None
+) -> str:
+    """Storage calls per extra trained trial between two runs."""
+    extra = large.total(names, kind) - small.total(names, kind)
+    return f"{extra / (n_large - n_small):.1f}"
 
 
 def _existing_rows(exclude: str) -> list[str]:
