@@ -7,6 +7,7 @@ import json
 import math
 from pathlib import Path
 
+import optuna
 import pytest
 from scipy import stats
 
@@ -126,6 +127,12 @@ def test_a_tiny_calibration_end_to_end_on_generated_data(tmp_path, capsys):
     assert main([*args, "--out", str(out)]) == 0
     again = json.loads(capsys.readouterr().out)
     assert again["rows"] == result["rows"]
+    # The calibration trains exactly its requests: no baseline is left queued for nobody.
+    backend = optuna.storages.journal.JournalFileBackend(str(tmp_path / "c.journal"))
+    trials = optuna.load_study(
+        study_name="c-calibration", storage=optuna.storages.JournalStorage(backend)
+    ).trials
+    assert {t.state.name for t in trials} == {"COMPLETE"} and len(trials) == 2 * 4
 
 
 def test_too_few_architectures_is_invalid_input(tmp_path):
