@@ -1,4 +1,21 @@
-"""The search: image data, proxy training, search spaces and the budget-constrained Optuna study."""
+"""The search: a budget-constrained Optuna study over where ULSAM goes, scored by proxy training.
+
+Reading order, one responsibility per module:
+
+* ``config`` — the study file's schema, command-line overrides, the identity a study keeps;
+  ``storage`` — opening a journal or database storage, finding a study, redacting passwords.
+* ``space`` — search-space files and their candidates; ``data``, ``train`` — the proxy's data
+  and training; ``problem`` — all of it resolved once (costs, budget, the reference).
+* ``records`` — what a trial stores, and the one definition of a search trial, a rung, its
+  seeds, its owner and the study's reference.
+* ``claims``, ``liveness`` — who holds what, and what happens to a dead worker's trial.
+* ``evaluate`` — one candidate at one rung; ``create`` — creating or resuming a study;
+  ``worker`` — the loop (search phase, then the schedule's stage phase); ``processes`` —
+  local ``--workers``.
+* ``schedule``, ``noise`` — the fidelity schedule and the selection, pure and shared with
+  ``simulate`` (a simulated objective); ``results`` — a study read once for ``best``, reports
+  and ``calibrate``; ``calibrate`` — the proxy's rank statistics.
+"""
 
 from ulsam_nas.search.data import ImageData, load_data
 from ulsam_nas.search.train import TrainResult, TrainSettings, proxy_train
