@@ -15,6 +15,7 @@ import torch
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.liveness import fail_dead
 from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.results import best_candidates
 from ulsam_nas.search.space import enumerate_candidates, load_space
@@ -208,7 +209,7 @@ def test_trial_of_a_dead_process_is_failed_and_requeued(tmp_path):
         {"candidate": optuna.distributions.CategoricalDistribution([c.key for c in search.problem.feasible])}
     )
     trial.set_user_attr("owner", {"host": search.liveness.host, "pid": dead.pid})
-    assert search.recover_dead_owners() == [trial.number]
+    assert fail_dead(search.study, search.read(), search.liveness) == [trial.number]
     assert search.study.get_trials()[trial.number].state == optuna.trial.TrialState.FAIL
     waiting = search.study.get_trials(states=(optuna.trial.TrialState.WAITING,))
     assert waiting[-1].system_attrs["fixed_params"]["candidate"] == trial.params["candidate"]

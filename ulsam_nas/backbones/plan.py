@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 from ulsam_nas.attention import get_attention
@@ -134,3 +136,41 @@ def parse_plan(plan: PlanLike) -> list[Placement]:
 def plan_text(placements: Sequence[Placement]) -> str:
     """Canonical text of a plan ("" for the plain backbone)."""
     return ",".join(p.text() for p in sorted(placements))
+
+
+NO_MODULE = "none"  # the placement of a plain backbone
+
+
+@dataclass(frozen=True)
+class PlanFacts:
+    """What reports and analyses read off a plan's text, parsed once per plan."""
+
+    placement: str  # where modules go and which, without options: "replace@9:ulsam" ("none")
+    groups: tuple[int, ...]  # each module's g, in plan order
+    modules: int
+
+    @property
+    def shared_groups(self) -> int | None:
+        """The g shared by every module that has one (None: none has, or they differ)."""
+        return self.groups[0] if len(set(self.groups)) == 1 else None
+
+    @property
+    def groups_label(self) -> str:
+        """ "g=4", "g=2/16", or "" for a plan without groups."""
+        return "g=" + "/".join(str(g) for g in self.groups) if self.groups else ""
+
+    @property
+    def kind(self) -> str:
+        """The plan's actions: "plain", "insert", "replace" or "insert+replace"."""
+        actions = sorted({part.split("@", 1)[0] for part in self.placement.split(",")} - {NO_MODULE})
+        return "+".join(actions) or "plain"
+
+
+@lru_cache(maxsize=4096)
+def plan_facts(plan: str) -> PlanFacts:
+    placements = parse_plan(plan)
+    return PlanFacts(
+        ",".join(f"{p.action}@{p.index}:{p.module}" for p in placements) or NO_MODULE,
+        tuple(int(p.config["groups"]) for p in placements if "groups" in p.config),
+        len(placements),
+    )

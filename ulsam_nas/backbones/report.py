@@ -13,6 +13,7 @@ from ulsam_nas.cost.conventions import COUNTERS
 
 def network_report(
     backbone: str,
+    *,
     plan: PlanLike = None,
     convention: str = "exact",
     breakdown: bool = False,

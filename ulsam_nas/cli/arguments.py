@@ -84,3 +84,28 @@ def add_study_source_args(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
     parser.add_argument("--study-name", help="the study's name in the storage")
+
+
+def add_proxy_arguments(parser: argparse.ArgumentParser, seed: str, images: str, epochs: str) -> None:
+    """The proxy-training flags ``search`` and ``calibrate`` share (with their help texts)."""
+    parser.add_argument("--seed", type=int, help=seed)
+    parser.add_argument("--data", help="synthetic, fashion-mnist, an image folder or a .npz file")
+    parser.add_argument("--images", type=positive_int, help=images)
+    parser.add_argument("--epochs", type=positive_int, help=epochs)
+
+
+def study_overrides_of(args: argparse.Namespace) -> dict[str, Any]:
+    """The study-file overrides the flags of ``search`` or ``calibrate`` make."""
+    from ulsam_nas.search.config import study_overrides
+
+    names: tuple[str, ...] = (
+        "trials",
+        "budget_mmacs",
+        "budget_mparams",
+        "budget_latency_ms",
+        "storage",
+        "study_name",
+        "seed",
+    )
+    names += ("data", "images", "epochs", "seeds", "no_schedule", "resolution", "device")
+    return study_overrides(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})

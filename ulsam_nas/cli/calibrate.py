@@ -5,8 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ulsam_nas.cli.arguments import positive_int
-from ulsam_nas.cli.search import add_proxy_arguments, overrides
+from ulsam_nas.cli.arguments import add_proxy_arguments, positive_int, study_overrides_of
 from ulsam_nas.output import emit, to_json
 
 SUMMARY = "how well the proxy ranks architectures against a higher fidelity (Kendall τ, Spearman ρ)"
@@ -41,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     )
     from ulsam_nas.search.config import load_study_config
 
-    config = load_study_config(args.study, overrides(args))
+    config = load_study_config(args.study, study_overrides_of(args))
     calibration = plan_calibration(config, args.architectures, args.seeds)
     progress = None
     if not args.quiet:

@@ -104,6 +104,12 @@ def run(args: argparse.Namespace) -> int:
     network = {
         k: getattr(args, k) for k in ("width_mult", "resolution", "num_classes", "in_channels", "stem")
     }
-    report = network_report(args.backbone, args.plan, args.convention, args.breakdown, args.trace, **network)
+    options = {
+        "plan": args.plan,
+        "convention": args.convention,
+        "breakdown": args.breakdown,
+        "trace": args.trace,
+    }
+    report = network_report(args.backbone, **options, **network)
     emit(to_json(report) if args.json else network_text(report), args.output)
     return 0

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Any
 
-from ulsam_nas.cli.arguments import positive_float, positive_int
+from ulsam_nas.cli.arguments import add_proxy_arguments, positive_float, positive_int, study_overrides_of
 from ulsam_nas.output import emit, to_json
 
 SUMMARY = "budget-constrained Optuna search over ULSAM's groups, placement and width"
@@ -46,31 +46,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="with --dry-run: one JSON document")
 
 
-def add_proxy_arguments(parser: argparse.ArgumentParser, seed: str, images: str, epochs: str) -> None:
-    """The proxy-training flags ``search`` and ``calibrate`` share (with their help texts)."""
-    parser.add_argument("--seed", type=int, help=seed)
-    parser.add_argument("--data", help="synthetic, fashion-mnist, an image folder or a .npz file")
-    parser.add_argument("--images", type=positive_int, help=images)
-    parser.add_argument("--epochs", type=positive_int, help=epochs)
-
-
-def overrides(args: argparse.Namespace) -> dict[str, Any]:
-    """The study-file overrides the flags of ``search`` or ``calibrate`` make."""
-    from ulsam_nas.search.config import study_overrides
-
-    names: tuple[str, ...] = (
-        "trials",
-        "budget_mmacs",
-        "budget_mparams",
-        "budget_latency_ms",
-        "storage",
-        "study_name",
-        "seed",
-    )
-    names += ("data", "images", "epochs", "seeds", "no_schedule", "resolution", "device")
-    return study_overrides(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
-
-
 def run(args: argparse.Namespace) -> int:
     from ulsam_nas.cli.progress import log_lines, progress_bars
     from ulsam_nas.search.config import load_study_config
@@ -79,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     from ulsam_nas.search.storage import redact
     from ulsam_nas.search.worker import Search
 
-    config = load_study_config(args.study, overrides(args))
+    config = load_study_config(args.study, study_overrides_of(args))
     apply_thread_setting()
     problem = prepare(config)
     if args.dry_run:

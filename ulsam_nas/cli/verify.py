@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -56,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     if args.backbones:
         cases += network_cases(args.samples, args.seed)
     result = verify(cases, batch=args.batch, known_different=not args.no_known_different)
-    markdown = verify_markdown(result, " ".join(["ulsam-nas", *args.argv]))
+    markdown = verify_markdown(result, shlex.join(["ulsam-nas", *args.argv]))
     if args.report:
         write_atomic(Path(args.report) / "verification.md", markdown)
         write_atomic(Path(args.report) / "verification.csv", verify_csv(result))

@@ -12,9 +12,10 @@ from typing import Any
 import optuna
 import pandas as pd
 
+from ulsam_nas.backbones.plan import plan_facts
 from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.noise import summarize
-from ulsam_nas.search.records import plan_facts, stage_of
+from ulsam_nas.search.records import stage_of
 from ulsam_nas.search.results import StudyResults
 from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection
 from ulsam_nas.search.space import Candidate

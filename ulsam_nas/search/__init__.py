@@ -5,9 +5,10 @@ Reading order, one responsibility per module:
 * ``config`` — the study file's schema, command-line overrides, the identity a study keeps;
   ``storage`` — opening a journal or database storage, finding a study, redacting passwords.
 * ``space`` — search-space files and their candidates; ``data``, ``train`` — the proxy's data
-  and training; ``problem`` — all of it resolved once (costs, budget, the reference).
+  and training; ``problem`` — all of it resolved once (costs, budget, the widest plain
+  backbone that fits).
 * ``records`` — what a trial stores, and the one definition of a search trial, a rung, its
-  seeds, its owner and the study's reference.
+  seeds, its owner and the study's reference; what a plan's text says (placement, g).
 * ``claims``, ``liveness`` — who holds what, and what happens to a dead worker's trial.
 * ``evaluate`` — one candidate at one rung; ``create`` — creating or resuming a study;
   ``worker`` — the loop (search phase, then the schedule's stage phase); ``processes`` —

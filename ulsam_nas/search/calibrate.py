@@ -32,11 +32,12 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
+from ulsam_nas.backbones.plan import plan_facts
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.noise import pooled_sd, seeds_needed
 from ulsam_nas.search.problem import Problem, prepare
-from ulsam_nas.search.records import collect_results, plan_facts
+from ulsam_nas.search.records import collect_results
 from ulsam_nas.search.schedule import Confirm, Request, Rung, ScheduleConfig
 from ulsam_nas.search.space import Candidate
 from ulsam_nas.search.train import flushing_denormals

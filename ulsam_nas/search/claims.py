@@ -1,12 +1,15 @@
 """Who holds what: the ``trials`` target's slots and the schedule's evaluations held by live
-workers, and the atomic claims that keep two workers from training the same thing.
+workers, and how a worker claims a trial.
 
 * A search slot is taken by a finished search trial or a live RUNNING one.  A worker draws a new
   trial only while slots are free; a trial that lost the race for the last slot (an earlier live
   trial filled it) is failed untrained as ``surplus``.
 * A requested evaluation is claimed by creating its trial RUNNING, owner included, in one
-  storage write; a retry copy queued by the heartbeat is claimed by moving it from WAITING to
-  RUNNING, which succeeds for exactly one worker."""
+  storage write.  Two workers may still claim the same request at once; neither trains a seed
+  twice, because an evaluation waits for an earlier live trial training the same seeds
+  (``evaluate.Evaluator.known_seeds``) and then reuses them.
+* A retry copy queued by the heartbeat is claimed by moving it from WAITING to RUNNING, which
+  succeeds for exactly one worker."""
 
 from __future__ import annotations
 
@@ -17,6 +20,7 @@ import optuna
 from ulsam_nas.search.liveness import Liveness
 from ulsam_nas.search.records import (
     FINISHED,
+    SEARCH,
     Trials,
     is_search_trial,
     same_evaluation,
@@ -48,9 +52,7 @@ def claimed_slots(trials: Trials, liveness: Liveness, before: int | None = None)
 
 def search_running(trials: Trials, liveness: Liveness) -> bool:
     """A live worker is still running a search-stage trial (it may still change the ranking)."""
-    return any(
-        t.state == RUNNING and stage_of(t.user_attrs) == "search" and liveness.alive(t) for t in trials
-    )
+    return any(t.state == RUNNING and stage_of(t.user_attrs) == SEARCH and liveness.alive(t) for t in trials)
 
 
 def evaluation_claimed(

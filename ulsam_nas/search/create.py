@@ -14,6 +14,7 @@ from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import StudyConfig, study_identity
 from ulsam_nas.search.evaluate import candidate_record
 from ulsam_nas.search.problem import Problem
+from ulsam_nas.search.records import SEARCH
 from ulsam_nas.search.space import Candidate
 
 SET_UP_WAIT_SECONDS = 60  # waiting for the worker that created a study to finish setting it up
@@ -130,7 +131,7 @@ def _record_over_budget(study: optuna.Study, problem: Problem, candidate: Candid
     values = [0.0] if problem.config.objective == "accuracy" else [0.0, float(candidate.macs)]
     attrs = {
         **candidate_record(problem, candidate, 0),
-        "stage": "search",
+        "stage": SEARCH,
         "accuracy": 0.0,
         "over_budget": True,
         "trained_steps": 0,

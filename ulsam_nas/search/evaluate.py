@@ -13,11 +13,11 @@ import optuna
 from ulsam_nas.search.liveness import Liveness
 from ulsam_nas.search.noise import summarize
 from ulsam_nas.search.problem import Problem
-from ulsam_nas.search.records import groups_of, per_seed, same_evaluation, seeds_wanted
+from ulsam_nas.search.records import SEARCH, groups_of, per_seed, same_evaluation, seeds_wanted
 from ulsam_nas.search.space import Candidate
 from ulsam_nas.search.train import TrainSettings, measure_latency_ms, proxy_train, resolve_device
 
-MAX_WAIT_SECONDS = 7200  # one wait for another worker's training of the same candidate
+MAX_WAIT_SECONDS = 7200  # the longest one wait for other workers lasts (training, claimed slots)
 WAIT_POLL_SECONDS = 2.0
 
 Values = float | tuple[float, float]
@@ -99,24 +99,33 @@ class Evaluator:
         seeds: list[int],
         trials: list[optuna.trial.FrozenTrial],
         stage: str,
+        prunable: bool = False,
     ) -> Values:
         """Train ``candidate`` at ``rung`` with the seeds not trained before and write the
-        result into ``trial``, whose record is already written."""
+        result into ``trial``, whose record is already written.  Only a ``prunable`` trial (one
+        the sampler drew) may be pruned: a requested evaluation must deliver its seeds."""
         problem = self.problem
         known, trials = self.known_seeds(trials, candidate.key, rung, seeds, trial.number)
         missing = [s for s in seeds if s not in known]
         limit = problem.config.budget.latency_ms
-        latency = trials[min(n for _, n in known.values())].user_attrs.get("latency_ms") if known else None
-        if limit is not None and missing and stage == "search":
+        by_number = {t.number: t for t in trials}
+        latency = by_number[min(n for _, n in known.values())].user_attrs.get("latency_ms") if known else None
+        if limit is not None and missing and stage == SEARCH:
             device = resolve_device(problem.config.proxy.device)
             example = problem.data.val_images[:1].to(device).float() / 255
             latency = measure_latency_ms(problem.build(candidate).to(device), example)
             trial.set_constraint("latency_ms", latency - limit)
             if latency > limit:  # too slow on this device: never trained
-                _write(trial, accuracy=0.0, over_budget=True, trained_steps=0, latency_ms=latency)
-                _write(trial, train_seconds=0.0)
+                _write(
+                    trial,
+                    accuracy=0.0,
+                    over_budget=True,
+                    trained_steps=0,
+                    latency_ms=latency,
+                    train_seconds=0.0,
+                )
                 return values_of(problem, 0.0, candidate)
-        return self._train(trial, candidate, rung, seeds, known, missing, latency)
+        return self._train(trial, candidate, rung, seeds, known, missing, latency, prunable)
 
     def _train(
         self,
@@ -127,13 +136,14 @@ class Evaluator:
         known: Known,
         missing: list[int],
         latency: float | None,
+        prunable: bool,
     ) -> Values:
         problem, proxy = self.problem, self.problem.config.proxy
         data, fidelity = problem.data_for(rung), self.ladder.fidelities[rung]
         settings = TrainSettings(
             epochs=fidelity.epochs, batch_size=proxy.batch_size, lr=proxy.lr, device=proxy.device
         )
-        pruning = problem.config.objective == "accuracy" and problem.config.pruner != "none"
+        pruning = prunable and problem.config.objective == "accuracy" and problem.config.pruner != "none"
 
         def on_epoch(epoch: int, accuracy: float) -> None:
             trial.report(accuracy, epoch)
@@ -163,8 +173,15 @@ class Evaluator:
         ordered = [accuracies[s] for s in seeds]
         summary = summarize(ordered)
         reused = {str(s): known[s][1] for s in seeds if s in known}
-        _write(trial, seeds=seeds, accuracies=ordered, accuracy=summary.mean, accuracy_se=summary.se)
-        _write(trial, trained_seeds=missing, reused_seeds=reused)
+        _write(
+            trial,
+            seeds=seeds,
+            accuracies=ordered,
+            accuracy=summary.mean,
+            accuracy_se=summary.se,
+            trained_seeds=missing,
+            reused_seeds=reused,
+        )
         if not missing:
             _write(trial, duplicate_of=min(reused.values()))
         _write(trial, train_seconds=seconds, trained_steps=steps, latency_ms=latency)

@@ -53,22 +53,28 @@ class Liveness:
         return owner.get("host") == self.host and owner.get("pid") != self.pid and not pid_alive(owner["pid"])
 
 
-def fail_dead(study: optuna.Study, trials: Trials, liveness: Liveness) -> list[int]:
-    """Fail the trials whose worker died: by heartbeat on a database storage, by pid on this
-    host for any storage (``trials``: a fresh read of the study); returns the numbers failed by
-    pid.  A failed search trial's candidate is queued again; a requested evaluation is not."""
+def fail_stale(study: optuna.Study) -> None:
+    """On a database storage, fail the trials whose heartbeat is older than the grace period
+    (the storage queues a copy of each for retry); call it before reading the trials."""
     if is_heartbeat_enabled(study._storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
+
+
+def fail_dead(study: optuna.Study, trials: Trials, liveness: Liveness) -> list[int]:
+    """Fail the RUNNING trials of ``trials`` (a recent read) whose worker was a process of this
+    host that is gone; returns their numbers.  Of several workers failing one trial, exactly one
+    succeeds (the storage refuses to finish a finished trial) and only it queues a search
+    trial's candidate again; a requested evaluation is not queued (the schedule asks again)."""
     recovered = []
-    running = optuna.trial.TrialState.RUNNING
     for trial in trials:
-        if trial.state != running or not liveness.dead_here(trial):
+        if trial.state != optuna.trial.TrialState.RUNNING or not liveness.dead_here(trial):
             continue
-        if study._storage.get_trial(trial._trial_id).state != running:
-            continue  # failed since ``trials`` was read (by its heartbeat, or another worker)
-        study.tell(trial.number, state=optuna.trial.TrialState.FAIL)
+        try:
+            study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # finished since ``trials`` was read (its heartbeat, or another worker)
         requeue_search_trial(study, trial)
         recovered.append(trial.number)
     return recovered

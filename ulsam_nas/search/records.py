@@ -11,24 +11,23 @@ images}, ``epochs``, ``images``, ``seed``; ``stage`` ("search", "rung r", "confi
 {host, pid}; and once trained ``seeds``, ``accuracies`` (per seed), ``accuracy`` and
 ``accuracy_se`` (over seeds), ``trained_seeds``, ``reused_seeds`` {seed: trial},
 ``duplicate_of``, ``train_seconds``, ``trained_steps``, ``candidate_epochs``, ``latency_ms``,
-``images_per_second``, ``over_budget``.
+``images_per_second``, ``over_budget``; ``baseline`` for the trials queued first (plain
+backbones, the paper's plan) and ``surplus`` for a search trial that lost the race for the last
+slot and was failed untrained.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import optuna
 
-from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.backbones.plan import plan_facts
 from ulsam_nas.search.schedule import Costs, Ladder, Results
 
 SEARCH = "search"  # the stage of the sampler's trials and of the first rung's requested evaluations
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-NO_MODULE = "none"  # the placement of a plain backbone
 
 Trials = Sequence[optuna.trial.FrozenTrial]
 
@@ -84,7 +83,8 @@ def search_trials_finished(trials: Trials) -> int:
 
 def reference_of(trials: Trials, widest_plain: str | None) -> str | None:
     """The study's vanilla reference: the widest plain backbone inside the closed-form budget
-    (stored at creation), unless a trial found it over a measured (latency) budget."""
+    (``widest_plain``: stored in the study at creation, equal to ``Problem.widest_plain`` of any
+    run the identity check admits), unless a trial found it over a measured (latency) budget."""
     if widest_plain is None:
         return None
     over = any(
@@ -123,41 +123,6 @@ def first_records(trials: Iterable[optuna.trial.FrozenTrial]) -> dict[str, dict[
         if trial.state == optuna.trial.TrialState.COMPLETE and "candidate" in trial.user_attrs:
             first.setdefault(trial.user_attrs["candidate"], trial.user_attrs)
     return first
-
-
-@dataclass(frozen=True)
-class PlanFacts:
-    """What reports and analyses read off a plan's text, parsed once per plan."""
-
-    placement: str  # where modules go and which, without options: "replace@9:ulsam" ("none")
-    groups: tuple[int, ...]  # each module's g, in plan order
-    modules: int
-
-    @property
-    def shared_groups(self) -> int | None:
-        """The g shared by every module that has one (None: none has, or they differ)."""
-        return self.groups[0] if len(set(self.groups)) == 1 else None
-
-    @property
-    def groups_label(self) -> str:
-        """ "g=4", "g=2/16", or "" for a plan without groups."""
-        return "g=" + "/".join(str(g) for g in self.groups) if self.groups else ""
-
-    @property
-    def kind(self) -> str:
-        """The plan's actions: "plain", "insert", "replace" or "insert+replace"."""
-        actions = sorted({part.split("@", 1)[0] for part in self.placement.split(",")} - {NO_MODULE})
-        return "+".join(actions) or "plain"
-
-
-@lru_cache(maxsize=4096)
-def plan_facts(plan: str) -> PlanFacts:
-    placements = parse_plan(plan)
-    return PlanFacts(
-        ",".join(f"{p.action}@{p.index}:{p.module}" for p in placements) or NO_MODULE,
-        tuple(int(p.config["groups"]) for p in placements if "groups" in p.config),
-        len(placements),
-    )
 
 
 def groups_of(plan: str) -> int | None:

@@ -22,9 +22,11 @@ from ulsam_nas.search.claims import (
 )
 from ulsam_nas.search.create import create_or_load
 from ulsam_nas.search.evaluate import MAX_WAIT_SECONDS, Evaluator, Values, candidate_record
-from ulsam_nas.search.liveness import Liveness, fail_dead, requeue_search_trial
+from ulsam_nas.search.liveness import Liveness, fail_dead, fail_stale, requeue_search_trial
 from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import (
+    SEARCH,
+    Trials,
     collect_results,
     is_search_trial,
     per_seed,
@@ -38,7 +40,6 @@ from ulsam_nas.search.storage import open_storage
 
 MAX_CONSECUTIVE_FAILURES = 3  # then stop: the target is not reached and the command exits 1
 
-FrozenTrials = list[optuna.trial.FrozenTrial]
 # progress(stage, done, total, trials): called with the step's read of the study's trials
 Progress = Callable[[str, int, int, Sequence[optuna.trial.FrozenTrial]], None]
 FAIL, COMPLETE = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
@@ -83,7 +84,7 @@ class Search:
         self._last_shown: tuple[str, int, int] | None = None
 
     # -- reading --------------------------------------------------------------------------------
-    def read(self) -> FrozenTrials:
+    def read(self) -> list[optuna.trial.FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
 
     def finished(self) -> int:
@@ -93,12 +94,9 @@ class Search:
         """Every finished evaluation, per rung of this study's ladder, and the candidates' costs."""
         return collect_results(self.read(), self.ladder)
 
-    def reference(self, trials: FrozenTrials) -> str | None:
+    def reference(self, trials: Trials) -> str | None:
+        # problem.widest_plain is the key stored at creation: the identity check guarantees it.
         return reference_of(trials, self.problem.widest_plain)
-
-    def recover_dead_owners(self) -> list[int]:
-        """Fail RUNNING trials whose owning process on this host is gone (see ``fail_dead``)."""
-        return fail_dead(self.study, self.read(), self.liveness)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, target: int, progress: Progress | None = None) -> int:
@@ -112,12 +110,13 @@ class Search:
         failures = 0
         patience = Patience()
         while failures < MAX_CONSECUTIVE_FAILURES:
+            fail_stale(self.study)  # before the read, so the read sees their retry copies
             trials = self.read()
             if fail_dead(self.study, trials, self.liveness):
                 continue  # read again: those trials are no longer running
             done = search_trials_finished(trials)
-            if done < target or self._shown is None or self._shown[0] == "search":
-                show("search", done, target, trials)
+            if done < target or self._shown is None or self._shown[0] == SEARCH:
+                show(SEARCH, done, target, trials)
             if done < target and claimed_slots(trials, self.liveness) < target:
                 patience.reset()
                 failures = failures + 1 if self.search_trial() else 0
@@ -138,7 +137,7 @@ class Search:
         trials = self.read()
         if self._shown is not None:  # the last stage shown, with what its last trial added
             stage, total = self._shown
-            done = search_trials_finished(trials) if stage == "search" else self._stage_done(trials, stage)
+            done = search_trials_finished(trials) if stage == SEARCH else self._stage_done(trials, stage)
             show(stage, done, max(done, total), trials)
         return search_trials_finished(trials)
 
@@ -150,7 +149,7 @@ class Search:
 
         return show
 
-    def _stage_step(self, trials: FrozenTrials, show: Progress) -> str:
+    def _stage_step(self, trials: Trials, show: Progress) -> str:
         """Run one evaluation of the schedule: a retry copy queued after its worker died, else
         the first pending one no live worker holds.  Returns "ok" or "failed" for it, "wait" when
         live workers hold every pending one, "done" when the schedule is complete."""
@@ -171,7 +170,7 @@ class Search:
         resolved = evaluated.state == COMPLETE and set(free[0].seeds) <= set(per_seed(evaluated.user_attrs))
         return "ok" if resolved else "failed"
 
-    def _stage_done(self, trials: FrozenTrials, stage: str) -> int:
+    def _stage_done(self, trials: Trials, stage: str) -> int:
         """Finished evaluations of ``stage`` at this study's fidelities (a changed schedule's
         older evaluations do not count)."""
         return sum(
@@ -196,9 +195,11 @@ class Search:
                 callbacks=[lambda _, trial: finished.append(trial)],
             )
         except KeyboardInterrupt:
-            # Optimize failed the trial: queue its candidate again, so a rerun trains it.
-            if self._current is not None:
-                requeue_search_trial(self.study, self.study._storage.get_trial(self._current))
+            # Optimize failed the trial: queue its candidate again, so a rerun trains it (not
+            # when the interrupt came after the trial was told COMPLETE).
+            interrupted = self.study._storage.get_trial(self._current) if self._current is not None else None
+            if interrupted is not None and interrupted.state == FAIL:
+                requeue_search_trial(self.study, interrupted)
             raise
         trial = finished[0]
         return trial.state == FAIL and not trial.user_attrs.get("surplus")
@@ -209,7 +210,7 @@ class Search:
         trial.set_user_attr("owner", self.liveness.owner)  # the claim's first write
         key = trial.suggest_categorical("candidate", [c.key for c in self.problem.feasible])
         trials = self.read()  # after the claim: earlier trials and their seeds are all visible
-        attrs = trials[trial.number].user_attrs
+        attrs = trial.user_attrs  # a queued trial's attributes say what it evaluates
         if (
             is_search_trial(attrs)
             and claimed_slots(trials, self.liveness, before=trial.number) >= self._target
@@ -229,10 +230,12 @@ class Search:
             trial.set_user_attr(name, value)
         for name, value in self.problem.violations(candidate).items():
             trial.set_constraint(name, value)
-        return self.evaluator.evaluate(trial, candidate, rung, seeds, trials, stage)
+        return self.evaluator.evaluate(
+            trial, candidate, rung, seeds, trials, stage, prunable=is_search_trial(attrs)
+        )
 
     # -- requested evaluations ------------------------------------------------------------------
-    def run_request(self, request: Request, trials: FrozenTrials | None = None) -> optuna.trial.FrozenTrial:
+    def run_request(self, request: Request, trials: Trials | None = None) -> optuna.trial.FrozenTrial:
         """Run one requested evaluation as a new trial, created RUNNING (claimed) in storage with
         its record; ``trials``: a recent read, for whether it is the reference.  Returns the
         finished trial."""
@@ -258,9 +261,10 @@ class Search:
                     trial, candidate, request.rung, list(request.seeds), self.read(), request.stage
                 )
         except (RuntimeError, KeyboardInterrupt) as error:
-            self.study.tell(trial, state=FAIL)
+            self.study.tell(trial, state=FAIL, skip_if_finished=True)
             if isinstance(error, KeyboardInterrupt):
                 raise
         else:
-            self.study.tell(trial, values)
+            # A heartbeat may have failed it meanwhile (its copy is queued): then that stands.
+            self.study.tell(trial, values, skip_if_finished=True)
         return self.study._storage.get_trial(trial._trial_id)
