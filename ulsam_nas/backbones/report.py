@@ -37,15 +37,7 @@ def network_report(
             from ulsam_nas.verify.runner import run_isolated
             from ulsam_nas.verify.tracers import fvcore_by_module
 
-            case = NetworkCase(
-                backbone,
-                args["width_mult"],
-                plan_text(placements),
-                args["resolution"],
-                args["num_classes"],
-                args["in_channels"],
-                args["stem"],
-            )
+            case = NetworkCase(plan=plan_text(placements), **args)
             traced = run_isolated(fvcore_by_module, case)
             exact_rows = network_breakdown(plan=placements, convention="exact", **args)
         layers = []

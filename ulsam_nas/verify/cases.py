@@ -3,6 +3,7 @@ module there, and yields its closed-form cost here."""
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,15 +84,8 @@ class NetworkCase:
         return (self.in_channels, self.resolution, self.resolution)
 
     def arguments(self) -> dict[str, Any]:
-        return {
-            "backbone": self.backbone,
-            "width_mult": self.width_mult,
-            "plan": self.plan,
-            "resolution": self.resolution,
-            "num_classes": self.num_classes,
-            "in_channels": self.in_channels,
-            "stem": self.stem,
-        }
+        """The keyword arguments of ``create_network`` and ``network_cost`` (the fields)."""
+        return dataclasses.asdict(self)
 
     def cost(self) -> Cost:
         return network_cost(**self.arguments())
