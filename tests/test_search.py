@@ -559,3 +559,13 @@ def test_a_reference_over_the_latency_budget_leaves_no_report_waiting_for_it(tmp
     assert all(row["reference"] is None for row in result["noise"])  # no reference: none fits
     written = write_report(path, out=tmp_path / "report")
     assert written.partial == []
+
+
+def test_each_wait_is_bounded_on_its_own_not_from_the_start_of_the_run():
+    from ulsam_nas.search.worker import Patience
+
+    patience = Patience(limit=0.05)
+    assert patience.wait(0.03) and patience.wait(0.03)  # 0.03 s into this wait: still patient
+    assert not patience.wait(0.0)  # 0.06 s: this wait is over
+    patience.reset()  # something happened: a new wait starts with the full limit
+    assert patience.wait(0.0)
