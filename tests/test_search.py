@@ -562,10 +562,13 @@ def test_a_reference_over_the_latency_budget_leaves_no_report_waiting_for_it(tmp
 
 
 def test_each_wait_is_bounded_on_its_own_not_from_the_start_of_the_run():
+    import time
+
     from ulsam_nas.search.worker import Patience
 
-    patience = Patience(limit=0.05)
-    assert patience.wait(0.03) and patience.wait(0.03)  # 0.03 s into this wait: still patient
-    assert not patience.wait(0.0)  # 0.06 s: this wait is over
+    patience = Patience(limit=0.5)
+    assert patience.wait(0.1) and patience.wait(0.0)  # about 0.1 s into this wait: still patient
+    time.sleep(0.5)
+    assert not patience.wait(0.0)  # over 0.5 s: this wait is over
     patience.reset()  # something happened: a new wait starts with the full limit
     assert patience.wait(0.0)
