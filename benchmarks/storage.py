@@ -27,6 +27,7 @@ import optuna
 from _report import REPORT, write_section
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.test_search import SPACE  # the small space the search tests use
 
 READS = ("get_all_trials",)
 WRITES = (
@@ -40,17 +41,6 @@ WRITES = (
     "set_study_system_attr",
 )
 
-SPACE = """
-backbone: mobilenet_v1
-stem: small
-width_mults: [0.25, 0.5]
-positions:
-  - {index: 9, actions: [insert, replace]}
-  - {index: 12, actions: [insert]}
-groups: [1, 4]
-max_modules: 1
-paper_plan: replace@9:ulsam:groups=4
-"""
 SCHEDULE = """
 schedule:
   rungs: [{epochs: 2, images: 256, seeds: 2}]
