@@ -67,7 +67,7 @@ class DoubleAttention(nn.Module):
         maps = F.softmax(self.gather_maps(x).flatten(2), dim=-1)  # over positions
         vectors = F.softmax(self.distribute_vectors(x).flatten(2), dim=1)  # over channels
         descriptors = torch.bmm(features, maps.transpose(1, 2))  # (b, t, t)
-        z = torch.bmm(descriptors, vectors).view(b, -1, h, w)  # (b, t, hw)
+        z = torch.bmm(descriptors, vectors).reshape(b, -1, h, w)  # (b, t, hw)
         return self.reconstruct(z) if self.reconstruct is not None else z
 
 

@@ -66,9 +66,9 @@ class ULSAM(nn.Module):
         b, m, h, w = x.shape
         maps = self.pool(self.relu(self.depthwise_bn(self.depthwise(x))))
         maps = self.relu(self.pointwise_bn(self.pointwise(maps)))  # (b, g, h, w)
-        attention = F.softmax(maps.view(b, self.groups, 1, h * w), dim=-1).view(b, self.groups, 1, h, w)
-        subspaces = x.view(b, self.groups, m // self.groups, h, w)
-        return (attention * subspaces + subspaces).view(b, m, h, w)
+        attention = F.softmax(maps.reshape(b, self.groups, 1, h * w), dim=-1).reshape(b, self.groups, 1, h, w)
+        subspaces = x.reshape(b, self.groups, m // self.groups, h, w)
+        return (attention * subspaces + subspaces).reshape(b, m, h, w)
 
 
 def _subspace_width(m: Num, g: Num) -> Num:
