@@ -17,6 +17,7 @@ import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats
 
 LEVEL = 0.95
@@ -112,3 +113,17 @@ def pooled_sd(groups: Sequence[Sequence[float]]) -> tuple[float | None, int]:
             squares += sum((v - mean) ** 2 for v in values)
             dof += len(values) - 1
     return (math.sqrt(squares / dof), dof) if dof else (None, 0)
+
+
+def unpack_correct(packed: bytes, count: int) -> np.ndarray:
+    """Which of ``count`` validation images a model got right, from its packed bits."""
+    return np.unpackbits(np.frombuffer(packed, dtype=np.uint8), count=count).astype(bool)
+
+
+def validation_sampling_sd(packed_a: bytes, packed_b: bytes, count: int) -> float:
+    """The part of a model's accuracy sd that comes from validating on ``count`` images and not on
+    the whole population, from two models of one architecture (their packed correctness bits):
+    with q the share of images exactly one of them gets right, the difference of their
+    accuracies has sampling variance about q/N, so each model's share is √(q / 2N)."""
+    a, b = unpack_correct(packed_a, count), unpack_correct(packed_b, count)
+    return math.sqrt(float(np.mean(a != b)) / (2 * count))
