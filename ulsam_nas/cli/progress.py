@@ -37,8 +37,8 @@ def progress_bars() -> Progress:
                 and not t.user_attrs.get("over_budget")
                 and t.user_attrs.get("rung", 0) == 0
             ]
-            over = sum(bool(t.user_attrs.get("over_budget")) for t in trials)
-            bar.set_postfix(best=f"{max(accuracies):.4f}" if accuracies else "-", over_budget=over)
+            infeasible = sum(bool(t.user_attrs.get("infeasible")) for t in trials)
+            bar.set_postfix(best=f"{max(accuracies):.4f}" if accuracies else "-", infeasible=infeasible)
         bar.refresh()
 
     return update
@@ -60,6 +60,11 @@ def log_lines() -> Progress:
 
 def trial_line(trial: optuna.trial.FrozenTrial) -> str:
     attrs = trial.user_attrs
+    if attrs.get("infeasible") and not attrs.get("over_budget"):
+        return (
+            f"trial {trial.number} ({stage_of(attrs)}) infeasible, not trained: "
+            f"{attrs.get('candidate')}: {attrs['infeasible'][0]}"
+        )
     accuracy, se = attrs.get("accuracy"), attrs.get("accuracy_se")
     seeds = attrs.get("seeds") or []
     return (

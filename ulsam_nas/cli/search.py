@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
 
 from ulsam_nas.cli.arguments import add_proxy_arguments, positive_float, positive_int, study_overrides_of
 from ulsam_nas.output import emit, to_json
@@ -49,7 +48,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from ulsam_nas.cli.progress import log_lines, progress_bars
     from ulsam_nas.search.config import load_study_config
-    from ulsam_nas.search.problem import dry_run, prepare
+    from ulsam_nas.search.dryrun import dry_run, dry_run_text
+    from ulsam_nas.search.problem import prepare
     from ulsam_nas.search.processes import apply_thread_setting, start_workers
     from ulsam_nas.search.storage import redact
     from ulsam_nas.search.worker import Search
@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         plan = dry_run(problem)
         emit(to_json(plan) if args.json else dry_run_text(plan) + "\n", None)
         return 0
+    problem.data  # noqa: B018  (load the data first: a missing data set writes no storage)
     search = Search(problem)
     children = start_workers(args.argv, args.workers)
     search.run(config.trials, log_lines() if args.quiet else progress_bars())
@@ -69,13 +70,3 @@ def run(args: argparse.Namespace) -> int:
     where = redact(config.storage_url)
     print(f"{finished}/{config.trials} finished trials in study {config.name!r} ({where})", file=sys.stderr)
     return 0 if finished >= config.trials and all(c == 0 for c in codes) else 1
-
-
-def dry_run_text(plan: dict[str, Any]) -> str:
-    return (
-        f"{plan['candidates']:,} configurations, {plan['feasible']:,} within the budget "
-        f"({plan['feasible_fraction']:.1%}; "
-        f"{plan['feasible_mmacs'][0]:.2f}–{plan['feasible_mmacs'][2]:.2f} MMACs); "
-        f"{plan['data']}; about {plan['seconds_per_trial']:.0f} s a trial, "
-        f"{plan['estimated_minutes']:.1f} min for {plan['trials']} trials"
-    )

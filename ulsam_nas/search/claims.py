@@ -22,6 +22,7 @@ from ulsam_nas.search.records import (
     FINISHED,
     SEARCH,
     Trials,
+    counts_toward_target,
     is_search_trial,
     same_evaluation,
     seeds_wanted,
@@ -38,10 +39,11 @@ class Surplus(RuntimeError):
 
 
 def claimed_slots(trials: Trials, liveness: Liveness, before: int | None = None) -> int:
-    """Finished search trials plus live running ones (numbered below ``before`` if given)."""
+    """Finished search trials plus live running ones (numbered below ``before`` if given); a draw
+    known to be infeasible takes no slot."""
     taken = 0
     for trial in trials:
-        if not is_search_trial(trial.user_attrs):
+        if not counts_toward_target(trial.user_attrs):
             continue
         if trial.state in FINISHED:
             taken += 1
@@ -72,17 +74,18 @@ def evaluation_claimed(
 def claim_request(
     study: optuna.Study,
     request: Request,
-    distribution: Any,
+    params: dict[str, Any],
+    distributions: dict[str, Any],
     record: dict[str, Any],
     constraints: dict[str, float],
 ) -> optuna.Trial:
-    """A new RUNNING trial for ``request`` whose attributes (``record``: owner included) and
-    closed-form constraints are written with its creation."""
+    """A new RUNNING trial for ``request`` whose parameters (the configuration's), attributes
+    (``record``: owner included) and closed-form constraints are written with its creation."""
     frozen = optuna.trial.create_trial(
         state=RUNNING,
         constraints=constraints,
-        params={"candidate": request.key},
-        distributions={"candidate": distribution},
+        params=params,
+        distributions={name: distributions[name] for name in params},
         user_attrs={
             **record,
             "stage": request.stage,
@@ -96,20 +99,21 @@ def claim_request(
 
 
 def claim_queued_request(
-    study: optuna.Study, trials: Trials, known: set[str], liveness: Liveness
+    study: optuna.Study, trials: Trials, liveness: Liveness
 ) -> tuple[optuna.Trial, Request] | None:
     """Claim a requested evaluation queued again after its worker died (the heartbeat's retry
-    copy) and write this worker as its owner; None when there is none."""
+    copy, which keeps its attributes) and write this worker as its owner; None when there is
+    none."""
     for queued in trials:
         attrs = queued.user_attrs
         if queued.state != optuna.trial.TrialState.WAITING or is_search_trial(attrs):
             continue
-        if queued.params.get("candidate") not in known:
+        if "candidate" not in attrs or "seeds_wanted" not in attrs:
             continue
         if study._storage.set_trial_state_values(queued._trial_id, state=RUNNING):
             study._storage.set_trial_user_attr(queued._trial_id, "owner", liveness.owner)
             request = Request(
-                queued.params["candidate"],
+                attrs["candidate"],
                 int(attrs.get("rung", 0)),
                 tuple(attrs["seeds_wanted"]),
                 attrs["stage"],

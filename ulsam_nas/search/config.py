@@ -17,6 +17,13 @@ from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.data import SYNTHETIC_TRAIN, SYNTHETIC_VAL
 from ulsam_nas.search.schedule import Ladder, ScheduleConfig
 from ulsam_nas.search.space import one_line, read_yaml
+from ulsam_nas.search.train import TrainSettings
+
+# Bumped when what a study stores changes meaning: a study made under another schema is refused,
+# not misread.  2: structured parameters (width, action, module and g per position) instead of
+# one categorical "candidate" over an enumerated space; validation held out of the training
+# split; the recipe in the proxy section.
+SCHEMA = 2
 
 
 class _Strict(BaseModel):
@@ -32,16 +39,46 @@ class Budget(_Strict):
 
 
 class Proxy(_Strict):
+    """The first rung's data and training recipe (train.TrainSettings says what each does)."""
+
     data: str = "fashion-mnist"
     train_images: int | None = Field(default=5000, ge=1)
-    val_images: int | None = Field(default=2000, ge=1)
+    # Held out of the training split (unless the source has a validation part of its own).
+    val_images: int | None = Field(default=10_000, ge=1)
     resolution: int = Field(default=32, ge=8)
     epochs: int = Field(default=2, ge=1)
-    batch_size: int = Field(default=128, ge=1)
-    lr: float = Field(default=0.05, gt=0)
+    batch_size: int = Field(default=64, ge=1)
+    lr: float = Field(default=0.1, gt=0)
+    warmup: float = Field(default=0.15, ge=0, lt=1)
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    momentum: float = Field(default=0.9, ge=0, lt=1)
+    nesterov: bool = True
+    weight_decay: float = Field(default=5e-4, ge=0)
+    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    ema: float | None = Field(default=None, gt=0, lt=1)
+    precise_bn: int = Field(default=2048, ge=0)
+    channels_last: bool = True
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
     seeds: int = Field(default=1, ge=1)  # paired seeds per candidate: seed, seed + 1, ...
+
+    def train_settings(self, epochs: int | None = None) -> TrainSettings:
+        """The recipe as training settings (``epochs``: a rung's, else the first rung's)."""
+        return TrainSettings(
+            epochs=self.epochs if epochs is None else epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            warmup=self.warmup,
+            optimizer=self.optimizer,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+            label_smoothing=self.label_smoothing,
+            ema=self.ema,
+            precise_bn=self.precise_bn,
+            channels_last=self.channels_last,
+            device=self.device,
+        )
 
 
 class Sampler(_Strict):
@@ -181,8 +218,10 @@ def _set_dotted(document: dict[str, Any], dotted: str, value: Any, path: Path) -
 
 
 def study_identity(config: StudyConfig) -> dict[str, Any]:
-    """What must not change between runs of one study: the space, budget and proxy fidelity."""
+    """What must not change between runs of one study: the schema, the space, the budget and the
+    proxy (data, fidelity, recipe)."""
     return {
+        "schema": SCHEMA,
         "space": Path(config.space).read_text(encoding="utf-8"),
         "budget": config.budget.model_dump(),
         "objective": config.objective,
@@ -198,3 +237,12 @@ def stored_config(user_attrs: dict[str, Any], study_name: str) -> StudyConfig:
         return StudyConfig.model_validate(user_attrs.get("config", {}))
     except ValidationError:
         raise InvalidInput(f"study {study_name!r} was not made by 'ulsam-nas search'") from None
+
+
+def settings_fingerprint(identity: dict[str, Any]) -> str:
+    """A short stamp of a study's identity, written into ``best``, ``report`` and ``calibrate``
+    outputs so that a run with other settings refuses to replace them."""
+    import hashlib
+    import json
+
+    return hashlib.sha256(json.dumps(identity, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -3,7 +3,9 @@ identity check against the stored configuration, and the baselines queued first.
 
 from __future__ import annotations
 
+import random
 import time
+import warnings
 from typing import Any
 
 import optuna
@@ -11,25 +13,29 @@ import optuna
 from ulsam_nas.backbones.network import resolve_plan
 from ulsam_nas.backbones.plan import plan_text
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.search.config import StudyConfig, study_identity
+from ulsam_nas.search.config import SCHEMA, StudyConfig, study_identity
 from ulsam_nas.search.evaluate import candidate_record
 from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import SEARCH
 from ulsam_nas.search.space import Candidate
 
 SET_UP_WAIT_SECONDS = 60  # waiting for the worker that created a study to finish setting it up
+GRID_LIMIT = 100_000  # configurations a grid study may enumerate and queue
 
 
 def make_sampler(problem: Problem) -> optuna.samplers.BaseSampler:
+    """TPE over the structured parameters: multivariate with ``group`` (the parameters of a
+    position exist only when something is placed there); constrained by the constraint values
+    every trial records, so infeasible draws teach it where the feasible region is."""
     seed = problem.config.sampler.seed
     name = problem.config.sampler.name
-    if name == "random":
+    if name in ("random", "grid"):  # grid: every feasible configuration is queued at creation
         return optuna.samplers.RandomSampler(seed=seed)
-    if name == "grid":
-        return optuna.samplers.GridSampler({"candidate": [c.key for c in problem.feasible]}, seed=seed)
     if name == "nsga2":
         return optuna.samplers.NSGAIISampler(seed=seed, population_size=8)
-    return optuna.samplers.TPESampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
 
 
 def make_pruner(config: StudyConfig) -> optuna.pruners.BasePruner:
@@ -79,6 +85,12 @@ def create_or_load(problem: Problem, storage: Any, baselines: bool = True) -> op
             f"study {config.name!r} exists but was never set up (did the worker creating it "
             "stop?); use another --study-name"
         )
+    if stored.get("schema") != SCHEMA:
+        raise InvalidInput(
+            f"study {config.name!r} was made by an earlier ulsam-nas (schema {stored.get('schema', 1)}: one "
+            f"'candidate' parameter over an enumerated space) and cannot be resumed by this one (schema "
+            f"{SCHEMA}); use another --study-name (best and report still read it)"
+        )
     if stored != identity:
         changed = [k for k in identity if stored.get(k) != identity[k]]
         raise InvalidInput(
@@ -94,37 +106,67 @@ def _set_up(study: optuna.Study, problem: Problem, baselines: bool) -> None:
     """A new study's attributes (what reports read) and its baselines."""
     study.set_user_attr("config", problem.config.model_dump())
     study.set_user_attr("data", problem.data.describe())
+    study.set_user_attr("split", problem.data.split())
     study.set_user_attr("network", problem.network)
     study.set_user_attr("reference", problem.widest_plain)
-    study.set_user_attr("feasible", len(problem.feasible))
-    study.set_user_attr("candidates", len(problem.candidates))
-    if baselines:
+    study.set_user_attr("parameters", sorted(problem.parameters.distributions))
+    if problem.config.sampler.name == "grid":
+        _enqueue_grid(study, problem)
+    elif baselines:
         _enqueue_baselines(study, problem)
 
 
+def _enqueue_grid(study: optuna.Study, problem: Problem) -> None:
+    """Every feasible configuration once, in a seeded random order (the grid sampler)."""
+    parameters = problem.parameters
+    configurations = sum(parameters.configuration_counts().values())
+    if configurations > GRID_LIMIT:
+        raise InvalidInput(
+            f"sampler 'grid' enumerates the space, which has {configurations:,} configurations; "
+            f"allowed: up to {GRID_LIMIT:,} (use tpe or random)"
+        )
+    feasible = []
+    for widths, choices in parameters.enumerate():
+        for w, row in zip(widths, choices, strict=True):
+            width, plan = parameters.configuration(int(w), [int(c) for c in row])
+            if problem.assess(width, plan).feasible:
+                feasible.append((width, plan))
+    random.Random(problem.config.sampler.seed).shuffle(feasible)
+    for width, plan in feasible:
+        study.enqueue_trial(parameters.params_of(width, plan), skip_if_exists=True)
+    for width in problem.space.width_mults:
+        plain = problem.candidate(Candidate.key_of(width, ""))
+        if not problem.within(plain):
+            _record_over_budget(study, problem, plain)
+
+
 def _enqueue_baselines(study: optuna.Study, problem: Problem) -> None:
-    """The plain backbone at every width and the paper's placement, once, first; plain
-    backbones over the budget are recorded untrained."""
+    """Queued first, once: the study's reference (the widest plain backbone inside the budget)
+    and the paper's placement at the widest width where it fits; plain backbones over the
+    budget are recorded untrained (reports say "vanilla α over budget")."""
     space = problem.space
     wanted = []
-    for width in space.width_mults:
-        wanted.append(problem.by_key[Candidate.key_of(width, "")])
-        if space.paper_plan:
-            try:
-                plan = plan_text(resolve_plan(problem.table(width), space.paper_plan))
-            except InvalidInput:
-                continue  # e.g. its groups do not divide the channels at this width
-            if Candidate.key_of(width, plan) in problem.by_key:
-                wanted.append(problem.by_key[Candidate.key_of(width, plan)])
+    if problem.widest_plain is not None:
+        wanted.append(problem.candidate(problem.widest_plain))
+    for width in sorted(space.width_mults, reverse=True):
+        if not space.paper_plan:
+            break
+        try:
+            plan = plan_text(resolve_plan(problem.table(width), space.paper_plan))
+            candidate = problem.candidate(Candidate.key_of(width, plan))
+            problem.parameters.params_of(width, plan)
+        except InvalidInput:
+            continue  # e.g. its groups do not divide the channels at this width
+        if problem.assessment(candidate).feasible:
+            wanted.append(candidate)
+            break
     for candidate in wanted:
-        if problem.within(candidate):
-            if problem.config.sampler.name == "grid":
-                continue  # the grid visits every feasible candidate; a queued copy would repeat one
-            study.enqueue_trial(
-                {"candidate": candidate.key}, user_attrs={"baseline": True}, skip_if_exists=True
-            )
-        elif candidate.plan == "":
-            _record_over_budget(study, problem, candidate)
+        params = problem.parameters.params_of(candidate.width_mult, candidate.plan)
+        study.enqueue_trial(params, user_attrs={"baseline": True}, skip_if_exists=True)
+    for width in space.width_mults:
+        plain = problem.candidate(Candidate.key_of(width, ""))
+        if not problem.within(plain):
+            _record_over_budget(study, problem, plain)
 
 
 def _record_over_budget(study: optuna.Study, problem: Problem, candidate: Candidate) -> None:
@@ -138,7 +180,17 @@ def _record_over_budget(study: optuna.Study, problem: Problem, candidate: Candid
         "baseline": True,
         "train_seconds": 0.0,
         "latency_ms": None,
+        # Recorded for reports ("vanilla α over budget"), not drawn: no slot of the target.
+        "infeasible": list(problem.assessment(candidate).reasons),
     }
+    parameters = problem.parameters
+    params = parameters.params_of(candidate.width_mult, candidate.plan)
     study.add_trial(
-        optuna.trial.create_trial(values=values, user_attrs=attrs, constraints=problem.violations(candidate))
+        optuna.trial.create_trial(
+            values=values,
+            params=params,
+            distributions={name: parameters.distributions[name] for name in params},
+            user_attrs=attrs,
+            constraints=problem.assessment(candidate).constraints,
+        )
     )

@@ -1,9 +1,12 @@
 """Evaluate one candidate at one rung: write its record, reuse every seed already trained for it
 at that fidelity, check a latency budget before training, train only the missing seeds, and
-write the result.  The trial's accuracy is the mean over its seed list."""
+write the result.  The trial's accuracy is the mean over its seed list (validation images).
+The confirmation's evaluations also score the data's test part (``test_accuracies``), which
+nothing selects on."""
 
 from __future__ import annotations
 
+import base64
 import time
 from collections.abc import Callable
 from typing import Any
@@ -13,15 +16,24 @@ import optuna
 from ulsam_nas.search.liveness import Liveness
 from ulsam_nas.search.noise import summarize
 from ulsam_nas.search.problem import Problem
-from ulsam_nas.search.records import SEARCH, groups_of, per_seed, same_evaluation, seeds_wanted
+from ulsam_nas.search.records import (
+    SEARCH,
+    TESTED_STAGES,
+    groups_of,
+    per_seed,
+    same_evaluation,
+    seeds_wanted,
+    test_per_seed,
+)
 from ulsam_nas.search.space import Candidate
-from ulsam_nas.search.train import TrainSettings, measure_latency_ms, proxy_train, resolve_device
+from ulsam_nas.search.train import in_memory_format, measure_latency_ms, proxy_train, resolve_device
 
 MAX_WAIT_SECONDS = 7200  # the longest one wait for other workers lasts (training, claimed slots)
 WAIT_POLL_SECONDS = 2.0
 
 Values = float | tuple[float, float]
 Known = dict[int, tuple[float, int]]  # seed -> (accuracy, number of the trial that trained it)
+Tested = dict[int, float]  # seed -> test accuracy, where it was measured
 
 
 def candidate_record(problem: Problem, candidate: Candidate, rung: int) -> dict[str, Any]:
@@ -64,14 +76,16 @@ class Evaluator:
 
     def known_seeds(
         self, trials: list[optuna.trial.FrozenTrial], key: str, rung: int, seeds: list[int], current: int
-    ) -> tuple[Known, list[optuna.trial.FrozenTrial]]:
+    ) -> tuple[Known, Tested, list[optuna.trial.FrozenTrial]]:
         """Seeds already trained for this candidate at this rung's fidelity, from ``trials`` (a
         read made after this trial was claimed).  While an earlier, live trial is training one
         of ``seeds``, wait for it and read again (only earlier ones, so two workers never wait on
-        each other); each wait is bounded.  Returns the seeds and the latest read."""
+        each other); each wait is bounded.  Returns the seeds, their test accuracies where
+        measured, and the latest read."""
         deadline = time.monotonic() + MAX_WAIT_SECONDS
         while True:
             known: Known = {}
+            tested: Tested = {}
             running = False
             for trial in trials:
                 if trial.number == current or not same_evaluation(trial.user_attrs, key, rung, self.ladder):
@@ -79,6 +93,8 @@ class Evaluator:
                 if trial.state == optuna.trial.TrialState.COMPLETE:
                     for seed, accuracy in per_seed(trial.user_attrs).items():
                         known.setdefault(seed, (accuracy, trial.number))
+                    for seed, accuracy in test_per_seed(trial.user_attrs).items():
+                        tested.setdefault(seed, accuracy)
                 elif (
                     trial.state == optuna.trial.TrialState.RUNNING
                     and trial.number < current
@@ -87,7 +103,7 @@ class Evaluator:
                 ):
                     running = True
             if all(s in known for s in seeds) or not running or time.monotonic() > deadline:
-                return known, trials
+                return known, tested, trials
             time.sleep(WAIT_POLL_SECONDS)
             trials = self.read()
 
@@ -105,7 +121,7 @@ class Evaluator:
         result into ``trial``, whose record is already written.  Only a ``prunable`` trial (one
         the sampler drew) may be pruned: a requested evaluation must deliver its seeds."""
         problem = self.problem
-        known, trials = self.known_seeds(trials, candidate.key, rung, seeds, trial.number)
+        known, tested, trials = self.known_seeds(trials, candidate.key, rung, seeds, trial.number)
         missing = [s for s in seeds if s not in known]
         limit = problem.config.budget.latency_ms
         by_number = {t.number: t for t in trials}
@@ -113,7 +129,11 @@ class Evaluator:
         if limit is not None and missing and stage == SEARCH:
             device = resolve_device(problem.config.proxy.device)
             example = problem.data.val_images[:1].to(device).float() / 255
-            latency = measure_latency_ms(problem.build(candidate).to(device), example)
+            # In the memory format it trains in, as the latency measured after training is.
+            model, example = in_memory_format(
+                problem.build(candidate).to(device), example, problem.config.proxy.channels_last
+            )
+            latency = measure_latency_ms(model, example)
             trial.set_constraint("latency_ms", latency - limit)
             if latency > limit:  # too slow on this device: never trained
                 _write(
@@ -125,7 +145,7 @@ class Evaluator:
                     train_seconds=0.0,
                 )
                 return values_of(problem, 0.0, candidate)
-        return self._train(trial, candidate, rung, seeds, known, missing, latency, prunable)
+        return self._train(trial, candidate, rung, seeds, (known, tested), missing, latency, prunable, stage)
 
     def _train(
         self,
@@ -133,16 +153,17 @@ class Evaluator:
         candidate: Candidate,
         rung: int,
         seeds: list[int],
-        known: Known,
+        found: tuple[Known, Tested],
         missing: list[int],
         latency: float | None,
         prunable: bool,
+        stage: str,
     ) -> Values:
         problem, proxy = self.problem, self.problem.config.proxy
         data, fidelity = problem.data_for(rung), self.ladder.fidelities[rung]
-        settings = TrainSettings(
-            epochs=fidelity.epochs, batch_size=proxy.batch_size, lr=proxy.lr, device=proxy.device
-        )
+        settings = proxy.train_settings(fidelity.epochs)
+        known, tested = found
+        test = stage in TESTED_STAGES
         pruning = prunable and problem.config.objective == "accuracy" and problem.config.pruner != "none"
 
         def on_epoch(epoch: int, accuracy: float) -> None:
@@ -156,6 +177,8 @@ class Evaluator:
                 raise optuna.TrialPruned()
 
         accuracies = {s: known[s][0] for s in seeds if s in known}
+        test_accuracies = {s: tested[s] for s in seeds if s in tested}
+        correct: dict[str, str] = {}
         seconds, steps, images_per_second = 0.0, 0, None
         for i, seed in enumerate(missing):
             # Pruning judges the first trained seed only; the rest finish what it started.
@@ -165,8 +188,12 @@ class Evaluator:
                 settings,
                 seed,
                 on_epoch if pruning and i == 0 else None,
+                test=test,
             )
             accuracies[seed] = result.accuracy
+            if result.test_accuracy is not None:
+                test_accuracies[seed] = result.test_accuracy
+            correct[str(seed)] = base64.b64encode(result.validation_correct).decode("ascii")
             seconds += result.train_seconds
             steps += result.trained_steps
             latency, images_per_second = result.latency_ms, result.images_per_second
@@ -181,7 +208,16 @@ class Evaluator:
             accuracy_se=summary.se,
             trained_seeds=missing,
             reused_seeds=reused,
+            validation_correct=correct,
         )
+        if test_accuracies:
+            test_summary = summarize([test_accuracies[s] for s in sorted(test_accuracies)])
+            _write(
+                trial,
+                test_accuracies={str(s): a for s, a in sorted(test_accuracies.items())},
+                test_accuracy=test_summary.mean,
+                test_accuracy_se=test_summary.se,
+            )
         if not missing:
             _write(trial, duplicate_of=min(reused.values()))
         _write(trial, train_seconds=seconds, trained_steps=steps, latency_ms=latency)

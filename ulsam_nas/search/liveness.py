@@ -81,7 +81,8 @@ def fail_dead(study: optuna.Study, trials: Trials, liveness: Liveness) -> list[i
 
 
 def requeue_search_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Queue a failed search trial's candidate for the sampler's loop (nothing for a requested
-    evaluation, which the schedule requests again while its seeds are missing)."""
-    if "candidate" in trial.params and is_search_trial(trial.user_attrs):
-        study.enqueue_trial({"candidate": trial.params["candidate"]})
+    """Queue a failed search trial's configuration (its parameters) for the sampler's loop
+    (nothing for a requested evaluation, which the schedule requests again while its seeds are
+    missing)."""
+    if trial.params and is_search_trial(trial.user_attrs):
+        study.enqueue_trial(dict(trial.params))

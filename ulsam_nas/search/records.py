@@ -11,9 +11,15 @@ images}, ``epochs``, ``images``, ``seed``; ``stage`` ("search", "rung r", "confi
 {host, pid}; and once trained ``seeds``, ``accuracies`` (per seed), ``accuracy`` and
 ``accuracy_se`` (over seeds), ``trained_seeds``, ``reused_seeds`` {seed: trial},
 ``duplicate_of``, ``train_seconds``, ``trained_steps``, ``candidate_epochs``, ``latency_ms``,
-``images_per_second``, ``over_budget``; ``baseline`` for the trials queued first (plain
-backbones, the paper's plan) and ``surplus`` for a search trial that lost the race for the last
-slot and was failed untrained.
+``images_per_second``, ``over_budget``, ``validation_correct`` {seed: which validation images
+the model got right, packed bits in base64}; for the confirmation's evaluations
+``test_accuracies`` {seed: accuracy on the test part}, ``test_accuracy`` and
+``test_accuracy_se``; ``baseline`` for the trials queued first (plain backbones, the paper's
+plan) and ``surplus`` for a search trial that lost the race for the last slot and was failed
+untrained.  A search trial the sampler drew outside the constraints records ``infeasible``
+(the reasons), its cost where it has one, and trains nothing; it does not count toward the
+``trials`` target.  Search trials and requested evaluations carry the configuration's
+structured parameters (``parameters.ParameterSpace``), so the sampler learns from both.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from ulsam_nas.backbones.plan import plan_facts
 from ulsam_nas.search.schedule import Costs, Ladder, Results
 
 SEARCH = "search"  # the stage of the sampler's trials and of the first rung's requested evaluations
+REPLICATION = "replication"  # another study's recommendation evaluated here (replicate.py)
+TESTED_STAGES = ("confirm", REPLICATION)  # evaluations that also score the test part
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 Trials = Sequence[optuna.trial.FrozenTrial]
@@ -67,6 +75,22 @@ def per_seed(attrs: dict[str, Any]) -> dict[int, float]:
     return {int(s): float(a) for s, a in zip(attrs["seeds"], attrs["accuracies"], strict=True)}
 
 
+def test_per_seed(attrs: dict[str, Any]) -> dict[int, float]:
+    """A trial's ``seed -> test accuracy`` where the test part was scored (else empty)."""
+    return {int(s): float(a) for s, a in (attrs.get("test_accuracies") or {}).items()}
+
+
+def collect_tests(trials: Trials, ladder: Ladder) -> dict[str, dict[int, float]]:
+    """Each candidate's test accuracies at the highest fidelity, per seed (confirmation only)."""
+    found: dict[str, dict[int, float]] = {}
+    for trial in trials:
+        attrs = trial.user_attrs
+        if trial.state == optuna.trial.TrialState.COMPLETE and rung_of(attrs, ladder) == ladder.last:
+            for seed, accuracy in test_per_seed(attrs).items():
+                found.setdefault(attrs["candidate"], {}).setdefault(seed, accuracy)
+    return found
+
+
 def seeds_wanted(attrs: dict[str, Any]) -> set[int]:
     return {int(s) for s in attrs.get("seeds_wanted", [])}
 
@@ -76,9 +100,24 @@ def owner_of(attrs: dict[str, Any]) -> dict[str, Any]:
     return dict(attrs.get("owner") or {})
 
 
+def is_infeasible(attrs: dict[str, Any]) -> bool:
+    """A draw outside the constraints, recorded untrained (not counted toward the target)."""
+    return bool(attrs.get("infeasible"))
+
+
+def counts_toward_target(attrs: dict[str, Any]) -> bool:
+    """A search trial the ``trials`` target counts: drawn by the sampler and inside the
+    constraints (trained, or a duplicate of a trained one)."""
+    return is_search_trial(attrs) and not is_infeasible(attrs)
+
+
 def search_trials_finished(trials: Trials) -> int:
-    """Finished trials the sampler drew (the ``trials`` target counts these)."""
-    return sum(1 for t in trials if t.state in FINISHED and is_search_trial(t.user_attrs))
+    """Finished trials the sampler drew inside the constraints (the ``trials`` target)."""
+    return sum(1 for t in trials if t.state in FINISHED and counts_toward_target(t.user_attrs))
+
+
+def infeasible_draws(trials: Trials) -> int:
+    return sum(1 for t in trials if t.state in FINISHED and is_infeasible(t.user_attrs))
 
 
 def reference_of(trials: Trials, widest_plain: str | None) -> str | None:
@@ -99,8 +138,8 @@ def collect_results(trials: Trials, ladder: Ladder) -> tuple[Results, dict[str, 
     results: Results = {}
     costs: dict[str, Costs] = {}
     for trial in trials:
-        if trial.state != optuna.trial.TrialState.COMPLETE:
-            continue
+        if trial.state != optuna.trial.TrialState.COMPLETE or stage_of(trial.user_attrs) == REPLICATION:
+            continue  # a replication evaluation belongs to the other study's question
         attrs = trial.user_attrs
         rung = rung_of(attrs, ladder)
         seeds = per_seed(attrs)
@@ -115,12 +154,39 @@ def collect_results(trials: Trials, ladder: Ladder) -> tuple[Results, dict[str, 
     return results, costs
 
 
+def collect_replications(trials: Trials, ladder: Ladder) -> dict[str, dict[int, float]]:
+    """Per candidate, the seed -> accuracy of its replication evaluations at the last rung."""
+    found: dict[str, dict[int, float]] = {}
+    for trial in trials:
+        attrs = trial.user_attrs
+        if (
+            trial.state == optuna.trial.TrialState.COMPLETE
+            and stage_of(attrs) == REPLICATION
+            and rung_of(attrs, ladder) == ladder.last
+        ):
+            for seed, accuracy in per_seed(attrs).items():
+                found.setdefault(attrs["candidate"], {}).setdefault(seed, accuracy)
+    return found
+
+
+def collect_correct(trials: Trials, ladder: Ladder) -> dict[tuple[int, str], dict[int, str]]:
+    """(rung, candidate) -> seed -> which validation images its model got right (base64 bits)."""
+    found: dict[tuple[int, str], dict[int, str]] = {}
+    for trial in trials:
+        attrs = trial.user_attrs
+        rung = rung_of(attrs, ladder)
+        if trial.state == optuna.trial.TrialState.COMPLETE and rung is not None:
+            for seed, bits in (attrs.get("validation_correct") or {}).items():
+                found.setdefault((rung, attrs["candidate"]), {}).setdefault(int(seed), bits)
+    return found
+
+
 def first_records(trials: Iterable[optuna.trial.FrozenTrial]) -> dict[str, dict[str, Any]]:
     """Each candidate's attributes from its first finished trial (what never changes: plan,
-    width, cost)."""
+    width, cost); an infeasible draw has no record."""
     first: dict[str, dict[str, Any]] = {}
     for trial in trials:
-        if trial.state == optuna.trial.TrialState.COMPLETE and "candidate" in trial.user_attrs:
+        if trial.state == optuna.trial.TrialState.COMPLETE and "plan" in trial.user_attrs:
             first.setdefault(trial.user_attrs["candidate"], trial.user_attrs)
     return first
 

@@ -1,15 +1,14 @@
 """Search spaces: YAML files (data, not code) describing where attention may go.
 
-A space lists a backbone and stem, the width multipliers, the candidate positions with their
-allowed actions, the allowed group counts, the attention modules and the maximum number of
-modules per network.  Every space contains the zero-module configuration (the plain backbone).
-``enumerate_candidates`` lists every configuration with its exact cost, proposing at each
-position only the group counts that divide the channels there.
+A space lists a backbone and stem, the width multipliers (a list, or a range ``{from, to,
+step}``), the candidate positions with their allowed actions, the allowed group counts, the
+attention modules and the maximum number of modules per network.  Every space contains the
+zero-module configuration (the plain backbone).  ``parameters.ParameterSpace`` turns a space into
+the sampler's parameters and costs its configurations.
 """
 
 from __future__ import annotations
 
-import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -25,10 +24,7 @@ from pydantic import (
     field_validator,
 )
 
-from ulsam_nas.attention import get_attention, list_attention
-from ulsam_nas.attention._common import divisors
-from ulsam_nas.backbones.network import backbone_table, network_cost
-from ulsam_nas.backbones.plan import Placement, plan_text
+from ulsam_nas.attention import list_attention
 from ulsam_nas.errors import InvalidInput
 
 
@@ -54,6 +50,23 @@ class SearchSpace(_Strict):
     max_modules: int = Field(default=1, ge=0)
     # The ULSAM paper's placement for this backbone, enqueued as a baseline (plan text).
     paper_plan: str = ""
+
+    @field_validator("width_mults", mode="before")
+    @classmethod
+    def _width_range(cls, value: Any) -> Any:
+        """``{from: 0.25, to: 0.5, step: 0.03125}`` lists the widths from, to (inclusive), by step."""
+        if not isinstance(value, dict):
+            return value
+        unknown = sorted(set(value) - {"from", "to", "step"})
+        if unknown or not all(isinstance(value.get(k), (int, float)) for k in ("from", "to", "step")):
+            raise ValueError("a width range needs numbers from, to and step (and nothing else)")
+        start, stop, step = float(value["from"]), float(value["to"]), float(value["step"])
+        if step <= 0 or stop < start:
+            raise ValueError("a width range needs step > 0 and to >= from")
+        count = round((stop - start) / step) + 1
+        if count > 1000:
+            raise ValueError(f"a width range of {count} widths is too long; allowed: up to 1000")
+        return [round(start + i * step, 10) for i in range(count) if start + i * step <= stop + 1e-9]
 
     @field_validator("width_mults", "groups")
     @classmethod
@@ -132,71 +145,3 @@ class Candidate:
     def key_of(width_mult: float, plan: str) -> str:
         """The value of the study's ``candidate`` parameter: "α|plan"."""
         return f"{width_mult:g}|{plan}"
-
-
-def position_options(
-    space: SearchSpace, width_mult: float, resolution: int, num_classes: int, in_channels: int
-) -> dict[int, list[Placement]]:
-    """Every placement the space allows at each position, at this width (valid groups only)."""
-    table = backbone_table(space.backbone, width_mult, resolution, num_classes, in_channels, space.stem)
-    replaceable = set(table.replaceable())
-    options: dict[int, list[Placement]] = {}
-    for position in space.positions:
-        if position.index > table.last_index:
-            raise InvalidInput(
-                f"position {position.index} is out of range for {space.backbone}; "
-                f"allowed: 0..{table.last_index}"
-            )
-        channels = table.layers[position.index].spec.out_channels
-        found = []
-        for action in position.actions:
-            if action == "replace" and position.index not in replaceable:
-                continue
-            for module in space.modules:
-                spec = get_attention(module)
-                if "groups" in spec.option_names():
-                    for g in space.groups:
-                        if g in divisors(channels):
-                            found.append(Placement(action, position.index, module, groups=g))
-                else:
-                    found.append(Placement(action, position.index, module))
-        options[position.index] = found
-    return options
-
-
-def enumerate_candidates(
-    space: SearchSpace, resolution: int, num_classes: int, in_channels: int, convention: str = "exact"
-) -> list[Candidate]:
-    """All configurations of the space (plain backbones first), each with its closed-form cost.
-    A group count that divides the channels of no position at any width is invalid input."""
-    candidates = []
-    usable: set[int] = set()
-    channels: set[int] = set()
-    for width in space.width_mults:
-        options = position_options(space, width, resolution, num_classes, in_channels)
-        usable |= {p.config["groups"] for found in options.values() for p in found if "groups" in p.config}
-        table = backbone_table(space.backbone, width, resolution, num_classes, in_channels, space.stem)
-        channels |= {table.layers[p.index].spec.out_channels for p in space.positions}
-        for count in range(min(space.max_modules, len(options)) + 1):
-            for positions in itertools.combinations(sorted(options), count):
-                for chosen in itertools.product(*(options[p] for p in positions)):
-                    plan = plan_text(list(chosen))
-                    cost = network_cost(
-                        space.backbone,
-                        width,
-                        list(chosen),
-                        resolution,
-                        num_classes,
-                        in_channels,
-                        space.stem,
-                        convention,
-                    )
-                    candidates.append(Candidate(width, plan, cost.macs, cost.params, count))
-    grouped = any("groups" in get_attention(m).option_names() for m in space.modules)
-    unusable = sorted(set(space.groups) - usable) if grouped and space.positions else []
-    if unusable:
-        raise InvalidInput(
-            f"groups {unusable[0]} divides the channels of no position at any width "
-            f"(channels there: {', '.join(str(c) for c in sorted(channels))}); use divisors of them"
-        )
-    return candidates

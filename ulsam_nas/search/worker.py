@@ -6,6 +6,7 @@ the loop reads the study's trials once, and each trial reads them once more afte
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -23,11 +24,13 @@ from ulsam_nas.search.claims import (
 from ulsam_nas.search.create import create_or_load
 from ulsam_nas.search.evaluate import MAX_WAIT_SECONDS, Evaluator, Values, candidate_record
 from ulsam_nas.search.liveness import Liveness, fail_dead, fail_stale, requeue_search_trial
+from ulsam_nas.search.parameters import Assessment
 from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import (
     SEARCH,
     Trials,
     collect_results,
+    is_infeasible,
     is_search_trial,
     per_seed,
     reference_of,
@@ -39,6 +42,9 @@ from ulsam_nas.search.schedule import Request, Results
 from ulsam_nas.search.storage import open_storage
 
 MAX_CONSECUTIVE_FAILURES = 3  # then stop: the target is not reached and the command exits 1
+# Draws outside the constraints in a row before a worker gives up on the space (exit 1): the
+# constrained sampler learns the feasible region, so this many means it has almost none.
+MAX_CONSECUTIVE_INFEASIBLE = 2000
 
 # progress(stage, done, total, trials): called with the step's read of the study's trials
 Progress = Callable[[str, int, int, Sequence[optuna.trial.FrozenTrial]], None]
@@ -77,7 +83,6 @@ class Search:
         self.storage = open_storage(config.storage_url, config.heartbeat_interval, config.grace_period)
         self.study = create_or_load(problem, self.storage, baselines)
         self.evaluator = Evaluator(problem, self.read, self.liveness)
-        self._distribution = optuna.distributions.CategoricalDistribution([c.key for c in problem.feasible])
         self._target = config.trials
         self._current: int | None = None  # the id of the search trial this process is running
         self._shown: tuple[str, int] | None = None  # the stage and total progress last showed
@@ -107,9 +112,9 @@ class Search:
         self._target = target
         self._shown = self._last_shown = None
         show = self._show(progress)
-        failures = 0
+        failures = infeasible = 0
         patience = Patience()
-        while failures < MAX_CONSECUTIVE_FAILURES:
+        while failures < MAX_CONSECUTIVE_FAILURES and infeasible < MAX_CONSECUTIVE_INFEASIBLE:
             fail_stale(self.study)  # before the read, so the read sees their retry copies
             trials = self.read()
             if fail_dead(self.study, trials, self.liveness):
@@ -119,7 +124,10 @@ class Search:
                 show(SEARCH, done, target, trials)
             if done < target and claimed_slots(trials, self.liveness) < target:
                 patience.reset()
-                failures = failures + 1 if self.search_trial() else 0
+                outcome = self.search_trial()
+                # An infeasible draw is neither a failure nor a success: it leaves the count alone.
+                failures = {"failed": failures + 1, "ok": 0}.get(outcome, failures)
+                infeasible = infeasible + 1 if outcome == "infeasible" else 0
                 continue
             if done < target or search_running(trials, self.liveness):
                 if not patience.wait(1.0 if done < target else 2.0):
@@ -153,7 +161,7 @@ class Search:
         """Run one evaluation of the schedule: a retry copy queued after its worker died, else
         the first pending one no live worker holds.  Returns "ok" or "failed" for it, "wait" when
         live workers hold every pending one, "done" when the schedule is complete."""
-        queued = claim_queued_request(self.study, trials, set(self.problem.by_key), self.liveness)
+        queued = claim_queued_request(self.study, trials, self.liveness)
         if queued is not None:
             return "ok" if self._run_claimed(*queued).state == COMPLETE else "failed"
         results, costs = collect_results(trials, self.ladder)
@@ -182,9 +190,10 @@ class Search:
         )
 
     # -- search trials --------------------------------------------------------------------------
-    def search_trial(self) -> bool:
+    def search_trial(self) -> str:
         """Draw one trial (a queued one first) through Study.optimize, which records heartbeats
-        on a database; True when it failed in a way that counts (not ``surplus``)."""
+        on a database: "failed" when it failed in a way that counts (not ``surplus``),
+        "infeasible" for a draw outside the constraints, else "ok"."""
         finished: list[optuna.trial.FrozenTrial] = []
         self._current = None
         try:
@@ -202,13 +211,20 @@ class Search:
                 requeue_search_trial(self.study, interrupted)
             raise
         trial = finished[0]
-        return trial.state == FAIL and not trial.user_attrs.get("surplus")
+        if trial.state == FAIL and not trial.user_attrs.get("surplus"):
+            return "failed"
+        return "infeasible" if is_infeasible(trial.user_attrs) else "ok"
 
     def _search_objective(self, trial: optuna.Trial) -> Values:
-        """A drawn trial, or a queued evaluation of a later stage (its attributes say which)."""
+        """A drawn trial, or a queued evaluation of a later stage (its attributes say which).  A
+        draw outside the constraints is recorded with them and trains nothing."""
         self._current = trial._trial_id
         trial.set_user_attr("owner", self.liveness.owner)  # the claim's first write
-        key = trial.suggest_categorical("candidate", [c.key for c in self.problem.feasible])
+        width, plan = self.problem.parameters.suggest(trial)
+        assessment = self.problem.assess(width, plan)
+        if not assessment.feasible:
+            return self._infeasible(trial, assessment)
+        key = assessment.key
         trials = self.read()  # after the claim: earlier trials and their seeds are all visible
         attrs = trial.user_attrs  # a queued trial's attributes say what it evaluates
         if (
@@ -224,37 +240,55 @@ class Search:
         else:
             count = self.ladder.reference_seed_count(0) if reference else self.ladder.seed_counts[0]
             seeds = list(self.ladder.seeds(count))
-        candidate = self.problem.by_key[key]
+        candidate = self.problem.candidate(key)
         record = {**candidate_record(self.problem, candidate, rung), "stage": stage, "seeds_wanted": seeds}
         for name, value in {**record, "reference": reference}.items():
             trial.set_user_attr(name, value)
-        for name, value in self.problem.violations(candidate).items():
+        for name, value in assessment.constraints.items():
             trial.set_constraint(name, value)
         return self.evaluator.evaluate(
             trial, candidate, rung, seeds, trials, stage, prunable=is_search_trial(attrs)
         )
+
+    def _infeasible(self, trial: optuna.Trial, assessment: Assessment) -> Values:
+        """Record a draw outside the constraints (its constraint values, reasons and cost where
+        it has one) as finished, untrained: the sampler learns from it, nothing is trained."""
+        for name, value in assessment.constraints.items():
+            trial.set_constraint(name, value)
+        trial.set_user_attr("candidate", assessment.key)
+        trial.set_user_attr("infeasible", list(assessment.reasons))
+        if assessment.candidate is not None:
+            trial.set_user_attr("macs", assessment.candidate.macs)
+        macs = float(assessment.candidate.macs) if assessment.candidate is not None else math.inf
+        return 0.0 if self.config.objective == "accuracy" else (0.0, macs)
 
     # -- requested evaluations ------------------------------------------------------------------
     def run_request(self, request: Request, trials: Trials | None = None) -> optuna.trial.FrozenTrial:
         """Run one requested evaluation as a new trial, created RUNNING (claimed) in storage with
         its record; ``trials``: a recent read, for whether it is the reference.  Returns the
         finished trial."""
-        candidate = self.problem.by_key[request.key]
+        candidate = self.problem.candidate(request.key)
         reference = request.key == self.reference(trials if trials is not None else self.read())
         record = {
             **candidate_record(self.problem, candidate, request.rung),
             "reference": reference,
             "owner": self.liveness.owner,
         }
+        parameters = self.problem.parameters
         trial = claim_request(
-            self.study, request, self._distribution, record, self.problem.violations(candidate)
+            self.study,
+            request,
+            parameters.params_of(candidate.width_mult, candidate.plan),
+            parameters.distributions,
+            record,
+            self.problem.assessment(candidate).constraints,
         )
         return self._run_claimed(trial, request)
 
     def _run_claimed(self, trial: optuna.Trial, request: Request) -> optuna.trial.FrozenTrial:
         """Evaluate a requested trial this process holds RUNNING, recording heartbeats (Study.optimize
         does that for its own trials; these are made by hand)."""
-        candidate = self.problem.by_key[request.key]
+        candidate = self.problem.candidate(request.key)
         try:
             with get_heartbeat_thread(trial._trial_id, self.storage):
                 values = self.evaluator.evaluate(

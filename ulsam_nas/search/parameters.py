@@ -1,0 +1,370 @@
+"""The sampler's view of a search space: one parameter per choice, so that what a trained
+configuration scored tells the sampler about its neighbours (the same width, the same action at
+a position, a nearby g), and a space is never enumerated before the first trial.
+
+Parameters (Optuna distributions; ``i`` is a position's layer index):
+
+* ``width`` — the rank of the width multiplier among the space's widths (an integer: ordered);
+* ``at{i}`` — ``none`` or an action the space allows at position ``i`` (``insert``, ``replace``);
+* ``at{i}.module`` — which module, only where the space offers several and ``at{i}`` is not none;
+* ``at{i}.g`` — the rank of g among the space's group counts (ordered), only when ``at{i}`` is
+  not none and the module has groups.
+
+A draw decodes to a configuration: a width and a canonical plan (its text sorts placements and
+fills every option), whose key ``"α|plan"`` identifies it, so two parameter sets that build
+the same network share their trained seeds.  Its constraints (``Optuna's trial.set_constraint``;
+feasible when every value is ≤ 0): ``macs`` and ``params`` as the fraction over the budget
+(closed form), ``modules`` above ``max_modules``, and ``invalid``, the number of placements
+the network cannot take at that width (g not dividing the channels there, say).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+import optuna
+
+from ulsam_nas.attention import get_attention
+from ulsam_nas.backbones.batch import CostTable
+from ulsam_nas.backbones.network import backbone_table, network_cost, resolve_plan
+from ulsam_nas.backbones.plan import Placement, parse_plan, plan_text
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.space import Candidate, SearchSpace
+
+NONE = "none"
+WIDTH = "width"
+
+
+def action_name(index: int) -> str:
+    return f"at{index}"
+
+
+def module_name(index: int) -> str:
+    return f"at{index}.module"
+
+
+def groups_name(index: int) -> str:
+    return f"at{index}.g"
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Closed-form limits (inf: none) and the counting convention they are in."""
+
+    macs: float = math.inf
+    params: float = math.inf
+    convention: str = "exact"
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """A configuration judged before any training: its cost (None when it cannot be built), its
+    constraint values (all ≤ 0 when feasible) and, when infeasible, why in words."""
+
+    width_mult: float
+    plan: str
+    candidate: Candidate | None
+    constraints: dict[str, float]
+    reasons: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return Candidate.key_of(self.width_mult, self.plan)
+
+    @property
+    def feasible(self) -> bool:
+        return all(v <= 0 for v in self.constraints.values())
+
+
+@dataclass
+class ParameterSpace:
+    space: SearchSpace
+    network: dict[str, Any]  # resolution, num_classes, in_channels, stem
+    budget: Budget = field(default_factory=Budget)
+
+    def __post_init__(self) -> None:
+        grouped = [m for m in self.space.modules if "groups" in get_attention(m).option_names()]
+        self._grouped = set(grouped)
+        for position in self.space.positions:
+            if position.index > self._table(self.space.width_mults[0]).last_index:
+                last = self._table(self.space.width_mults[0]).last_index
+                raise InvalidInput(
+                    f"position {position.index} is out of range for {self.space.backbone}; allowed: 0..{last}"
+                )
+        self._check_groups_usable()
+
+    # -- parameters ----------------------------------------------------------------------------
+    @cached_property
+    def distributions(self) -> dict[str, optuna.distributions.BaseDistribution]:
+        """Every parameter a draw may have (conditional ones included)."""
+        found: dict[str, optuna.distributions.BaseDistribution] = {
+            WIDTH: optuna.distributions.IntDistribution(0, len(self.space.width_mults) - 1)
+        }
+        for position in self.space.positions:
+            found[action_name(position.index)] = optuna.distributions.CategoricalDistribution(
+                [NONE, *position.actions]
+            )
+            if len(self.space.modules) > 1:
+                found[module_name(position.index)] = optuna.distributions.CategoricalDistribution(
+                    list(self.space.modules)
+                )
+            if self._grouped:
+                found[groups_name(position.index)] = optuna.distributions.IntDistribution(
+                    0, len(self.space.groups) - 1
+                )
+        return found
+
+    def suggest(self, trial: optuna.Trial) -> tuple[float, str]:
+        """Draw a configuration through ``trial`` (a queued trial returns its fixed parameters):
+        (width multiplier, canonical plan)."""
+        width = self.space.width_mults[trial.suggest_int(WIDTH, 0, len(self.space.width_mults) - 1)]
+        placements = []
+        for position in self.space.positions:
+            action = trial.suggest_categorical(action_name(position.index), [NONE, *position.actions])
+            if action == NONE:
+                continue
+            module = self.space.modules[0]
+            if len(self.space.modules) > 1:
+                module = trial.suggest_categorical(module_name(position.index), list(self.space.modules))
+            options = {}
+            if module in self._grouped:
+                rank = trial.suggest_int(groups_name(position.index), 0, len(self.space.groups) - 1)
+                options["groups"] = self.space.groups[rank]
+            placements.append(Placement(str(action), position.index, str(module), **options))
+        return width, plan_text(placements)
+
+    def params_of(self, width_mult: float, plan: str) -> dict[str, Any]:
+        """The parameters that draw this configuration (the inverse of ``suggest``)."""
+        if width_mult not in self.space.width_mults:
+            raise InvalidInput(f"width {width_mult:g} is not in the space; allowed: {self.space.width_mults}")
+        params: dict[str, Any] = {WIDTH: self.space.width_mults.index(width_mult)}
+        by_index = {p.index: p for p in resolve_plan(self._table(width_mult), plan)}
+        for position in self.space.positions:
+            placement = by_index.pop(position.index, None)
+            params[action_name(position.index)] = NONE if placement is None else placement.action
+            if placement is None:
+                continue
+            if len(self.space.modules) > 1:
+                params[module_name(position.index)] = placement.module
+            if placement.module in self._grouped:
+                params[groups_name(position.index)] = self.space.groups.index(placement.config["groups"])
+        if by_index:
+            raise InvalidInput(
+                f"plan {plan!r} places a module at {sorted(by_index)}, not a position of the space"
+            )
+        return params
+
+    # -- judging a configuration ---------------------------------------------------------------
+    def assess(self, width_mult: float, plan: str) -> Assessment:
+        """Cost and constraints of a configuration (closed form; microseconds once cached)."""
+        placements = parse_plan(plan)
+        constraints = {"modules": float(len(placements) - self.space.max_modules)}
+        reasons = []
+        if constraints["modules"] > 0:
+            reasons.append(f"{len(placements)} modules, more than max_modules {self.space.max_modules}")
+        table = self._table(width_mult)
+        invalid = []
+        for placement in placements:
+            try:
+                resolve_plan(table, [placement])
+            except InvalidInput as error:
+                invalid.append(str(error))
+        constraints["invalid"] = float(len(invalid))
+        reasons += invalid
+        candidate = None
+        if not invalid:
+            cost = network_cost(
+                self.space.backbone, width_mult, placements, convention=self.budget.convention, **self.network
+            )
+            candidate = Candidate(width_mult, plan_text(placements), cost.macs, cost.params, len(placements))
+            if math.isfinite(self.budget.macs):
+                constraints["macs"] = cost.macs / self.budget.macs - 1
+            if math.isfinite(self.budget.params):
+                constraints["params"] = cost.params / self.budget.params - 1
+            for name, value, limit in (
+                ("MACs", cost.macs, self.budget.macs),
+                ("params", cost.params, self.budget.params),
+            ):
+                if value > limit:
+                    reasons.append(f"{value / 1e6:.3f} M{name} over the budget of {limit / 1e6:g} M")
+        return Assessment(width_mult, plan_text(placements), candidate, constraints, tuple(reasons))
+
+    def candidate(self, key: str) -> Candidate:
+        """A configuration from its key "α|plan", with its cost (it must be buildable)."""
+        width_text, _, plan = key.partition("|")
+        assessment = self.assess(float(width_text), plan)
+        if assessment.candidate is None:
+            raise InvalidInput(f"configuration {key!r} cannot be built: {assessment.reasons[0]}")
+        return assessment.candidate
+
+    # -- the whole space ------------------------------------------------------------------------
+    @cached_property
+    def cost_table(self) -> CostTable:
+        """Each position's options (nothing first) at every width, costed once."""
+        return CostTable(
+            self.space.backbone,
+            self.space.width_mults,
+            [[None, *self._options(position)] for position in self.space.positions],
+            convention=self.budget.convention,
+            **self.network,
+        )
+
+    def configuration_counts(self) -> dict[float, int]:
+        """Buildable configurations with at most ``max_modules`` modules, per width (exact, from
+        the number of valid options at each position; no enumeration)."""
+        table = self.cost_table
+        counts = {}
+        for w, width in enumerate(self.space.width_mults):
+            valid = [int(table.option_valid[w, s, 1 : len(slot)].sum()) for s, slot in enumerate(table.slots)]
+            counts[width] = sum(_elementary_symmetric(valid)[: self.space.max_modules + 1])
+        return counts
+
+    def product_size(self) -> int:
+        """How many combinations the parameters span (before any constraint)."""
+        return len(self.space.width_mults) * math.prod(len(slot) for slot in self.cost_table.slots)
+
+    def enumerate(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every buildable configuration with at most ``max_modules`` modules, in chunks (one per
+        width and set of filled positions): (width ranks, choices)."""
+        table = self.cost_table
+        slots = range(len(table.slots))
+        for w in range(len(self.space.width_mults)):
+            valid = [np.flatnonzero(table.option_valid[w, s, 1 : len(table.slots[s])]) + 1 for s in slots]
+            for count in range(min(self.space.max_modules, len(valid)) + 1):
+                for filled in itertools.combinations(slots, count):
+                    if any(len(valid[s]) == 0 for s in filled):
+                        continue
+                    grids = np.meshgrid(*(valid[s] for s in filled), indexing="ij") if filled else []
+                    rows = int(np.prod([len(valid[s]) for s in filled])) if filled else 1
+                    choices = np.zeros((rows, len(valid)), dtype=np.intp)
+                    for s, grid in zip(filled, grids, strict=True):
+                        choices[:, s] = grid.ravel()
+                    yield np.full(rows, w, dtype=np.intp), choices
+
+    def sample(self, rng: np.random.Generator, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """``count`` buildable configurations with at most ``max_modules`` modules, each equally
+        likely: (width ranks, choices)."""
+        table = self.cost_table
+        counts = self.configuration_counts()
+        weights = np.array([counts[w] for w in self.space.width_mults], dtype=float)
+        widths = rng.choice(len(weights), size=count, p=weights / weights.sum())
+        choices = np.zeros((count, len(table.slots)), dtype=np.intp)
+        for w in np.unique(widths):
+            rows = np.flatnonzero(widths == w)
+            valid = [
+                np.flatnonzero(table.option_valid[w, s, 1 : len(slot)]) + 1
+                for s, slot in enumerate(table.slots)
+            ]
+            for row in rows:
+                for s in _weighted_subset(rng, [len(v) for v in valid], self.space.max_modules):
+                    choices[row, s] = rng.choice(valid[s])
+        return widths, choices
+
+    def cheapest(self) -> Candidate:
+        """The configuration with the fewest MACs (exact, no enumeration)."""
+        return self._least("macs")
+
+    def fewest_params(self) -> Candidate:
+        """The configuration with the fewest parameters (exact, no enumeration)."""
+        return self._least("params")
+
+    def _least(self, kind: str) -> Candidate:
+        # Per width: the plain backbone plus the max_modules most negative changes, one per
+        # position (each position's most negative option).
+        table = self.cost_table
+        delta = table.delta_macs if kind == "macs" else table.delta_params
+        best: tuple[int, int, list[int]] | None = None
+        for w in range(len(self.space.width_mults)):
+            picks = []
+            for s, slot in enumerate(table.slots):
+                options = [o for o in range(1, len(slot)) if table.option_valid[w, s, o]]
+                if options:
+                    o = min(options, key=lambda o: delta[w, s, o])
+                    if delta[w, s, o] < 0:
+                        picks.append((int(delta[w, s, o]), s, o))
+            choices = [0] * len(table.slots)
+            for _, s, o in sorted(picks)[: self.space.max_modules]:
+                choices[s] = o
+            found = table.evaluate(np.array([w]), np.array([choices]))
+            value = int((found.macs if kind == "macs" else found.params)[0])
+            if best is None or value < best[0]:
+                best = (value, w, choices)
+        assert best is not None
+        width, plan = self.configuration(best[1], best[2])
+        return self.candidate(Candidate.key_of(width, plan))
+
+    def configuration(self, width_rank: int, choices: Sequence[int]) -> tuple[float, str]:
+        """(width multiplier, canonical plan) of one row of ``enumerate`` or ``sample``."""
+        width = self.space.width_mults[int(width_rank)]
+        placements = resolve_plan(self._table(width), self.cost_table.placements(choices))
+        return width, plan_text(placements)
+
+    # -- helpers --------------------------------------------------------------------------------
+    def _table(self, width_mult: float) -> Any:
+        return backbone_table(self.space.backbone, width_mult, **self.network)
+
+    def _options(self, position: Any) -> list[Placement]:
+        found = []
+        for action in position.actions:
+            for module in self.space.modules:
+                if module in self._grouped:
+                    found += [Placement(action, position.index, module, groups=g) for g in self.space.groups]
+                else:
+                    found.append(Placement(action, position.index, module))
+        return found
+
+    def _check_groups_usable(self) -> None:
+        """A group count that divides the channels of no position at any width is a mistake in
+        the space file, refused naming the channels there."""
+        if not self._grouped or not self.space.positions:
+            return
+        channels = {
+            self._table(width).layers[p.index].spec.out_channels
+            for width in self.space.width_mults
+            for p in self.space.positions
+        }
+        for g in self.space.groups:
+            if all(c % g for c in channels):
+                raise InvalidInput(
+                    f"groups {g} divides the channels of no position at any width "
+                    f"(channels there: {', '.join(str(c) for c in sorted(channels))}); use divisors of them"
+                )
+
+
+def _elementary_symmetric(values: Sequence[int]) -> list[int]:
+    """e_k(values) for k = 0..len(values): the number of ways to choose k positions and one of
+    each chosen position's options."""
+    e = [1] + [0] * len(values)
+    for v in values:
+        for k in range(len(e) - 1, 0, -1):
+            e[k] += e[k - 1] * v
+    return e
+
+
+def _weighted_subset(rng: np.random.Generator, sizes: Sequence[int], most: int) -> list[int]:
+    """Positions to fill, chosen so that every configuration with at most ``most`` modules is
+    equally likely (a subset's weight is the product of its positions' option counts)."""
+    # ways[i][k]: configurations of positions i.. with exactly k modules.
+    n = len(sizes)
+    ways = [[0] * (most + 2) for _ in range(n + 1)]
+    ways[n][0] = 1
+    for i in range(n - 1, -1, -1):
+        for k in range(most + 1):
+            ways[i][k] = ways[i + 1][k] + (sizes[i] * ways[i + 1][k - 1] if k else 0)
+    totals = [ways[0][k] for k in range(most + 1)]
+    k = int(rng.choice(most + 1, p=np.array(totals, dtype=float) / sum(totals)))
+    chosen = []
+    for i in range(n):
+        if k == 0:
+            break
+        take = sizes[i] * ways[i + 1][k - 1]
+        if rng.random() * ways[i][k] < take:
+            chosen.append(i)
+            k -= 1
+    return chosen
