@@ -121,11 +121,15 @@ def test_stages_halve_then_confirm_with_paired_seeds():
     results[1]["c0"] = {10: 0.6, 11: 0.6, 12: 0.6}
     stage, requests = LADDER.pending(results, costs, reference="c0")
     assert stage == "confirm"
+    # The top 2 of rung 1 and the reference, each with 5 fresh seeds (base + 1000 + i): the
+    # seeds that promoted them are not reused, so their luck does not carry into the confirmation.
+    fresh = (1010, 1011, 1012, 1013, 1014)
     assert [(r.key, r.rung, r.seeds) for r in requests] == [
-        ("c7", 1, (10, 11, 12, 13, 14)),
-        ("c8", 1, (10, 11, 12, 13, 14)),
+        ("c7", 1, fresh),
+        ("c8", 1, fresh),
+        ("c0", 1, fresh),
     ]
-    assert requests[0].missing(results) == (12, 13, 14)  # the rung's seeds are reused
+    assert requests[0].missing(results) == fresh
 
 
 def test_a_missing_reference_seed_is_requested_before_any_promotion():
@@ -159,8 +163,9 @@ def test_ties_recommend_the_cheapest_and_say_so_in_plain_words():
     g4 = [0.800, 0.811, 0.796, 0.805, 0.802]
     g16 = [0.804, 0.806, 0.801, 0.809, 0.800]
     far = [0.70, 0.71, 0.69, 0.70, 0.705]
-    results = {0: {"g4": dict(enumerate(g4)), "g16": dict(enumerate(g16)), "far": dict(enumerate(far))}}
-    ladder = Ladder((Fidelity(2, 100),), (5,), top_k=3, confirm_seeds=5)
+    confirm = lambda values: {1000 + i: v for i, v in enumerate(values)}  # noqa: E731
+    results = {0: {"g4": confirm(g4), "g16": confirm(g16), "far": confirm(far)}}
+    ladder = Ladder((Fidelity(2, 100),), (1,), top_k=3, confirm_seeds=5)
     selection = select(ladder, results, costs)
     assert selection.confirmed and selection.best == "g16"
     tied = {r.key: r.tied_with_best for r in selection.ranked}
@@ -238,3 +243,34 @@ def test_ties_are_reported_below_the_detectable_difference_and_not_far_above_it(
     assert tie_rate(0.0) >= 0.9
     assert tie_rate(detectable / 4) >= 0.75
     assert tie_rate(3 * detectable) <= 0.05
+
+
+def test_the_confirmation_adds_seeds_until_it_detects_the_target_and_stops_at_the_maximum():
+    ladder = Ladder(
+        (Fidelity(2, 100),), (1,), top_k=2, confirm_seeds=5, confirm_target=0.005, confirm_max_seeds=12
+    )
+    costs = costs_for(["a", "b", "c"])
+    results = {0: {"a": {0: 0.9}, "b": {0: 0.8}, "c": {0: 0.1}}}
+    stage, requests = ladder.pending(results, costs, None)
+    assert stage == "confirm" and [len(r.seeds) for r in requests] == [5, 5]
+    rng = np.random.default_rng(0)
+
+    def fill(spread: float, count: int) -> None:
+        for key, base in (("a", 0.85), ("b", 0.84)):
+            found = results[0][key]
+            for seed in ladder.confirm_seed_list(count):
+                found.setdefault(seed, base + spread * rng.standard_normal())
+
+    fill(0.01, 5)  # paired sd ≈ 1.4 points: 5 seeds detect ≈ 1.8 points, far from 0.5
+    _, requests = ladder.pending(results, costs, None)
+    assert [len(r.seeds) for r in requests] == [12, 12]  # as many as the estimate says, at most 12
+    fill(0.01, 12)
+    assert ladder.pending(results, costs, None) == (None, [])  # the maximum ends it, detected or not
+    quiet = Ladder(
+        (Fidelity(2, 100),), (1,), top_k=2, confirm_seeds=5, confirm_target=0.005, confirm_max_seeds=12
+    )
+    results = {0: {"a": {0: 0.9}, "b": {0: 0.8}}}
+    for seed in quiet.confirm_seed_list(5):
+        results[0]["a"][seed] = 0.85 + 0.0005 * rng.standard_normal()
+        results[0]["b"][seed] = 0.84 + 0.0005 * rng.standard_normal()
+    assert quiet.pending(results, costs, None) == (None, [])  # 5 seeds already detect 0.5 points

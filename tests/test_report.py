@@ -209,6 +209,7 @@ def test_pareto_table_exact_contents(written):
             "Accuracy (%)": "83.00",
             "± SE": "1.73",
             "Seeds": "3",
+            "Test (%)": "-",
             "vs best": "tied with best",
             # paired over seeds 0-2: 0.03, -0.01, 0.07 -> mean 3.00, sd 4 points, SE 4/√3
             "Δ vanilla same α (points)": "+3.00 ± 2.31 (3 seeds)",
@@ -224,6 +225,7 @@ def test_pareto_table_exact_contents(written):
             "Accuracy (%)": "84.00",
             "± SE": "0.29",
             "Seeds": "3",
+            "Test (%)": "-",
             "vs best": "best (provisional)",
             "Δ vanilla same α (points)": "+4.00 ± 0.29 (3 seeds)",
         },

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the report modules load matplotlib and pandas: only when a 
     from ulsam_nas.reporting.data import StudyData
 
 # Written by ``ulsam-nas calibrate`` into the same folder: a report keeps them and shows them.
-CALIBRATION_FILES = ("calibration.md", "calibration.csv", "calibration.png")
+CALIBRATION_FILES = ("calibration.md", "calibration.csv", "calibration.png", "calibration.json")
 
 _CAPTIONS = {
     "macs": "Validation accuracy against exact MACs (closed form, batch 1).",
@@ -41,6 +41,24 @@ def _check_target(target: Path) -> None:
             )
 
 
+def _check_settings(target: Path, settings: str, name: str) -> None:
+    """A report folder of a study with other settings is not replaced (one line naming --out)."""
+    import json
+
+    summary = target / "summary.json"
+    if not summary.is_file():
+        return
+    try:
+        made = json.loads(summary.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        made = {}
+    if made.get("settings", settings) != settings:
+        raise InvalidInput(
+            f"--out {target} holds the report of study {made.get('study')!r} made with other settings "
+            f"({made.get('settings')}; study {name!r} has {settings}); give --out DIR for this one"
+        )
+
+
 def _calibration(target: Path) -> dict[str, Any] | None:
     """What ``ulsam-nas calibrate`` left in the report folder, for the page."""
     text, png, csv = (target / name for name in ("calibration.md", "calibration.png", "calibration.csv"))
@@ -56,6 +74,7 @@ def _calibration(target: Path) -> dict[str, Any] | None:
 def build_files(data: StudyData, target: Path) -> dict[str, str | bytes]:
     """Every file of the report (relative name -> content) from a loaded study."""
     from ulsam_nas.output import render_frame, to_json
+    from ulsam_nas.reporting.effects import EFFECTS_NOTES, effects_frame
     from ulsam_nas.reporting.groups import GROUPS_NOTES, groups_series, groups_table
     from ulsam_nas.reporting.overhead import overhead_frame, overhead_markdown, overhead_tables
     from ulsam_nas.reporting.page import (
@@ -71,6 +90,7 @@ def build_files(data: StudyData, target: Path) -> dict[str, str | bytes]:
 
     files: dict[str, str | bytes] = {}
     figures = _pareto_files(data, files)
+    effects_page = _effects_files(data, files)
     notes = pareto_notes(data)
     series = groups_series(data)
     groups_page = _groups_files(data, series, files)
@@ -105,6 +125,10 @@ def build_files(data: StudyData, target: Path) -> dict[str, str | bytes]:
         "groups_figure": groups_page,
         "groups_table": html_table(groups_table(data, series)) if groups_page else "",
         "groups_notes": GROUPS_NOTES,
+        "effects_figure": effects_page,
+        "effects_table": html_table(effects_frame(data)) if effects_page else "",
+        "effects_notes": EFFECTS_NOTES,
+        "split": data.best.get("split"),
         "overhead": [
             {"shape": shape.text, "where": ", ".join(shape.where), "table": html_table(table.to_frame())}
             for shape, table in overheads
@@ -153,6 +177,33 @@ def _pareto_files(data: StudyData, files: dict[str, str | bytes]) -> list[dict[s
     files["pareto.csv"] = render_frame(pareto_table(data, thousands=False), "csv")
     files["pareto.tex"] = render_frame(pareto_table(data), "latex", notes)
     return figures
+
+
+def _effects_files(data: StudyData, files: dict[str, str | bytes]) -> dict[str, str] | None:
+    """The factor-effect figure and tables into ``files``; the figure's entry for the page."""
+    from ulsam_nas.output import render_frame
+    from ulsam_nas.reporting.effects import EFFECTS_NOTES, effects_figure, effects_frame
+
+    figure = effects_figure(data)
+    if figure is None:
+        return None
+    encoded = encode_figure(figure)
+    files["effects.png"], files["effects.svg"] = encoded["png"], encoded["svg"]
+    table = effects_frame(data)
+    files["effects.md"] = render_frame(table, "markdown", EFFECTS_NOTES)
+    files["effects.csv"] = render_frame(table, "csv")
+    return {
+        "png": "effects.png",
+        "svg": "effects.svg",
+        "alt": "effect of each factor on accuracy with 95% intervals",
+        "caption": "What each choice does to accuracy, from every trained run of one fidelity.",
+    }
+
+
+def encode_figure(figure: Any) -> dict[str, bytes]:
+    from ulsam_nas.reporting.figures import encode
+
+    return encode(figure)
 
 
 def _groups_files(data: StudyData, series: Any, files: dict[str, str | bytes]) -> dict[str, str] | None:
@@ -205,6 +256,7 @@ def write_report(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # optuna's experimental-API notes
         data = load_study_data(open_study(storage, name), storage)
+    _check_settings(target, data.best["settings"], name)
     files = build_files(data, target)
     write_directory(target, files, keep=CALIBRATION_FILES)
     names = {*files, *(n for n in CALIBRATION_FILES if (target / n).is_file())}

@@ -14,10 +14,9 @@ import pandas as pd
 
 from ulsam_nas.backbones.plan import plan_facts
 from ulsam_nas.search.config import StudyConfig
-from ulsam_nas.search.noise import summarize
 from ulsam_nas.search.records import stage_of
 from ulsam_nas.search.results import StudyResults
-from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection
+from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection, rung_summary
 from ulsam_nas.search.space import Candidate
 from ulsam_nas.search.storage import redact
 
@@ -71,10 +70,10 @@ def _trial_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
     for trial in trials:
         attrs = trial.user_attrs
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
-        if "candidate" in attrs:
+        if "plan" in attrs:
             row.update(_candidate_columns(attrs["candidate"], attrs))
-        elif "candidate" in trial.params:
-            row["candidate"] = trial.params["candidate"]
+        elif "candidate" in attrs:  # an infeasible draw: its key and cost where it has one
+            row.update({"candidate": attrs["candidate"], "macs": attrs.get("macs")})
         fidelity = attrs.get("fidelity") or {}
         row.update(
             {
@@ -82,11 +81,13 @@ def _trial_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
                 "epochs": fidelity.get("epochs", attrs.get("epochs")),
                 "images": fidelity.get("images"),
                 "over_budget": bool(attrs.get("over_budget")),
+                "infeasible": "; ".join(attrs.get("infeasible") or []),
                 "baseline": bool(attrs.get("baseline")),
                 "seeds": " ".join(str(s) for s in attrs.get("seeds") or []),
                 "accuracies": " ".join(f"{a:.4f}" for a in attrs.get("accuracies") or []),
                 "accuracy": None if attrs.get("over_budget") else attrs.get("accuracy"),
                 "accuracy_se": attrs.get("accuracy_se"),
+                "test_accuracy": attrs.get("test_accuracy"),
                 "trained_seeds": " ".join(str(s) for s in attrs.get("trained_seeds") or []),
                 "latency_ms": attrs.get("latency_ms"),
                 "train_seconds": attrs.get("train_seconds"),
@@ -97,6 +98,7 @@ def _trial_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
 
 
 def _point_rows(
+    view: StudyResults,
     results: Results,
     costs: dict[str, Costs],
     first: dict[str, dict[str, Any]],
@@ -111,15 +113,18 @@ def _point_rows(
             status[(entry.key, entry.rung)] = "tied with best" if entry.tied_with_best else "worse than best"
     rows = []
     for rung in sorted(results):
-        for key, per_seed in sorted(results[rung].items()):
-            summary = summarize([per_seed[s] for s in sorted(per_seed)])
+        for key in sorted(results[rung]):
+            entry = rung_summary(view.ladder, results, key, rung)
+            test = view.test_summary(key) if entry.stage == "confirm" else None
             rows.append(
                 {
                     **_candidate_columns(key, first[key]),
                     "rung": rung,
-                    "seeds": summary.n,
-                    "accuracy": summary.mean,
-                    "accuracy_se": summary.se,
+                    "seeds": len(entry.seeds),
+                    "accuracy": entry.mean,
+                    "accuracy_se": entry.se,
+                    "test_accuracy": None if test is None else test[0],
+                    "test_accuracy_se": None if test is None else test[1],
                     "latency_ms": costs[key].latency_ms,
                     "vanilla": first[key]["plan"] == "",
                     "reference": key == reference,
@@ -144,6 +149,8 @@ _POINT_COLUMNS = [
     "seeds",
     "accuracy",
     "accuracy_se",
+    "test_accuracy",
+    "test_accuracy_se",
     "latency_ms",
     "vanilla",
     "reference",
@@ -157,7 +164,7 @@ def load_study_data(study: optuna.Study, storage: str) -> StudyData:
     view = StudyResults.load(study, empty=": nothing to report")
     trials = pd.DataFrame(_trial_rows(view.trials))
     points = pd.DataFrame(
-        _point_rows(view.results, view.costs, view.first, view.selection, view.reference),
+        _point_rows(view, view.results, view.costs, view.first, view.selection, view.reference),
         columns=_POINT_COLUMNS,
     )
     over = trials[trials["over_budget"]].drop_duplicates("candidate") if len(trials) else trials

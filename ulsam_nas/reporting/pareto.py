@@ -288,6 +288,7 @@ def pareto_table(data: StudyData, thousands: bool = True) -> pd.DataFrame:
                 "Accuracy (%)": f"{row['accuracy'] * 100:.2f}",
                 "± SE": "-" if pd.isna(row["accuracy_se"]) else f"{row['accuracy_se'] * 100:.2f}",
                 "Seeds": row["seeds"],
+                "Test (%)": _test_text(row),
                 "vs best": row["status"] or "-",
                 "Δ vanilla same α (points)": difference.text,
             }
@@ -295,11 +296,20 @@ def pareto_table(data: StudyData, thousands: bool = True) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _test_text(row: pd.Series) -> str:
+    if pd.isna(row["test_accuracy"]):
+        return "-"
+    se = "" if pd.isna(row["test_accuracy_se"]) else f" ± {row['test_accuracy_se'] * 100:.2f}"
+    return f"{row['test_accuracy'] * 100:.2f}{se}"
+
+
 def pareto_notes(data: StudyData) -> list[str]:
     rung = data.final_rung
     notes = [
         f"Accuracy: mean validation accuracy at {data.fidelity_text(rung)} ({data.config.proxy.data}), "
-        "over the seeds listed; ± SE is one standard error over seeds.",
+        "over the seeds listed (a confirmed candidate: the confirmation's fresh seeds); ± SE is one "
+        "standard error over seeds.",
+        "Test: the same models on the data's test part (confirmed candidates only; never used to select).",
         f"MACs and params: exact closed form ({data.config.budget.convention} convention), batch 1; "
         "latency measured on the machine that trained the candidate.",
         "Δ vanilla same α: the candidate's accuracy minus the plain backbone's at the same width, "

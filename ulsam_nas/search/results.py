@@ -11,17 +11,22 @@ from typing import Any
 import optuna
 
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.search.config import StudyConfig, stored_config
-from ulsam_nas.search.noise import TEST_NAME
+from ulsam_nas.search.config import StudyConfig, settings_fingerprint, stored_config
+from ulsam_nas.search.effects import effect_sentence, estimate_effects, importance
+from ulsam_nas.search.noise import TEST_NAME, summarize
 from ulsam_nas.search.records import (
     FINISHED,
     collect_results,
+    collect_tests,
     first_records,
+    infeasible_draws,
+    is_search_trial,
     reference_of,
     search_trials_finished,
     stage_of,
 )
 from ulsam_nas.search.schedule import Costs, Ladder, Ranked, Results, Selection, select, tie_sentence
+from ulsam_nas.search.space import SearchSpace
 
 
 @dataclass
@@ -36,6 +41,7 @@ class StudyResults:
     reference: str | None  # the vanilla candidate whose seed spread states the noise
     first: dict[str, dict[str, Any]]  # each candidate's attributes from its first finished trial
     selection: Selection
+    tests: dict[str, dict[int, float]]  # candidate -> seed -> test accuracy (confirmation only)
 
     @classmethod
     def load(cls, study: optuna.Study, empty: str = "") -> StudyResults:
@@ -52,7 +58,7 @@ class StudyResults:
         selection = select(ladder, results, costs, reference)
         return cls(
             study.study_name, config, ladder, user_attrs, trials, results, costs, reference,
-            first_records(trials), selection,
+            first_records(trials), selection, collect_tests(trials, ladder),
         )  # fmt: skip
 
     @property
@@ -99,6 +105,7 @@ class StudyResults:
         ]
         return {
             "study": self.name,
+            "settings": settings_fingerprint(self.user_attrs.get("identity") or {}),
             "unit": "MAC",
             "scored_trials": len(scored),
             "trained_trials": sum(1 for t in scored if t.user_attrs.get("trained_steps")),
@@ -110,11 +117,95 @@ class StudyResults:
             "recommended_candidate": selection.recommended,
             "recommendation": tie_sentence(selection, {k: self.label(k) for k in self.first}, self.costs),
             "detectable_difference": selection.detectable,
+            "trade_off": self.trade_off(),
+            "replication": self.user_attrs.get("replication"),
             "noise": selection.noise,
             "training": training_by_stage(self.trials, self.ladder),
+            "split": self.user_attrs.get("split"),
+            "infeasible_draws": infeasible_draws(self.trials),
             "candidates": [self._candidate(entry) for entry in selection.ranked[:top]],
-            "notes": selection.notes,
+            **self.effects(),
+            "notes": selection.notes + self._test_notes(),
         }
+
+    def trade_off(self) -> dict[str, Any] | None:
+        """The recommendation against the plain network at the widest width inside the budget,
+        paired over their common confirmation seeds: the width trade-off in one interval."""
+        selection, reference = self.selection, self.reference
+        comparison = selection.versus_reference
+        if comparison is None or reference is None or selection.recommended is None:
+            return None
+        return {
+            "recommended": selection.recommended,
+            "reference": reference,
+            "seeds": comparison.n,
+            "mean": comparison.difference,
+            "ci_low": comparison.ci_low,
+            "ci_high": comparison.ci_high,
+            "p_value": comparison.p_value,
+            "sentence": trade_off_sentence(
+                self.label(selection.recommended), self.label(reference), comparison.difference,
+                comparison.ci_low, comparison.ci_high, comparison.n,
+                self.costs[selection.recommended].macs - self.costs[reference].macs,
+            ),
+        }  # fmt: skip
+
+    def effects(self) -> dict[str, Any]:
+        """Factor effects (``effects``) from every trained evaluation at the rung with the most
+        trained candidates, and Optuna's importance of the sampler's parameters."""
+        if not self.results:
+            return {"effects": [], "effects_rung": None, "importance": None}
+        rung = max(self.results, key=lambda r: (len(self.results[r]), -r))
+        observations = [
+            (self.first[key]["width_mult"], self.first[key]["plan"], seed, accuracy)
+            for key, found in self.results[rung].items()
+            for seed, accuracy in found.items()
+        ]
+        space = self.space
+        positions = [p.index for p in space.positions] if space else []
+        modules = list(space.modules) if space else ["ulsam"]
+        names = [n for n in self.user_attrs.get("parameters", []) if "." not in n]
+        trained = [
+            t
+            for t in self.trials
+            if t.state == optuna.trial.TrialState.COMPLETE
+            and is_search_trial(t.user_attrs)
+            and t.user_attrs.get("trained_seeds")
+            and t.user_attrs.get("rung", 0) == 0
+        ]
+        distributions = trained[0].distributions if trained else {}
+        return {
+            "effects": estimate_effects(observations, positions, modules),
+            "effects_rung": rung,
+            "effects_candidates": len(self.results[rung]),
+            "effects_observations": len(observations),
+            "importance": importance(trained, distributions, [n for n in names if n in distributions]),
+        }
+
+    @property
+    def space(self) -> SearchSpace | None:
+        """The search space the study was made with (its text is part of the identity)."""
+        import yaml
+
+        text = (self.user_attrs.get("identity") or {}).get("space")
+        try:
+            return SearchSpace.model_validate(yaml.safe_load(text)) if text else None
+        except (ValueError, yaml.YAMLError):
+            return None
+
+    def test_summary(self, key: str) -> tuple[float, float | None, int] | None:
+        """Mean test accuracy, its SE over seeds and the seed count of a confirmed candidate."""
+        found = self.tests.get(key)
+        if not found:
+            return None
+        summary = summarize([found[s] for s in sorted(found)])
+        return summary.mean, summary.se, summary.n
+
+    def _test_notes(self) -> list[str]:
+        split = self.user_attrs.get("split") or {}
+        if split and not split.get("test_images"):
+            return ["the data has no test part: no test figure exists (give a test part to get one)"]
+        return []
 
     def _candidate(self, entry: Ranked) -> dict[str, Any]:
         attrs = self.first[entry.key]
@@ -151,8 +242,16 @@ class StudyResults:
             "macs": attrs["macs"],
             "params": attrs["params"],
             "latency_ms": self.costs[entry.key].latency_ms,
+            **self._test_fields(entry),
             "create_network": call,
         }
+
+    def _test_fields(self, entry: Ranked) -> dict[str, Any]:
+        """Test accuracy over the confirmation's seeds (only confirmed candidates have one)."""
+        summary = self.test_summary(entry.key) if entry.stage == "confirm" else None
+        if summary is None:
+            return {"test_accuracy": None, "test_accuracy_se": None, "test_seeds": 0}
+        return {"test_accuracy": summary[0], "test_accuracy_se": summary[1], "test_seeds": summary[2]}
 
     def _first_number(self, key: str) -> int:
         return next(
@@ -177,7 +276,7 @@ def training_by_stage(trials: list[optuna.trial.FrozenTrial], ladder: Ladder) ->
     for trial in trials:
         attrs = trial.user_attrs
         name = stage_of(attrs)
-        if name not in rows or trial.state not in FINISHED:
+        if name not in rows or trial.state not in FINISHED or attrs.get("infeasible"):
             continue
         row = rows[name]
         row["trials"] += 1
@@ -190,8 +289,8 @@ def training_by_stage(trials: list[optuna.trial.FrozenTrial], ladder: Ladder) ->
 def best_text(result: dict[str, Any]) -> str:
     """``best`` for people: the recommendation, the ranked candidates, noise and training spent."""
     lines = [
-        f"Study {result['study']!r}: {result['scored_trials']} scored trials, "
-        f"{result['trained_trials']} trained.",
+        f"Study {result['study']!r} (settings {result['settings']}): {result['scored_trials']} scored "
+        f"trials, {result['trained_trials']} trained.",
         f"Recommendation: {result['recommendation']}.",
     ]
     if result["detectable_difference"] is not None:
@@ -199,6 +298,10 @@ def best_text(result: dict[str, Any]) -> str:
             f"Smallest difference the final stage detects at 80% power: "
             f"{result['detectable_difference'] * 100:.2f} points."
         )
+    if result.get("trade_off"):
+        lines.append(f"Trade-off at this budget: {result['trade_off']['sentence']}.")
+    if result.get("replication"):
+        lines.append(f"Replication: {result['replication']['sentence']}.")
     lines += [f"Note: {note}." for note in result["notes"]]
     lines.append("")
     for i, c in enumerate(result["candidates"], 1):
@@ -212,20 +315,59 @@ def best_text(result: dict[str, Any]) -> str:
             f"  {row['stage']}: {row['trials']} trials, {row['seed_runs']} seed runs, "
             f"{row['candidate_epochs']:.1f} candidate-epochs, {row['train_seconds']:.0f} s"
         )
+    if result.get("infeasible_draws"):
+        lines.append(
+            f"  infeasible draws (constraints violated, never trained): {result['infeasible_draws']}"
+        )
+    lines += _effects_text(result)
     return "\n".join(lines) + "\n"
+
+
+def _effects_text(result: dict[str, Any]) -> list[str]:
+    if not result.get("effects"):
+        return []
+    lines = [
+        f"Factor effects at rung {result['effects_rung']}, from {result['effects_observations']} trained "
+        f"runs of {result['effects_candidates']} candidates (linear model blocked on seed, 95% intervals):"
+    ]
+    lines += [f"  {effect_sentence(entry)}" for entry in result["effects"]]
+    if result.get("importance"):
+        ranked = sorted(result["importance"].items(), key=lambda item: -item[1])
+        lines.append("  Optuna's PED-ANOVA importance: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked))
+    return lines
+
+
+def trade_off_sentence(
+    ours: str, plain: str, mean: float, low: float | None, high: float | None, seeds: int, macs: int
+) -> str:
+    """ "replace@9 g4 (α 0.34) − plain (α 0.31): +0.4 points [−0.1, +0.9] over 12 paired seeds"."""
+    interval = f" [{low * 100:+.2f}, {high * 100:+.2f}]" if low is not None and high is not None else ""
+    verdict = (
+        "no difference resolved"
+        if low is None or high is None or low <= 0 <= high
+        else ("better" if mean > 0 else "worse")
+    )
+    return (
+        f"{ours} − {plain} (the widest plain network inside the budget) = {mean * 100:+.2f} points{interval} "
+        f"over {seeds} paired seeds ({verdict}; {macs / 1e6:+.3f} MMACs)"
+    )
 
 
 def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool) -> str:
     latency = f"{c['latency_ms']:.2f} ms" if c["latency_ms"] is not None else "-"
     se = f" ± {c['accuracy_se']:.4f}" if c["accuracy_se"] is not None else ""
+    test = ""
+    if c.get("test_accuracy") is not None:
+        test_se = f" ± {c['test_accuracy_se']:.4f}" if c["test_accuracy_se"] is not None else ""
+        test = f"; test {c['test_accuracy']:.4f}{test_se}"
     tie = (
         "best"
         if best_confirmed
         else {True: "tied with best", False: "worse than best", None: ""}[c["tied_with_best"]]
     )
     return (
-        f"{rank}. accuracy {c['accuracy']:.4f}{se} ({len(c['seeds'])} seeds, {c['stage']}, "
-        f"{c['epochs']} epochs) {tie}\n"
+        f"{rank}. validation accuracy {c['accuracy']:.4f}{se} ({len(c['seeds'])} seeds, {c['stage']}, "
+        f"{c['epochs']} epochs{test}) {tie}\n"
         f"   {c['macs'] / 1e6:.3f} MMACs  {c['params']:,} params  latency {latency}  "
         f"α {c['width_mult']:g}  plan {c['plan'] or '(none)'}\n"
         f"   {c['create_network']}"
@@ -241,3 +383,28 @@ def _noise_text(row: dict[str, Any]) -> str:
     pooled = f", pooled sd {row['pooled_sd'] * 100:.2f} ({row['pooled_dof']} df)" if row["pooled_sd"] else ""
     images = "all" if row["images"] is None else f"{row['images']:,}"
     return f"  rung {row['rung']} ({row['epochs']} epochs × {images} images): {ref}{pooled}"
+
+
+def check_best_target(path: str | None, result: dict[str, Any]) -> None:
+    """Refuse to replace a ``best`` output that a study with other settings wrote (its stamp,
+    in the text's first line or the JSON's ``settings``); any other file is the user's to
+    replace."""
+    import json
+    import re
+    from pathlib import Path
+
+    if path is None or not Path(path).is_file():
+        return
+    text = Path(path).read_text(encoding="utf-8", errors="replace")
+    found = re.search(r"^Study '.*' \(settings ([0-9a-f]{12})\)", text)
+    stamp = found.group(1) if found else None
+    if stamp is None:
+        try:
+            stamp = json.loads(text).get("settings")
+        except (json.JSONDecodeError, AttributeError):
+            stamp = None
+    if stamp is not None and stamp != result["settings"]:
+        raise InvalidInput(
+            f"{path} holds the best configurations of a study with other settings ({stamp}, this one "
+            f"{result['settings']}); give another -o FILE"
+        )

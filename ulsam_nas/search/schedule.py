@@ -8,15 +8,21 @@ Stages, in order (each starts when the previous one is complete):
 * ``rung r`` (r = 1..R, ``schedule.rungs``): successive halving — the best ⌈n/η⌉ candidates of
   rung r−1 (at least ``confirm.top_k``), ranked by their mean over rung r−1's seeds, are trained
   at rung r's epochs, images and seeds.
-* ``confirm``: the top k of the last rung are re-evaluated at that (the highest) fidelity with at
-  least 5 paired seeds.  Only confirmed candidates can be called best.
+* ``confirm``: the top k of the last rung and the vanilla reference are evaluated at that (the
+  highest) fidelity with at least 5 *fresh* paired seeds (``proxy.seed`` + 1000 + 0, 1, …): a
+  candidate promoted because its earlier seeds scored high would carry that luck into a
+  confirmation that reused them.  With a ``target``, seeds are added (up to ``max_seeds``)
+  until the final stage detects a difference of that size, from the paired differences
+  measured so far.  Only confirmed candidates can be called best, and only the confirmation's
+  seeds say how good they are.
 
 The vanilla reference (the widest plain backbone inside the budget) is trained at every rung with
-at least ``reference_seeds`` seeds, so the study states its seed noise at each fidelity.
-Seeds are the same for every candidate (``proxy.seed`` + 0, 1, 2, …), so comparisons are paired;
-a rung's ranking uses exactly that rung's seed list, so later seeds never reshuffle a finished
-stage.  This module is pure (no Optuna, no training): the search and the simulated-objective
-tests and benchmark drive the same functions.
+at least ``reference_seeds`` seeds, so the study states its seed noise at each fidelity, and is a
+contender in the confirmation: "ULSAM at α, or the plain network at the widest α' that fits?"
+is answered with a paired interval.  Seeds are the same for every candidate, so comparisons are
+paired; a rung's ranking uses exactly that rung's seed list, so later seeds never reshuffle a
+finished stage.  This module is pure (no Optuna, no training): the search and the
+simulated-objective tests and benchmark drive the same functions.
 """
 
 from __future__ import annotations
@@ -26,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from ulsam_nas.search.noise import (
     TEST_NAME,
@@ -34,6 +40,7 @@ from ulsam_nas.search.noise import (
     detectable_difference,
     paired_comparison,
     pooled_sd,
+    seeds_needed,
     summarize,
 )
 
@@ -51,9 +58,25 @@ class Rung(_Strict):
     seeds: int = Field(default=1, ge=1)
 
 
+CONFIRM_SEED_OFFSET = 1000  # the confirmation's seeds: proxy.seed + 1000 + 0, 1, ...
+
+
 class Confirm(_Strict):
     top_k: int = Field(default=3, ge=1)
-    seeds: int = Field(default=5, ge=5)
+    seeds: int = Field(default=5, ge=5)  # fresh paired seeds per contender
+    # Points: add seeds until the final stage detects a difference this small (up to max_seeds).
+    target: float | None = Field(default=None, gt=0)
+    max_seeds: int | None = Field(default=None, ge=5)
+    # Points: the paired-difference sd expected at the final fidelity, as measured on this data
+    # (benchmarks/proxy.py, ulsam-nas calibrate); --dry-run states the detectable difference it
+    # implies before anything is trained.
+    expected_sd: float | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _enough_room(self) -> Confirm:
+        if self.max_seeds is not None and self.max_seeds < self.seeds:
+            raise ValueError(f"max_seeds {self.max_seeds} is below seeds {self.seeds}")
+        return self
 
 
 class ScheduleConfig(_Strict):
@@ -115,6 +138,9 @@ class Ladder:
     confirm_seeds: int = 5
     reference_seeds: int = 1
     multi_objective: bool = False
+    confirm_target: float | None = None  # fraction (0.005 = 0.5 points)
+    confirm_max_seeds: int | None = None
+    expected_sd: float | None = None  # fraction
 
     @classmethod
     def build(
@@ -129,15 +155,19 @@ class Ladder:
         if schedule is None:
             return cls(((Fidelity(epochs, images)),), (seeds,), base_seed, multi_objective=multi_objective)
         rungs = [Fidelity(epochs, images)] + [Fidelity(r.epochs, r.images) for r in schedule.rungs]
+        confirm = schedule.confirm
         return cls(
             tuple(rungs),
             (seeds, *(r.seeds for r in schedule.rungs)),
             base_seed,
             schedule.reduction_factor,
-            schedule.confirm.top_k,
-            schedule.confirm.seeds,
+            confirm.top_k,
+            confirm.seeds,
             schedule.reference_seeds,
             multi_objective,
+            None if confirm.target is None else confirm.target / 100,
+            confirm.max_seeds,
+            None if confirm.expected_sd is None else confirm.expected_sd / 100,
         )
 
     @property
@@ -146,6 +176,37 @@ class Ladder:
 
     def seeds(self, count: int) -> tuple[int, ...]:
         return tuple(self.base_seed + i for i in range(count))
+
+    def confirm_seed_list(self, count: int) -> tuple[int, ...]:
+        return tuple(self.base_seed + CONFIRM_SEED_OFFSET + i for i in range(count))
+
+    def is_confirm_seed(self, seed: int) -> bool:
+        return seed >= self.base_seed + CONFIRM_SEED_OFFSET
+
+    def confirm_contenders(
+        self, results: Results, costs: Mapping[str, Costs], reference: str | None
+    ) -> list[str]:
+        """The confirmation's candidates: the top k of the last rung, and the reference."""
+        top = self.rank(results, self.last, costs)[: self.top_k]
+        return top + ([reference] if reference is not None and reference not in top else [])
+
+    def confirm_count(self, results: Results, contenders: Sequence[str]) -> int:
+        """How many confirmation seeds each contender needs now: ``confirm_seeds``, or, with a
+        target, as many as the paired differences measured so far say the target takes (up
+        to ``confirm_max_seeds``; an internal-pilot sample size, re-estimated once the current
+        seeds are all in)."""
+        count = self.confirm_seeds
+        if self.confirm_target is None or len(contenders) < 2:
+            return count
+        per = {key: confirm_results(self, results.get(self.last, {}).get(key, {})) for key in contenders}
+        have = min(len(found) for found in per.values())
+        if have < count:
+            return count
+        _, sd = contender_differences(per)
+        if sd is None or detectable_difference(sd, have) <= self.confirm_target:
+            return have
+        wanted = seeds_needed(sd, self.confirm_target) if sd > 0 else have
+        return max(have, min(self.confirm_max_seeds or have, max(have + 1, wanted)))
 
     def stage_names(self) -> list[str]:
         names = ["search"] + [f"rung {r}" for r in range(1, len(self.fidelities))]
@@ -195,9 +256,9 @@ class Ladder:
                 wanted.append(Request(reference, 0, self.seeds(self.reference_seed_count(0)), name))
             return wanted
         if name == "confirm":
-            top = self.rank(results, self.last, costs)[: self.top_k]
-            count = max(self.confirm_seeds, self.seed_counts[self.last])
-            return [Request(key, self.last, self.seeds(count), name) for key in top]
+            contenders = self.confirm_contenders(results, costs, reference)
+            seeds = self.confirm_seed_list(self.confirm_count(results, contenders))
+            return [Request(key, self.last, seeds, name) for key in contenders]
         ranked = self.rank(results, stage - 1, costs)
         keep = max(self.top_k or 1, math.ceil(len(ranked) / self.reduction_factor))
         for key in ranked[:keep]:
@@ -247,6 +308,10 @@ class Selection:
     # The largest |bound| of the 95% intervals of the candidates tied with the best: "tied within ±…".
     tie_band: float | None = None
     notes: list[str] = field(default_factory=list)
+    reference: str | None = None
+    # The recommendation − the reference over their common confirmation seeds (the width
+    # trade-off: "ULSAM at α, or the plain network at the widest α' that fits?").
+    versus_reference: PairedComparison | None = None
 
     def tolerance(self) -> float | None:
         """How far below the best the recommendation may truly be, as the study states it."""
@@ -254,25 +319,51 @@ class Selection:
         return max(bounds) if bounds else None
 
 
+def confirm_results(ladder: Ladder, found: Mapping[int, float]) -> dict[int, float]:
+    """A candidate's accuracies on the confirmation's fresh seeds only."""
+    return {seed: accuracy for seed, accuracy in found.items() if ladder.is_confirm_seed(seed)}
+
+
+def contender_differences(per: Mapping[str, Mapping[int, float]]) -> tuple[str | None, float | None]:
+    """The contender with the highest mean, and the pooled sd of every other contender's paired
+    differences to it (None without two common seeds)."""
+    means = {key: sum(found.values()) / len(found) for key, found in per.items() if found}
+    if not means:
+        return None, None
+    best = max(sorted(means), key=lambda key: means[key])
+    comparisons = [paired_comparison(per[best], per[key]) for key in per if key != best]
+    usable = [c for c in comparisons if c.se is not None and c.n >= 2]
+    return best, (pooled_sd_of_differences(usable) if usable else None)
+
+
+def _ranked(ladder: Ladder, results: Results, key: str, rung: int | None = None) -> Ranked:
+    """A candidate at ``rung`` (default: the highest it reached): over the confirmation's seeds
+    once it has all of them, else over that rung's own seeds."""
+    if rung is None:
+        rung = max(r for r, per_rung in results.items() if key in per_rung)
+    found = results[rung][key]
+    confirmed = confirm_results(ladder, found) if ladder.top_k is not None and rung == ladder.last else {}
+    stage = "confirm" if len(confirmed) >= ladder.confirm_seeds else ladder.stage_names()[rung]
+    if stage != "confirm":
+        confirmed = {s: a for s, a in found.items() if not ladder.is_confirm_seed(s)} or dict(found)
+    seeds = tuple(sorted(confirmed))
+    summary = summarize([confirmed[s] for s in seeds])
+    return Ranked(key, rung, stage, seeds, tuple(confirmed[s] for s in seeds), summary.mean, summary.se)
+
+
+def rung_summary(ladder: Ladder, results: Results, key: str, rung: int) -> Ranked:
+    """What a candidate scored at one rung, as the selection counts it."""
+    return _ranked(ladder, results, key, rung)
+
+
 def select(
     ladder: Ladder, results: Results, costs: Mapping[str, Costs], reference: str | None = None
 ) -> Selection:
     """Rank every evaluated candidate by the highest rung it reached (then its mean there), name
-    the best among the contenders (the confirmed top k, else the last rung's candidates), mark
+    the best among the contenders (the confirmed ones, else the last rung's candidates), mark
     the contenders tied with it, and recommend the cheapest tied one (MACs, then latency)."""
-    ranked: list[Ranked] = []
-    names = ladder.stage_names()
-    confirm_seeds = set(ladder.seeds(ladder.confirm_seeds))
-    for key in {k for per_rung in results.values() for k in per_rung}:
-        rung = max(r for r, per_rung in results.items() if key in per_rung)
-        found = results[rung][key]
-        seeds = tuple(sorted(found))
-        summary = summarize([found[s] for s in seeds])
-        is_confirmed = ladder.top_k is not None and rung == ladder.last and confirm_seeds <= set(found)
-        stage = "confirm" if is_confirmed else names[rung]
-        ranked.append(
-            Ranked(key, rung, stage, seeds, tuple(found[s] for s in seeds), summary.mean, summary.se)
-        )
+    keys = {k for per_rung in results.values() for k in per_rung}
+    ranked = [_ranked(ladder, results, key) for key in keys]
     ranked.sort(key=lambda r: (-r.rung, r.stage != "confirm", -r.mean, costs[r.key].order(), r.key))
     if not ranked:
         return Selection([], None, None, [], False, notes=["no candidate has been evaluated yet"])
@@ -319,6 +410,14 @@ def select(
         # No paired differences yet: two independent arms with the reference's seed spread.
         spread = selection.noise[best.rung]["reference_sd"]
         selection.detectable = detectable_difference(math.sqrt(2) * spread, len(best.seeds))
+    by_key = {r.key: r for r in contenders}
+    selection.reference = reference
+    if reference in by_key and recommended.key != reference:
+        ours, theirs = by_key[recommended.key], by_key[reference]
+        selection.versus_reference = paired_comparison(
+            dict(zip(ours.seeds, ours.accuracies, strict=True)),
+            dict(zip(theirs.seeds, theirs.accuracies, strict=True)),
+        )
     return selection
 
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection, select
 
 # The design notes' measured seed sd at the 2-epoch × 5,000-image proxy and at 8 epochs × 10,000
@@ -154,3 +156,100 @@ def example_space(
             true[key] = per_rung
             costs[key] = Costs(macs + len(true), (macs + len(true)) // 10)
     return true, costs, f"{widths[-1]:g}|"
+
+
+@dataclass(frozen=True)
+class StructuredTruth:
+    """True accuracy of every configuration of a real search space (its closed-form costs, its
+    parameters), with the structure a sampler can learn: smooth in width (concave, ``width_gain``
+    from the narrowest to the widest), a module's effect smooth in its position (a bump of
+    ``module_gain`` peaking mid-network, with a per-position wobble), a replaced layer costing
+    ``replace_cost`` against an insert, and a small g effect (``g_gain`` per doubling up to
+    g = 4, half that back per doubling beyond).  Additive, so the best feasible configuration is
+    found exactly by enumerating the space."""
+
+    parameters: ParameterSpace
+    seed: int = 0
+    width_gain: float = 0.03
+    module_gain: float = 0.004
+    replace_cost: float = 0.002
+    g_gain: float = 0.001
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_tables", self._build())
+
+    def tables(self) -> tuple[np.ndarray, np.ndarray]:
+        """(accuracy of the plain network per width rank, change per (slot, option))."""
+        tables: tuple[np.ndarray, np.ndarray] = object.__getattribute__(self, "_tables")
+        return tables
+
+    def _build(self) -> tuple[np.ndarray, np.ndarray]:
+        space = self.parameters.space
+        widths = np.asarray(space.width_mults, dtype=float)
+        span = max(widths[-1] - widths[0], 1e-9)
+        shape = (1 - np.exp(-3 * (widths - widths[0]) / span)) / (1 - math.exp(-3))
+        base = 0.80 + self.width_gain * shape
+        table = self.parameters.cost_table
+        rng = np.random.default_rng((self.seed, 7))
+        change = np.zeros(table.delta_macs.shape[1:], dtype=float)
+        indices = [p.index for slot in table.slots for p in slot[1:2] if p is not None]
+        low, high = (min(indices), max(indices)) if indices else (0, 1)
+        for s, slot in enumerate(table.slots):
+            wobble = 0.3 * self.module_gain * rng.standard_normal()
+            for o, placement in enumerate(slot):
+                if placement is None:
+                    continue
+                where = (placement.index - low) / max(1, high - low)
+                effect = self.module_gain * math.sin(math.pi * where) + wobble
+                if placement.action == "replace":
+                    effect -= self.replace_cost
+                g = placement.config.get("groups")
+                if g:
+                    doublings = math.log2(g)
+                    effect += self.g_gain * min(doublings, 2) - 0.5 * self.g_gain * max(0.0, doublings - 2)
+                change[s, o] = effect
+        return base, change
+
+    def accuracy(self, width_index: np.ndarray, choices: np.ndarray) -> np.ndarray:
+        base, change = self.tables()
+        slots = np.arange(choices.shape[1])[None, :]
+        return base[width_index] + change[slots, choices].sum(axis=1)
+
+    def best_feasible(self) -> float:
+        """The highest true accuracy inside the budget (exhaustive over the space)."""
+        parameters = self.parameters
+        base, change = self.tables()
+        best = -math.inf
+        for widths, choices in parameters.enumerate():
+            cost = parameters.cost_table.evaluate(widths, choices)
+            inside = (
+                cost.valid & (cost.macs <= parameters.budget.macs) & (cost.params <= parameters.budget.params)
+            )
+            if inside.any():
+                slots = np.arange(choices.shape[1])[None, :]
+                found = base[widths[inside]] + change[slots, choices[inside]].sum(axis=1)
+                best = max(best, float(found.max()))
+        return best
+
+    def of(self, width_mult: float, plan: str) -> float:
+        """The true accuracy of one configuration (width, canonical plan)."""
+        base, change = self.tables()
+        space = self.parameters.space
+        total = float(base[space.width_mults.index(width_mult)])
+        slot_of = {
+            p.index: s
+            for s, slot in enumerate(self.parameters.cost_table.slots)
+            for p in slot[1:2]
+            if p is not None
+        }
+        for placement in parse_plan(plan):
+            s = slot_of[placement.index]
+            options = self.parameters.cost_table.slots[s]
+            match = next(
+                o
+                for o, p in enumerate(options)
+                if p is not None and (p.action, p.module, p.config.get("groups")) ==
+                (placement.action, placement.module, placement.config.get("groups"))
+            )  # fmt: skip
+            total += float(change[s, match])
+        return total
