@@ -121,8 +121,17 @@ def test_a_tiny_calibration_end_to_end_on_generated_data(tmp_path, capsys):
     assert set(result["baselines"]) == {"macs", "params"}
     assert result["architectures"] == 4 and result["high_fidelity"] == {"epochs": 2, "images": 128}
     assert result["zero_cost"]["seconds_per_architecture"] > 0  # timed by benchmarks, not asserted
-    assert sorted(p.name for p in out.iterdir()) == ["calibration.csv", "calibration.md", "calibration.png"]
+    names = ["calibration.csv", "calibration.json", "calibration.md", "calibration.png"]
+    assert sorted(p.name for p in out.iterdir()) == names
     assert (out / "calibration.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The noise decomposition a user can redo for their data: seed sd, its validation-sampling
+    # part (smaller than the whole), paired-difference sd, at both fidelities.
+    for fidelity in ("proxy", "high"):
+        noise = result["noise"][fidelity]
+        assert noise["seed_sd_dof"] == 4 and noise["paired_difference_dof"] == 6
+        if noise["seed_sd"]:
+            assert 0 <= noise["validation_sampling_sd"] <= 0.5
+    assert "validation-sampling part" in (out / "calibration.md").read_text()
     # A rerun resumes from the storage: nothing is trained again.
     assert main([*args, "--out", str(out)]) == 0
     again = json.loads(capsys.readouterr().out)
@@ -133,6 +142,12 @@ def test_a_tiny_calibration_end_to_end_on_generated_data(tmp_path, capsys):
         study_name="c-calibration", storage=optuna.storages.JournalStorage(backend)
     ).trials
     assert {t.state.name for t in trials} == {"COMPLETE"} and len(trials) == 2 * 4
+    # Another calibration (other settings) never replaces this one: it names --out instead.
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    other = [*args[:-4], "--architectures", "3", "--seeds", "2", "--json", "--quiet", "--out", str(out)]
+    assert main(other) == 2
+    assert "give --out DIR" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 def test_too_few_architectures_is_invalid_input(tmp_path):

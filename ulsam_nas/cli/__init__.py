@@ -12,7 +12,7 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from ulsam_nas.cli import best, calibrate, cost, report, search, table, verify
+from ulsam_nas.cli import best, calibrate, cost, replicate, report, search, table, verify
 from ulsam_nas.cli.arguments import Parser
 from ulsam_nas.errors import InvalidInput
 
@@ -29,6 +29,7 @@ COMMANDS: dict[str, Command] = {
     "best": (best.SUMMARY, best.add_arguments, best.run),
     "report": (report.SUMMARY, report.add_arguments, report.run),
     "calibrate": (calibrate.SUMMARY, calibrate.add_arguments, calibrate.run),
+    "replicate": (replicate.SUMMARY, replicate.add_arguments, replicate.run),
 }
 
 

@@ -18,10 +18,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ulsam_nas.search.results import best_candidates, best_text
+    from ulsam_nas.search.results import best_candidates, best_text, check_best_target
     from ulsam_nas.search.storage import open_study, resolve_study
 
     storage, name = resolve_study(args.study, args.storage, args.study_name)
     result = best_candidates(open_study(storage, name), args.top)
+    check_best_target(args.output, result)
     emit(to_json(result) if args.json else best_text(result), args.output)
     return 0

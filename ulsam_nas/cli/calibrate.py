@@ -32,16 +32,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ulsam_nas.search.calibrate import (
+    from ulsam_nas.search.calibrate import calibration_settings, plan_calibration, run_calibration
+    from ulsam_nas.search.calibration_report import (
         calibration_text,
-        plan_calibration,
-        run_calibration,
+        check_calibration_target,
         write_calibration,
     )
     from ulsam_nas.search.config import load_study_config
 
     config = load_study_config(args.study, study_overrides_of(args))
     calibration = plan_calibration(config, args.architectures, args.seeds)
+    out = args.out or f"reports/{config.name}"
+    check_calibration_target(out, calibration_settings(calibration))  # before training anything
     progress = None
     if not args.quiet:
         from tqdm import tqdm
@@ -53,6 +55,6 @@ def run(args: argparse.Namespace) -> int:
             bar.refresh()
 
     result = run_calibration(calibration, progress)
-    result["written"] = write_calibration(result, args.out or f"reports/{config.name}")
+    result["written"] = write_calibration(result, out)
     emit(to_json(result) if args.json else calibration_text(result), None)
     return 0

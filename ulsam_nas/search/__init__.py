@@ -15,7 +15,8 @@ Reading order, one responsibility per module:
   local ``--workers``.
 * ``schedule``, ``noise`` — the fidelity schedule and the selection, pure and shared with
   ``simulate`` (a simulated objective); ``results`` — a study read once for ``best``, reports
-  and ``calibrate``; ``calibrate`` — the proxy's rank statistics.
+  and ``calibrate``; ``calibrate`` — the proxy's rank statistics and noise decomposition,
+  ``calibration_report`` — what it writes.
 """
 
 from ulsam_nas.search.data import ImageData, load_data

@@ -12,7 +12,11 @@ mean accuracies at the two fidelities, with 95% percentile-bootstrap intervals o
 architectures; the same within each width; the baselines any proxy has to beat (ranking by MACs
 alone, by params alone); the noise ceiling (τ between two seeds at the higher fidelity); top-k
 overlap and the regret of the proxy's pick; a zero-cost proxy's τ (gradient norm at
-initialization); and the seeds needed to resolve 0.5 points at each fidelity.
+initialization); the seeds needed to resolve 0.5 points at each fidelity; and the noise
+decomposition at each fidelity — the seed sd (pooled within architecture), its validation-sampling
+part (from how often two seeds' models disagree on an image) and the paired-difference sd
+(architecture against architecture over common seeds) — so a user can measure for their data
+what benchmarks/proxy.py measured for Fashion-MNIST.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ from scipy import stats
 from ulsam_nas.backbones.plan import plan_facts
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import StudyConfig
-from ulsam_nas.search.noise import pooled_sd, seeds_needed
+from ulsam_nas.search.noise import pooled_sd, seeds_needed, validation_sampling_sd
 from ulsam_nas.search.problem import Problem, prepare
-from ulsam_nas.search.records import collect_results
+from ulsam_nas.search.records import collect_correct, collect_results
 from ulsam_nas.search.schedule import Confirm, Request, Rung, ScheduleConfig
 from ulsam_nas.search.space import Candidate
 from ulsam_nas.search.train import flushing_denormals
@@ -186,8 +190,34 @@ def plan_calibration(config: StudyConfig, architectures: int, seeds: int) -> Cal
         }
     )
     problem = prepare(calibration_config)
-    chosen = stratified_sample(problem.feasible, architectures, config.sampler.seed)
+    chosen = stratified_sample(
+        feasible_pool(problem, config.sampler.seed), architectures, config.sampler.seed
+    )
     return Calibration(problem, chosen, seeds, high)
+
+
+POOL_SAMPLES = 20_000
+
+
+def feasible_pool(problem: Problem, seed: int) -> list[Candidate]:
+    """Feasible configurations to stratify over: all of them where the space is small enough to
+    enumerate, else the feasible ones among uniform samples of it."""
+    from ulsam_nas.search.dryrun import EXACT_LIMIT
+
+    parameters = problem.parameters
+    if sum(parameters.configuration_counts().values()) <= EXACT_LIMIT:
+        chunks = parameters.enumerate()
+    else:
+        chunks = iter([parameters.sample(np.random.default_rng(seed), POOL_SAMPLES)])
+    found: dict[str, Candidate] = {}
+    for widths, choices in chunks:
+        cost = parameters.cost_table.evaluate(widths, choices)
+        inside = cost.valid & (cost.macs <= problem.budget_macs) & (cost.params <= problem.budget_params)
+        for w, row in zip(widths[inside], choices[inside], strict=True):
+            width, plan = parameters.configuration(int(w), [int(c) for c in row])
+            candidate = problem.candidate(f"{width:g}|{plan}")
+            found[candidate.key] = candidate
+    return sorted(found.values(), key=lambda c: (c.width_mult, c.plan))
 
 
 def run_calibration(
@@ -208,12 +238,77 @@ def run_calibration(
             search.run_request(request)
     if progress:
         progress(len(requests), len(requests))
-    results, _ = collect_results(search.read(), search.ladder)
+    trials = search.read()
+    results, _ = collect_results(trials, search.ladder)
     missing = [r.key for r in requests if r.missing(results)]
     if missing:
         raise InvalidInput(f"calibration training failed for {missing[0]!r} (see the study's failed trials)")
     zero_cost = _zero_cost_scores(calibration)
-    return summarize_calibration(calibration, results, seeds, zero_cost)
+    result = summarize_calibration(calibration, results, seeds, zero_cost)
+    result["noise"] = noise_decomposition(
+        calibration,
+        results,
+        collect_correct(trials, search.ladder),
+        seeds,
+        len(calibration.problem.data.val_labels),
+    )
+    result["settings"] = calibration_settings(calibration)
+    return result
+
+
+def noise_decomposition(
+    calibration: Calibration,
+    results: dict[int, dict[str, dict[int, float]]],
+    correct: dict[tuple[int, str], dict[int, str]],
+    seeds: tuple[int, ...],
+    validation_images: int,
+) -> dict[str, dict[str, Any]]:
+    """Per fidelity: seed sd (pooled within architecture), its validation-sampling part (RMS over
+    seed pairs of √(q/2N)) and the paired-difference sd (pooled over architecture pairs), in
+    fractions, with their degrees of freedom."""
+    import base64
+
+    keys = [c.key for c in calibration.architectures]
+    found = {}
+    for name, rung in (("proxy", 0), ("high", 1)):
+        sd, dof = pooled_sd([[results[rung][k][s] for s in seeds] for k in keys])
+        sampling = [
+            validation_sampling_sd(base64.b64decode(bits[a]), base64.b64decode(bits[b]), validation_images)
+            for k in keys
+            if (bits := correct.get((rung, k)))
+            for a, b in itertools.combinations(seeds, 2)
+            if a in bits and b in bits
+        ]
+        differences = [
+            [results[rung][a][s] - results[rung][b][s] for s in seeds]
+            for a, b in itertools.combinations(keys, 2)
+        ]
+        paired, paired_dof = pooled_sd(differences)
+        found[name] = {
+            "seed_sd": sd,
+            "seed_sd_dof": dof,
+            "validation_sampling_sd": math.sqrt(statistics.fmean(v * v for v in sampling))
+            if sampling
+            else None,
+            "paired_difference_sd": paired,
+            "paired_difference_dof": paired_dof,
+            "validation_images": validation_images,
+        }
+    return found
+
+
+def calibration_settings(calibration: Calibration) -> dict[str, Any]:
+    """What makes a calibration the one it is: a rerun with other settings writes elsewhere."""
+    proxy = calibration.config.proxy
+    return {
+        "study": calibration.config.name.removesuffix("-calibration"),
+        "data": proxy.data,
+        "proxy": {"epochs": proxy.epochs, "images": proxy.train_images, "validation": proxy.val_images},
+        "high": {"epochs": calibration.high.epochs, "images": calibration.high.images},
+        "architectures": [c.key for c in calibration.architectures],
+        "seeds": calibration.seeds,
+        "sampler_seed": calibration.config.sampler.seed,
+    }
 
 
 def _zero_cost_scores(calibration: Calibration) -> dict[str, tuple[float, float]]:
@@ -333,106 +428,3 @@ def _within_width(
                 f"within width {width:g}: fewer than 3 architectures or tied accuracies, τ undefined"
             )
     return within
-
-
-def calibration_text(result: dict[str, Any]) -> str:
-    """The calibration for people: the headline statistics and one row per architecture."""
-
-    def fmt(entry: dict[str, Any]) -> str:
-        value = entry["value"]
-        if value is None:
-            return "n/a"
-        interval = (
-            f" [{entry['ci_low']:+.2f}, {entry['ci_high']:+.2f}]" if entry.get("ci_low") is not None else ""
-        )
-        return f"{value:+.2f}{interval}"
-
-    proxy, high = result["proxy_fidelity"], result["high_fidelity"]
-    ceiling = result["noise_ceiling"]["value"]
-    sd = result["seed_sd"]
-    needed = result["seeds_to_resolve_0.5_points"]
-    overlap = result["top_k_overlap"]
-    lines = [
-        f"# Calibration of study {result['study'].removesuffix('-calibration')!r}",
-        "",
-        f"{result['architectures']} architectures × {len(result['seeds'])} paired seeds; proxy "
-        f"{proxy['epochs']} epochs × {proxy['images']} images, higher fidelity {high['epochs']} epochs × "
-        f"{high['images'] or 'all'} images. Statistics compare per-architecture mean accuracies; "
-        "intervals are 95% percentile bootstraps over architectures.",
-        "",
-        "| statistic | value |",
-        "|---|---|",
-        f"| Kendall τ-b, proxy vs higher fidelity | {fmt(result['kendall_tau'])} |",
-        f"| Spearman ρ, proxy vs higher fidelity | {fmt(result['spearman_rho'])} |",
-        f"| Kendall τ-b, MACs alone vs higher fidelity | {fmt(result['baselines']['macs'])} |",
-        f"| Kendall τ-b, params alone vs higher fidelity | {fmt(result['baselines']['params'])} |",
-        f"| Kendall τ-b, {result['zero_cost']['name']} vs higher fidelity | "
-        f"{fmt(result['zero_cost']['kendall_tau'])} |",
-        f"| noise ceiling: τ-b between two seeds at the higher fidelity | {_number(ceiling, '+.2f')} |",
-        f"| top-{overlap['k']} overlap | {_number(overlap['value'], '.2f')} |",
-        f"| regret of the proxy's pick (points) | {_number(result['regret'], '.2f', 100)} |",
-        f"| seed sd, proxy / higher fidelity (points) | {_number(sd['proxy'], '.2f', 100)} / "
-        f"{_number(sd['high'], '.2f', 100)} |",
-        f"| seeds per arm to resolve 0.5 points (80% power), proxy / higher | "
-        f"{needed['proxy'] or 'n/a'} / {needed['high'] or 'n/a'} |",
-    ]
-    for width, entry in result["within_width"].items():
-        lines.append(
-            f"| within α {width} ({entry['architectures']} architectures): τ-b | "
-            f"{_number(entry['kendall_tau'], '+.2f')} |"
-        )
-    lines += [
-        "",
-        "| α | plan | MMACs | proxy accuracy | higher-fidelity accuracy | grad norm |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['width_mult']:g} | {row['plan'] or '(plain)'} | {row['macs'] / 1e6:.3f} | "
-            f"{row['proxy_accuracy']:.4f} | {row['high_accuracy']:.4f} | {row['grad_norm']:.3g} |"
-        )
-    lines += [""] + [f"Note: {note}." for note in result["notes"]]
-    return "\n".join(lines).rstrip() + "\n"
-
-
-def _number(value: float | None, spec: str, scale: float = 1.0) -> str:
-    return "n/a" if value is None else format(value * scale, spec)
-
-
-def write_calibration(result: dict[str, Any], folder: str) -> list[str]:
-    """calibration.md, calibration.csv and calibration.png (proxy vs higher-fidelity accuracy)
-    into ``folder``, each written atomically."""
-    import io
-    from pathlib import Path
-
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import pandas as pd
-
-    from ulsam_nas.output import write_atomic
-
-    target = Path(folder)
-    frame = pd.DataFrame(
-        [{k: v for k, v in row.items() if not k.endswith("accuracies")} for row in result["rows"]]
-    )
-    paths = [target / "calibration.md", target / "calibration.csv", target / "calibration.png"]
-    figure, axes = plt.subplots(figsize=(5.5, 4.2), dpi=120)
-    for width, group in frame.groupby("width_mult"):
-        axes.scatter(group["proxy_accuracy"] * 100, group["high_accuracy"] * 100, label=f"α {width:g}", s=28)
-    low, high = result["proxy_fidelity"], result["high_fidelity"]
-    axes.set_xlabel(f"proxy accuracy (%): {low['epochs']} epochs × {low['images']} images")
-    axes.set_ylabel(f"accuracy (%): {high['epochs']} epochs × {high['images']} images")
-    tau = _number(result["kendall_tau"]["value"], "+.2f")
-    axes.set_title(f"Proxy vs higher fidelity, mean of {len(result['seeds'])} seeds (τ-b {tau})", fontsize=9)
-    axes.legend(fontsize=8)
-    axes.grid(alpha=0.3)
-    figure.tight_layout()
-    image = io.BytesIO()
-    figure.savefig(image, format="png")
-    plt.close(figure)
-    write_atomic(paths[0], calibration_text(result))
-    write_atomic(paths[1], frame.to_csv(index=False))
-    write_atomic(paths[2], image.getvalue())
-    return [str(p) for p in paths]
