@@ -1,19 +1,19 @@
-"""Does the fidelity schedule name the right winner more often than plain Optuna, at equal training?
+"""Does the schedule name the right winner more often than plain Optuna, at equal training?
 
 On a simulated objective with known truth (ulsam_nas.search.simulate.example_space: widths and
-ULSAM variants shaped like shared/design/proxy-signal.md's Fashion-MNIST measurements — seed sd
-1.2 points at the 2-epoch × 5,000-image proxy, 0.45 at 8 epochs × 10,000 images, a proxy that
-inflates the width gap and rewards shallower networks), in one run:
+ULSAM variants shaped like shared/design/proxy-signal.md's Fashion-MNIST measurements) and the
+seed noise measured at the shipped first rung (benchmarks/proxy.py: seed sd and the share of
+it that paired candidates have in common), in one run:
 
-* this tool's schedule (the default study's shape: 16 sampled candidates at the proxy with one
-  seed, the best third at the higher fidelity with 2 paired seeds, the top 3 confirmed with 5);
+* this tool's schedule, exactly the default study's (studies/default.yaml: 16 sampled
+  candidates with one seed, then the top 3 and the reference confirmed with 8 fresh paired
+  seeds, more up to 12 until 0.5 points are detected);
 * plain single-seed Optuna (TPE, one run per trial, best trial wins) given the same training,
-  at the proxy fidelity and at the higher fidelity; and at the proxy with twice the training.
+  and given twice the training.
 
-A winner is wrong when its true accuracy at the higher fidelity is more than the tolerance below
-the best candidate of the whole space; the tolerance is the final stage's detectable difference
-at 80% power by design (2.80·sd(d)/√5).  Training is in candidate-epochs (one epoch over 5,000
-images = 1).
+A winner is wrong when its true accuracy is more than the tolerance below the best candidate of
+the whole space; the tolerance is the final stage's detectable difference at 80% power by design
+(2.80·sd(d)/√8).  Training is in candidate-epochs (one epoch over 5,000 images = 1).
 
     python benchmarks/noise.py [--studies 200]
 
@@ -26,12 +26,13 @@ import argparse
 import math
 import statistics
 import time
+from pathlib import Path
 
 import numpy as np
 from _report import write_section
 
+from ulsam_nas.search.config import load_study_config
 from ulsam_nas.search.noise import detectable_difference
-from ulsam_nas.search.schedule import Fidelity, Ladder
 from ulsam_nas.search.simulate import (
     MEASURED_NOISE,
     MEASURED_PAIRING,
@@ -41,17 +42,11 @@ from ulsam_nas.search.simulate import (
     run_single_seed_optuna,
 )
 
-NOISE, PAIRING = MEASURED_NOISE, MEASURED_PAIRING
+ROOT = Path(__file__).resolve().parent.parent
+NOISE, PAIRING = (MEASURED_NOISE,), MEASURED_PAIRING
 SAMPLED = 16
-LADDER = Ladder(
-    (Fidelity(2, 5000), Fidelity(8, 10000)),
-    (1, 2),
-    reduction_factor=3,
-    top_k=3,
-    confirm_seeds=5,
-    reference_seeds=3,
-)
-TOLERANCE = detectable_difference(NOISE[1] * math.sqrt(2 * (1 - PAIRING)), LADDER.confirm_seeds)
+LADDER = load_study_config(ROOT / "studies" / "default.yaml").ladder
+TOLERANCE = detectable_difference(NOISE[0] * math.sqrt(2 * (1 - PAIRING)), LADDER.confirm_seeds)
 
 
 def main() -> None:
@@ -63,7 +58,7 @@ def main() -> None:
     stated: list[bool] = []
     for seed in range(args.studies):
         rng = np.random.default_rng(seed)
-        true, costs, reference = example_space(rng)
+        true, costs, reference = example_space(rng, fidelities=1)
         objective = SimulatedObjective(true, NOISE, PAIRING, seed)
         keys = sorted(true)
         sampled = [keys[i] for i in rng.choice(len(keys), SAMPLED)]
@@ -77,11 +72,9 @@ def main() -> None:
         tolerance = ours.selection.tolerance()
         stated.append(tolerance is not None and ours.regret <= tolerance)
         proxy_cost = LADDER.fidelities[0].cost(LADDER.fidelities[0])
-        high_cost = LADDER.fidelities[1].cost(LADDER.fidelities[0])
         for label, rung, cost, scale in (
-            ("plain Optuna, 1 seed, proxy fidelity, same training", 0, proxy_cost, 1),
-            ("plain Optuna, 1 seed, higher fidelity, same training", 1, high_cost, 1),
-            ("plain Optuna, 1 seed, proxy fidelity, 2× the training", 0, proxy_cost, 2),
+            ("plain Optuna, 1 seed, same training", 0, proxy_cost, 1),
+            ("plain Optuna, 1 seed, 2× the training", 0, proxy_cost, 2),
         ):
             trials = max(1, int(budget * scale // cost))
             outcome = run_single_seed_optuna(objective, keys, trials, rung, cost, seed)
@@ -95,11 +88,12 @@ def main() -> None:
     lines = [
         "## Noise-aware selection (`python benchmarks/noise.py`)",
         "",
-        f"{args.studies} simulated studies ({elapsed:.0f} s), truth and noise from "
-        "shared/design/proxy-signal.md (proxy sd 1.2 points, higher fidelity sd 0.45, 30% of the seed "
-        f"variance shared by paired candidates); tolerance {TOLERANCE * 100:.2f} points (the final stage's "
+        f"{args.studies} simulated studies ({elapsed:.0f} s), the default study's schedule, truth shaped "
+        f"like shared/design/proxy-signal.md, seed noise as measured at the shipped first rung "
+        f"(benchmarks/proxy.py: sd {NOISE[0] * 100:.2f} points, {PAIRING:.0%} of the seed variance "
+        f"shared by paired candidates); tolerance {TOLERANCE * 100:.2f} points (the final stage's "
         "detectable difference at 80% power). Wrong winner: more than the tolerance below the best of "
-        "the whole space at the higher fidelity.",
+        "the whole space.",
         "",
         "| procedure | P(right winner) | wrong winners | mean regret (points) | training (candidate-epochs) "
         "| wrong winners vs the confirmed best |",

@@ -3,21 +3,22 @@
 For each recipe, three architectures (MobileNetV1 α 0.25, stem small, on Fashion-MNIST: the
 plain network, ULSAM replacing layer 9 with g = 4, ULSAM inserted after layer 12 with g = 8)
 are trained with the same paired seeds, on 5,000 training images (10,000 image-steps, the
-shipped first rung's budget, unless a recipe says otherwise), and scored on 10,000 validation
+first rung's budget, unless a recipe says otherwise), and scored on 10,000 validation
 images held out of the training split.  Per recipe:
 
 * seconds per candidate (the whole run: training, precise BatchNorm, evaluation), as a ratio to
-  the shipped recipe's in the same run (runs are interleaved, so machine load hits all alike);
+  the previous default recipe's ("shipped" below) in the same run (runs are interleaved, so
+  machine load hits all alike);
 * seed sd (pooled within architecture), its validation-sampling part (from how often two seeds'
   models disagree on an image: √(q / 2N)), and the paired-difference sd (the sd over seeds of
   one architecture's accuracy minus another's, pooled over the three pairs), in points;
-* sd² × seconds against the shipped recipe: the CPU time a given precision costs.
+* sd² × seconds against that recipe: the CPU time a given precision costs.
 
 Also images/s of one 2-thread training against two 1-thread trainings side by side.
 
     python benchmarks/proxy.py [--screen-seeds 4] [--finalists A,B] [--seeds 12] [--workers 2] [--cache FILE]
 
-Every recipe is screened with ``--screen-seeds`` paired seeds; the shipped recipe and the
+Every recipe is screened with ``--screen-seeds`` paired seeds; the previous default and the
 ``--finalists`` get ``--seeds``.  Jobs run in ``--workers`` processes with ``cores // workers``
 threads each; ``--cache`` keeps finished runs so an interrupted run resumes.  Writes its section
 of reports/benchmarks.md.
@@ -53,7 +54,8 @@ ARMS = {
 }
 WIDTH = 0.25
 VALIDATION = 10_000
-SHIPPED = "shipped"
+SHIPPED = "shipped"  # the recipe the tool shipped before this measurement
+CHOSEN = "b32 lr0.05+pbn+ls"  # the recipe it ships now (studies/default.yaml)
 
 
 @dataclass(frozen=True)
@@ -216,10 +218,12 @@ def report(summaries: list[Summary], throughput: dict[str, float], workers: int,
         f"{seeds} paired seeds per architecture and recipe, scored on {VALIDATION:,} validation images "
         "held out of the training split; 5,000 training images × 2 epochs unless the recipe says "
         f"otherwise. {workers} worker processes × {max(1, (os.cpu_count() or 1) // workers)} thread(s), "
-        f"runs interleaved; {elapsed / 60:.0f} min in all. Accuracies in %, sd in points; "
+        f"runs interleaved; {elapsed / 60:.0f} min of runs on the workers in all (over the runs that "
+        "filled the cache). Accuracies in %, sd in points; "
         "'sampling' is the validation-sampling part of the seed sd, √(q/2N) from the share q of "
         "images two seeds' models disagree on; sd² × s is (paired-difference sd)² × seconds, "
-        "relative to the shipped recipe (the CPU time a given precision costs).",
+        "relative to the recipe the tool shipped before ('shipped'; the CPU time a given precision "
+        "costs). The recipe it ships now is marked ←.",
         "",
         "| recipe | s / candidate (median) | × shipped | plain | r9g4 | i12g8 | seed sd | sampling | "
         "paired-diff sd | sd² × s vs shipped |",
@@ -229,7 +233,8 @@ def report(summaries: list[Summary], throughput: dict[str, float], workers: int,
     for s in summaries:
         arms = " | ".join(f"{s.accuracy[a][0] * 100:.2f} ± {s.accuracy[a][1] * 100:.2f}" for a in ARMS)
         lines.append(
-            f"| {s.recipe} ({RECIPES[s.recipe].note}; {s.seeds} seeds) | {s.seconds:.1f} | "
+            f"| {s.recipe}{' ←' if s.recipe == CHOSEN else ''} ({RECIPES[s.recipe].note}; {s.seeds} seeds) | "
+            f"{s.seconds:.1f} | "
             f"{s.seconds / shipped.seconds:.2f} | "
             f"{arms} | {s.seed_sd * 100:.2f} | {s.sampling_sd * 100:.2f} | {s.paired_sd * 100:.2f} | "
             f"{s.paired_sd**2 * s.seconds / base:.3f} |"
@@ -246,7 +251,7 @@ def report(summaries: list[Summary], throughput: dict[str, float], workers: int,
         nchw, nhwc, two = throughput.values()
         lines += [
             "",
-            f"Training throughput (ULSAM arm, shipped recipe, 1 epoch, alone on the machine): one "
+            f"Training throughput (ULSAM arm, the previous recipe, 1 epoch, alone on the machine): one "
             f"2-thread training {nchw:.0f} images/s in NCHW, {nhwc:.0f} in NHWC ({nhwc / nchw:.2f}×); two "
             f"1-thread NHWC trainings side by side {two:.0f} images/s in all ({two / nhwc:.2f}× one 2-thread "
             "NHWC training).",
@@ -310,7 +315,8 @@ def main() -> None:
         and r["seed"] < (args.seeds if r["recipe"] in finalists else args.screen_seeds)
     ]
     summaries = [summarize(name, [r for r in rows if r["recipe"] == name]) for name in names]
-    text = report(summaries, throughput, args.workers, time.perf_counter() - start)
+    busy = sum(r["seconds"] for r in rows) / args.workers
+    text = report(summaries, throughput, args.workers, busy + time.perf_counter() - start)
     print(text)
     write_section("proxy", text)
 

@@ -5,7 +5,9 @@ simulated objective with known truth, for three samplers, in one run:
   action, the module where there are several, g's rank), multivariate TPE with ``group`` over
   the conditional parameters, infeasible draws recorded with their constraints and never
   trained;
-* random sampling over the same parameters (infeasible draws likewise);
+* the same TPE redrawing infeasible draws instead (each is failed, which TPE ignores, and the
+  next draw is made): the alternative to teaching the sampler the constraints;
+* random sampling over the same parameters (infeasible draws recorded likewise);
 * the old single categorical — TPE over one ``candidate`` parameter whose choices are the
   enumerated feasible configurations (the tool before this change).
 
@@ -44,13 +46,15 @@ from _report import write_section
 from ulsam_nas.search.config import load_study_config
 from ulsam_nas.search.parameters import Budget, ParameterSpace
 from ulsam_nas.search.problem import prepare
-from ulsam_nas.search.simulate import StructuredTruth
+from ulsam_nas.search.simulate import MEASURED_NOISE, StructuredTruth
 from ulsam_nas.search.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 NEAR = 0.005  # a near-best configuration: truly within 0.5 points of the best feasible one
 DRAWS_PER_TRAINED = 20  # a study also stops after this many draws per trained trial of the cap
-NOISE = 0.0065  # one seed's sd at the shipped first rung (benchmarks/proxy.py), as a fraction
+REDRAW = "structured TPE, redraw infeasible"
+ARMS = ("structured TPE", REDRAW, "random", "single categorical")
+NOISE = MEASURED_NOISE  # one seed's sd at the shipped first rung (benchmarks/proxy.py)
 LARGE_SPACE = {
     "backbone": "mobilenet_v2",
     "stem": "small",
@@ -99,9 +103,9 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
             study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
         else:
             sampler = (
-                optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-                if arm == "structured TPE"
-                else optuna.samplers.RandomSampler(seed=seed)
+                optuna.samplers.RandomSampler(seed=seed)
+                if arm == "random"
+                else optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
             )
             study = optuna.create_study(direction="maximize", sampler=sampler)
     start = time.perf_counter()
@@ -119,7 +123,10 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
                 trial.set_constraint(name, value)
             if not assessment.feasible:
                 infeasible += 1
-                study.tell(trial, 0.0)
+                if arm == REDRAW:
+                    study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                else:
+                    study.tell(trial, 0.0)
                 continue
         key = f"{width:g}|{plan}"
         if key not in trained:
@@ -234,7 +241,7 @@ def main() -> None:
         (space, arm, seed, args.cap)
         for seed in range(args.studies)
         for space in SPACES
-        for arm in ("structured TPE", "random", "single categorical")
+        for arm in ARMS
         if not (space == "large" and arm == "single categorical")
     ]
     context = multiprocessing.get_context("spawn")
@@ -259,12 +266,12 @@ def report(
         f"rung), capped at {args.cap}.",
         "",
         "| space | sampler | median trained | mean trained (censored at cap) | reached within cap "
-        "| draws per trained | infeasible share |",
-        "|---|---|---|---|---|---|---|",
+        "| draws per trained | infeasible share | seconds per study |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     medians: dict[tuple[str, str], float] = {}
     for space in SPACES:
-        for arm in ("structured TPE", "random", "single categorical"):
+        for arm in ARMS:
             found = [r for r in rows if r["space"] == space and r["arm"] == arm]
             if not found:
                 feasible_text = (
@@ -281,7 +288,7 @@ def report(
             lines.append(
                 f"| {space} ({sizes[space]:,} configurations) | {arm} | {statistics.median(trained):.0f} | "
                 f"{statistics.fmean(trained):.1f} | {sum(r['reached'] for r in found)}/{len(found)} | "
-                f"{draws:.1f} | {infeasible:.0%} |"
+                f"{draws:.1f} | {infeasible:.0%} | {statistics.median(r['seconds'] for r in found):.1f} |"
             )
     lines.append("")
     for space in SPACES:

@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 
 from tests.test_search import SPACE  # the small space the search tests use
+from ulsam_nas.search.records import counts_toward_target
 
 
 @dataclass
@@ -162,11 +163,8 @@ def audit(storage: str, name: str, outcome: Outcome) -> Outcome:
     """Finished search trials, configurations trained twice, trials lost."""
     study = open_study(storage, name)
     trials = study.get_trials(deepcopy=False)
-    search = [
-        t
-        for t in trials
-        if t.user_attrs.get("stage", "search") == "search" and not t.user_attrs.get("requested")
-    ]
+    # The trials the target counts (drawn by the sampler, inside the constraints).
+    search = [t for t in trials if counts_toward_target(t.user_attrs)]
     finished_states = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
     outcome.finished = sum(t.state in finished_states for t in search)
     runs: Counter[tuple[str, str, int]] = Counter()

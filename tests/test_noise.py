@@ -187,20 +187,21 @@ def test_one_seed_says_no_tie_can_be_judged():
 
 
 # -- simulated studies ---------------------------------------------------------------------------
-NOISE = MEASURED_NOISE
-SIM_LADDER = Ladder(
-    (Fidelity(2, 5000), Fidelity(6, 10000)),
-    (1, 2),
-    reduction_factor=3,
+NOISE = (MEASURED_NOISE,)
+SIM_LADDER = Ladder(  # the default study's shape: one rung, then a confirmation on fresh seeds
+    (Fidelity(2, 5000),),
+    (1,),
     top_k=3,
-    confirm_seeds=5,
+    confirm_seeds=8,
     reference_seeds=3,
+    confirm_target=0.005,
+    confirm_max_seeds=12,
 )
 
 
 def simulated_study(seed: int, sampled: int = 20):
     rng = np.random.default_rng(seed)
-    true, costs, reference = example_space(rng)
+    true, costs, reference = example_space(rng, fidelities=1)
     objective = SimulatedObjective(true, NOISE, pairing=MEASURED_PAIRING, study_seed=seed)
     keys = sorted(true)
     chosen = [keys[i] for i in rng.choice(len(keys), sampled)]

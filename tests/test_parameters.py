@@ -184,7 +184,7 @@ def test_the_default_dry_run_needs_no_data_and_offers_at_least_three_widths(tmp_
     }
     assert plan["data_installed"] is False and plan["estimated_minutes"] > 0
     expected = plan["expected_detectable_difference"]
-    assert expected["points"] <= 0.5 and expected["seeds"] == 8
+    assert expected["points"] <= 0.5 and expected["seeds"] == 20
     assert not storage.exists()
 
 

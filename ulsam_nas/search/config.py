@@ -47,14 +47,14 @@ class Proxy(_Strict):
     val_images: int | None = Field(default=10_000, ge=1)
     resolution: int = Field(default=32, ge=8)
     epochs: int = Field(default=2, ge=1)
-    batch_size: int = Field(default=64, ge=1)
-    lr: float = Field(default=0.1, gt=0)
+    batch_size: int = Field(default=32, ge=1)
+    lr: float = Field(default=0.05, gt=0)
     warmup: float = Field(default=0.15, ge=0, lt=1)
     optimizer: Literal["sgd", "adamw"] = "sgd"
     momentum: float = Field(default=0.9, ge=0, lt=1)
     nesterov: bool = True
     weight_decay: float = Field(default=5e-4, ge=0)
-    label_smoothing: float = Field(default=0.0, ge=0, lt=1)
+    label_smoothing: float = Field(default=0.1, ge=0, lt=1)
     ema: float | None = Field(default=None, gt=0, lt=1)
     precise_bn: int = Field(default=2048, ge=0)
     channels_last: bool = True
