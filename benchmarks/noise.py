@@ -5,15 +5,16 @@ ULSAM variants shaped like shared/design/proxy-signal.md's Fashion-MNIST measure
 seed noise measured at the shipped first rung (benchmarks/proxy.py: seed sd and the share of
 it that paired candidates have in common), in one run:
 
-* this tool's schedule, exactly the default study's (studies/default.yaml: 16 sampled
-  candidates with one seed, then the top 3 and the reference confirmed with 8 fresh paired
-  seeds, more up to 12 until 0.5 points are detected);
+* this tool's schedule, exactly the default study's (studies/default.yaml: as many sampled
+  candidates as its trials, one seed each, then its confirmation: the top k and the reference on
+  fresh paired seeds, more added up to its maximum until its target difference is detected);
 * plain single-seed Optuna (TPE, one run per trial, best trial wins) given the same training,
   and given twice the training.
 
 A winner is wrong when its true accuracy is more than the tolerance below the best candidate of
 the whole space; the tolerance is the final stage's detectable difference at 80% power by design
-(2.80·sd(d)/√8).  Training is in candidate-epochs (one epoch over 5,000 images = 1).
+(2.80·sd(d)/√n with the confirmation's n seeds).  Training is in candidate-epochs (one epoch
+over 5,000 images = 1).
 
     python benchmarks/noise.py [--studies 200]
 
@@ -44,8 +45,9 @@ from ulsam_nas.search.simulate import (
 
 ROOT = Path(__file__).resolve().parent.parent
 NOISE, PAIRING = (MEASURED_NOISE,), MEASURED_PAIRING
-SAMPLED = 16
-LADDER = load_study_config(ROOT / "studies" / "default.yaml").ladder
+DEFAULT = load_study_config(ROOT / "studies" / "default.yaml")
+SAMPLED = DEFAULT.trials
+LADDER = DEFAULT.ladder
 TOLERANCE = detectable_difference(NOISE[0] * math.sqrt(2 * (1 - PAIRING)), LADDER.confirm_seeds)
 
 
@@ -104,7 +106,7 @@ def main() -> None:
         if label.startswith("this"):
             ratio = "1×" if "best" in label else "–"
         else:
-            ratio = f"{wrong / ours_wrong:.0f}×" if ours_wrong else f"{wrong}/0"
+            ratio = f"{wrong / ours_wrong:.2f}×" if ours_wrong else f"{wrong}/0"
         lines.append(
             f"| {label} | {1 - wrong / len(values):.1%} | {wrong}/{len(values)} | "
             f"{statistics.fmean(r for r, _ in values) * 100:.2f} | "
