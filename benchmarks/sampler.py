@@ -22,7 +22,13 @@ configurations, where enumerating the feasible set for the single categorical is
 Also the wall time per infeasible draw in the real search loop (journal storage, the tool's
 own sampler and records; a stub trainer that is never reached for infeasible draws).
 
-    python benchmarks/sampler.py [--studies 100] [--cap 100] [--workers 2]
+    python benchmarks/sampler.py [--studies 100] [--large-studies N] [--redraw-studies N]
+                                 [--cap 100] [--workers 2]
+
+``--large-studies`` (default: ``--studies``) sets the number of studies on the large space, where
+one TPE study of up to 2,000 draws takes minutes (TPE's time per draw grows with the trials);
+``--redraw-studies`` (default: ``--studies``) caps the studies of the redraw arm, the slowest to
+simulate (it draws until it is stuck).
 
 Writes its section of reports/benchmarks.md.
 """
@@ -52,6 +58,10 @@ from ulsam_nas.search.space import SearchSpace
 ROOT = Path(__file__).resolve().parent.parent
 NEAR = 0.005  # a near-best configuration: truly within 0.5 points of the best feasible one
 DRAWS_PER_TRAINED = 20  # a study also stops after this many draws per trained trial of the cap
+# ... and after this many infeasible draws in a row: a sampler that stops learning from its
+# infeasible draws (the redraw arm) can keep proposing the same infeasible region, and the
+# study is then counted as not reaching a near-best configuration within the cap.
+STUCK = 500
 REDRAW = "structured TPE, redraw infeasible"
 ARMS = ("structured TPE", REDRAW, "random", "single categorical")
 NOISE = MEASURED_NOISE  # one seed's sd at the shipped first rung (benchmarks/proxy.py)
@@ -110,9 +120,15 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
             study = optuna.create_study(direction="maximize", sampler=sampler)
     start = time.perf_counter()
     reached = False
+    in_a_row = 0
+    stuck = False
     while len(trained) < cap and not reached and draws < DRAWS_PER_TRAINED * cap:
+        if in_a_row >= STUCK:
+            stuck = True
+            break
         trial = study.ask()
         draws += 1
+        in_a_row += 1
         if arm == "single categorical":
             width_text, _, plan = trial.suggest_categorical("candidate", keys).partition("|")
             width = float(width_text)
@@ -128,6 +144,7 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
                 else:
                     study.tell(trial, 0.0)
                 continue
+        in_a_row = 0
         key = f"{width:g}|{plan}"
         if key not in trained:
             observed, value = _observe(truth, rng, width, plan)
@@ -142,6 +159,7 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
         "draws": draws,
         "infeasible": infeasible,
         "reached": reached,
+        "stuck": stuck,
         "seconds": time.perf_counter() - start,
     }
 
@@ -231,18 +249,25 @@ def infeasible_draw_seconds(draws: int = 200) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--studies", type=int, default=100)
+    parser.add_argument("--large-studies", type=int, default=None)
+    parser.add_argument("--redraw-studies", type=int, default=None)
     parser.add_argument("--cap", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
     start = time.perf_counter()
     _init()
     sizes = {name: sum(p.configuration_counts().values()) for name, p in SPACES.items()}
+    if args.large_studies is None:
+        args.large_studies = args.studies
+    studies = {"default": args.studies, "large": args.large_studies}
     jobs = [
         (space, arm, seed, args.cap)
-        for seed in range(args.studies)
+        for seed in range(max(studies.values()))
         for space in SPACES
         for arm in ARMS
-        if not (space == "large" and arm == "single categorical")
+        if seed < studies[space]
+        and not (space == "large" and arm == "single categorical")
+        and not (arm == REDRAW and args.redraw_studies is not None and seed >= args.redraw_studies)
     ]
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers, initializer=_init) as pool:
@@ -259,15 +284,18 @@ def report(
     lines = [
         "## Structured search (`python benchmarks/sampler.py`)",
         "",
-        f"{args.studies} simulated studies per sampler and space ({elapsed / 60:.0f} min): trained "
+        f"{args.studies} simulated studies per sampler on the default space, {args.large_studies} on the "
+        f"large one, at most {args.redraw_studies or args.studies} of the redraw arm on each "
+        f"({elapsed / 60:.0f} min): trained "
         f"configurations until one is truly within {NEAR * 100:.1f} points of the best feasible "
         "configuration (truth: StructuredTruth on the space's closed-form costs; each trained trial "
         f"observes it with one seed's noise, sd {NOISE * 100:.2f} points, as measured at the shipped first "
-        f"rung), capped at {args.cap}.",
+        f"rung), capped at {args.cap}; a study also stops after {DRAWS_PER_TRAINED * args.cap} draws or "
+        f"{STUCK} infeasible draws in a row (stuck), as not reaching.",
         "",
         "| space | sampler | median trained | mean trained (censored at cap) | reached within cap "
-        "| draws per trained | infeasible share | seconds per study |",
-        "|---|---|---|---|---|---|---|---|",
+        "| studies | draws per trained | infeasible share | stuck | seconds per study |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     medians: dict[tuple[str, str], float] = {}
     for space in SPACES:
@@ -278,7 +306,7 @@ def report(
                     "not runnable: its one parameter needs every feasible configuration enumerated"
                 )
                 lines.append(
-                    f"| {space} ({sizes[space]:,} configurations) | {arm} | {feasible_text} | | | | |"
+                    f"| {space} ({sizes[space]:,} configurations) | {arm} | {feasible_text} | | | | | | |"
                 )
                 continue
             trained = [r["trained"] if r["reached"] else args.cap for r in found]
@@ -288,7 +316,8 @@ def report(
             lines.append(
                 f"| {space} ({sizes[space]:,} configurations) | {arm} | {statistics.median(trained):.0f} | "
                 f"{statistics.fmean(trained):.1f} | {sum(r['reached'] for r in found)}/{len(found)} | "
-                f"{draws:.1f} | {infeasible:.0%} | {statistics.median(r['seconds'] for r in found):.1f} |"
+                f"{len(found)} | {draws:.1f} | {infeasible:.0%} | {sum(r['stuck'] for r in found)} | "
+                f"{statistics.median(r['seconds'] for r in found):.1f} |"
             )
     lines.append("")
     for space in SPACES:
