@@ -9,7 +9,10 @@ simulated objective with known truth, for three samplers, in one run:
   next draw is made): the alternative to teaching the sampler the constraints;
 * random sampling over the same parameters (infeasible draws recorded likewise);
 * the old single categorical — TPE over one ``candidate`` parameter whose choices are the
-  enumerated feasible configurations (the tool before this change).
+  enumerated feasible configurations (the tool before this change);
+* random sampling computed exactly instead of simulated (its trained draws are independent, so
+  its trials are geometric), over the parameters and uniformly over the feasible
+  configurations: uncensored where the simulation hits the cap, and a check of the simulation.
 
 Truth: ``ulsam_nas.search.simulate.StructuredTruth`` on the space's real closed-form costs
 (smooth in width and position, a small g effect); each trained trial observes it with one
@@ -57,11 +60,16 @@ from ulsam_nas.search.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
 NEAR = 0.005  # a near-best configuration: truly within 0.5 points of the best feasible one
-DRAWS_PER_TRAINED = 20  # a study also stops after this many draws per trained trial of the cap
+# A study also stops after this many draws per trained trial of the cap: random sampling over
+# the large space's parameters draws about 50 per feasible configuration (most draws place more
+# than max_modules modules), so a lower limit would stop it before the cap and count it as
+# failing where it had not had its trials.
+DRAWS_PER_TRAINED = 100
 # ... and after this many infeasible draws in a row: a sampler that stops learning from its
-# infeasible draws (the redraw arm) can keep proposing the same infeasible region, and the
-# study is then counted as not reaching a near-best configuration within the cap.
-STUCK = 500
+# infeasible draws (the redraw arm) keeps proposing the same infeasible region, and the study is
+# then counted as not reaching a near-best configuration within the cap.  Random sampling at 2%
+# feasible draws meets such a run with probability about 10^-9 per draw.
+STUCK = 1000
 REDRAW = "structured TPE, redraw infeasible"
 ARMS = ("structured TPE", REDRAW, "random", "single categorical")
 NOISE = MEASURED_NOISE  # one seed's sd at the shipped first rung (benchmarks/proxy.py)
@@ -181,6 +189,54 @@ def _init() -> None:
     FEASIBLE["default"] = feasible_keys(SPACES["default"])
 
 
+def random_exact(space_name: str) -> dict[str, dict[str, float]]:
+    """Random sampling needs no simulation: its trained draws are independent, so the trained
+    trials until a near-best configuration are geometric with the probability q that one trained
+    (feasible) draw is near-best.  Exact q over the whole space for two random samplers: Optuna's
+    RandomSampler over this tool's parameters (each parameter uniform and independent: a draw's
+    probability is the product of its choices'), and uniform over the feasible configurations.
+    Median ⌈ln ½ / ln(1 − q)⌉, mean 1/q; counted with repeats, so on a small space a slight
+    overestimate of distinct configurations."""
+    parameters, truth, best = SPACES[space_name], TRUTHS[space_name], BEST[space_name]
+    table = parameters.cost_table
+    base, change = truth.tables()
+    probability = np.zeros(change.shape, dtype=float)
+    for s, slot in enumerate(table.slots):
+        actions = {p.action for p in slot[1:] if p is not None}
+        probability[s, 0] = 1 / (1 + len(actions))
+        for o, placement in enumerate(slot[1:], start=1):
+            if placement is not None:
+                alike = sum(1 for p in slot[1:] if p is not None and p.action == placement.action)
+                probability[s, o] = probability[s, 0] / alike
+    width_probability = 1 / len(parameters.space.width_mults)
+    mass = {"parameters": [0.0, 0.0], "feasible": [0.0, 0.0]}  # [feasible, near-best]
+    for widths, choices in parameters.enumerate():
+        cost = table.evaluate(widths, choices)
+        budget = parameters.budget
+        inside = cost.valid & (cost.macs <= budget.macs) & (cost.params <= budget.params)
+        if not inside.any():
+            continue
+        slots = np.arange(choices.shape[1])[None, :]
+        rows = choices[inside]
+        near = base[widths[inside]] + change[slots, rows].sum(axis=1) >= best - NEAR
+        weight = width_probability * probability[slots, rows].prod(axis=1)
+        mass["parameters"][0] += float(weight.sum())
+        mass["parameters"][1] += float(weight[near].sum())
+        mass["feasible"][0] += float(inside.sum())
+        mass["feasible"][1] += float(near.sum())
+    found = {}
+    for name, (feasible, near_mass) in mass.items():
+        q = near_mass / feasible
+        found[name] = {
+            "q": q,
+            "median": math.ceil(math.log(0.5) / math.log1p(-q)) if 0 < q < 1 else 1.0,
+            "mean": 1 / q,
+            "near": near_mass if name == "feasible" else math.nan,
+            "feasible": feasible if name == "feasible" else math.nan,
+        }
+    return found
+
+
 def feasible_keys(parameters: ParameterSpace) -> list[str]:
     keys = []
     for widths, choices in parameters.enumerate():
@@ -272,14 +328,20 @@ def main() -> None:
     context = multiprocessing.get_context("spawn")
     with context.Pool(args.workers, initializer=_init) as pool:
         rows = list(pool.imap_unordered(run_study, jobs))
+    exact = {name: random_exact(name) for name in SPACES}
     timing = infeasible_draw_seconds()
-    text = report(rows, sizes, timing, args, time.perf_counter() - start)
+    text = report(rows, sizes, exact, timing, args, time.perf_counter() - start)
     print(text)
     write_section("sampler", text)
 
 
 def report(
-    rows: list[dict[str, Any]], sizes: dict[str, int], timing: dict[str, float], args: Any, elapsed: float
+    rows: list[dict[str, Any]],
+    sizes: dict[str, int],
+    exact: dict[str, dict[str, dict[str, float]]],
+    timing: dict[str, float],
+    args: Any,
+    elapsed: float,
 ) -> str:
     lines = [
         "## Structured search (`python benchmarks/sampler.py`)",
@@ -319,13 +381,30 @@ def report(
                 f"{len(found)} | {draws:.1f} | {infeasible:.0%} | {sum(r['stuck'] for r in found)} | "
                 f"{statistics.median(r['seconds'] for r in found):.1f} |"
             )
+        for name, label in (
+            ("parameters", "random, exact (each parameter uniform, independent)"),
+            ("feasible", "random, exact (uniform over feasible configurations)"),
+        ):
+            figure = exact[space][name]
+            within = 1 - (1 - figure["q"]) ** args.cap
+            lines.append(
+                f"| {space} ({sizes[space]:,} configurations) | {label} | {figure['median']:.0f} | "
+                f"{figure['mean']:.1f} (uncensored) | {within:.0%} expected | exact | | | | |"
+            )
     lines.append("")
     for space in SPACES:
         if (space, "structured TPE") in medians and (space, "random") in medians:
-            ratio = medians[space, "random"] / max(1.0, medians[space, "structured TPE"])
+            lines.append(_comparison(space, rows, medians, args.cap))
+            tpe = medians[space, "structured TPE"]
+            figure = exact[space]
             lines.append(
-                f"- {space}: random sampling needs {ratio:.1f}× the trained trials structured TPE needs "
-                "(medians)."
+                f"  Exactly (no simulation): near-best are {figure['feasible']['near']:.0f} of the "
+                f"{figure['feasible']['feasible']:,.0f} feasible configurations; random sampling's median "
+                f"is {figure['parameters']['median']:.0f} trained trials over the parameters "
+                f"({figure['parameters']['median'] / max(1.0, tpe):.1f}× structured TPE's {tpe:.0f}"
+                f"{' (censored at the cap: a lower bound)' if tpe >= args.cap else ''}) and "
+                f"{figure['feasible']['median']:.0f} uniformly over the feasible configurations "
+                f"({figure['feasible']['median'] / max(1.0, tpe):.1f}×)."
             )
     lines += [
         f"- Infeasible draws in the real search loop (journal storage, TPE, {timing['draws']:.0f} draws): "
@@ -333,6 +412,32 @@ def report(
         f"0 s of training; the closed-form judgement alone {timing['judge_seconds'] * 1e6:.0f} µs.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _comparison(
+    space: str, rows: list[dict[str, Any]], medians: dict[tuple[str, str], float], cap: int
+) -> str:
+    """Random against structured TPE: the ratio of median trained trials (a lower bound when
+    random's median is censored at the cap) and the share of studies that reached a near-best
+    configuration within the cap, with Fisher's exact test."""
+    from scipy.stats import fisher_exact
+
+    tpe, rnd = medians[space, "structured TPE"], medians[space, "random"]
+    ratio = rnd / max(1.0, tpe)
+    bound = "at least " if rnd >= cap else ""
+    reached = {
+        arm: [r["reached"] for r in rows if r["space"] == space and r["arm"] == arm]
+        for arm in ("structured TPE", "random")
+    }
+    table = [[sum(v), len(v) - sum(v)] for v in reached.values()]
+    p_value = float(fisher_exact(table).pvalue)
+    censored = f"; random's median is the cap of {cap}, censored" if rnd >= cap else ""
+    return (
+        f"- {space}: random sampling needs {bound}{ratio:.1f}× the trained trials structured TPE needs "
+        f"(medians{censored}); within the cap structured TPE reached a near-best configuration in "
+        f"{table[0][0]}/{sum(table[0])} studies, random in {table[1][0]}/{sum(table[1])} "
+        f"(Fisher's exact p = {p_value:.2g})."
+    )
 
 
 if __name__ == "__main__":

@@ -555,12 +555,13 @@ def test_shipped_studies_confirm_with_fresh_seeds_and_the_default_states_its_det
         return
     ladder = config.ladder
     assert ladder.stage_names()[-1] == "confirm" and ladder.confirm_seeds >= 8
-    assert ladder.confirm_target is not None and ladder.confirm_target <= 0.005
+    assert ladder.confirm_target is not None and ladder.confirm_target <= 0.0065 + 1e-12
     if config.name == "default":  # its noise was measured (benchmarks/proxy.py): it says so up front
         from ulsam_nas.search.noise import detectable_difference
 
         assert ladder.expected_sd is not None
-        assert detectable_difference(ladder.expected_sd, ladder.confirm_seeds) <= 0.00505
+        planned = detectable_difference(ladder.expected_sd, ladder.confirm_seeds)
+        assert planned <= ladder.confirm_target  # the planned seeds already reach the target
 
 
 def test_the_grid_sampler_trains_every_feasible_candidate_once(tmp_path):
