@@ -104,14 +104,17 @@ def wait_for_training(
     storage: str, name: str, pids: list[int], stage: str | None = None, timeout: float = 300.0
 ) -> tuple[int, int]:
     """(trial number, worker pid) of a trial one of ``pids`` is training now (of ``stage``:
-    "search" or any later stage when "later")."""
+    "search" or any later stage when "later").  A draw outside the budget is RUNNING too, for
+    milliseconds, and trains nothing: only a trial with its evaluation record (``fidelity``)
+    counts."""
     study = _study_when_ready(storage, name, timeout)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
             pid = (trial.user_attrs.get("owner") or {}).get("pid")
             kind = trial.user_attrs.get("stage", "search")
-            if pid in pids and (stage is None or (kind == "search") == (stage == "search")):
+            training = "fidelity" in trial.user_attrs
+            if training and pid in pids and (stage is None or (kind == "search") == (stage == "search")):
                 return trial.number, pid
         time.sleep(0.2)
     raise TimeoutError(f"no worker started a {stage or ''} trial within {timeout} s")
@@ -286,7 +289,8 @@ def run_kill_reference_request(folder: Path, storage: str, trials: int = 3) -> O
 def run_interrupt(folder: Path, storage: str, trials: int = 4, kind: str = "journal") -> Outcome:
     """One worker interrupted with SIGINT (Ctrl-C) mid-training, then run again to the target."""
     name = f"interrupt{trials}-{uuid.uuid4().hex[:8]}"
-    study = write_study(folder, name, trials, epochs=4)
+    # Trials of several seconds each, so the interrupt lands in training, not after the last.
+    study = write_study(folder, name, trials, epochs=4, images=1024)
     start = time.monotonic()
     worker = start_worker(study, storage)
     wait_for_training(storage, name, [worker.pid])
