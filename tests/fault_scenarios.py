@@ -74,6 +74,9 @@ def start_worker(
     return subprocess.Popen(
         [sys.executable, "-m", "ulsam_nas", "search", str(study), "--storage", storage, "--quiet", *extra],
         env=env,
+        # A job started in the background (as CI runs its script) inherits SIGINT ignored, and
+        # Python then installs no KeyboardInterrupt handler: give the worker a terminal's default.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
