@@ -211,9 +211,7 @@ def random_exact(space_name: str) -> dict[str, dict[str, float]]:
     width_probability = 1 / len(parameters.space.width_mults)
     mass = {"parameters": [0.0, 0.0], "feasible": [0.0, 0.0]}  # [feasible, near-best]
     for widths, choices in parameters.enumerate():
-        cost = table.evaluate(widths, choices)
-        budget = parameters.budget
-        inside = cost.valid & (cost.macs <= budget.macs) & (cost.params <= budget.params)
+        _, inside = parameters.costed(widths, choices)
         if not inside.any():
             continue
         slots = np.arange(choices.shape[1])[None, :]
@@ -240,10 +238,7 @@ def random_exact(space_name: str) -> dict[str, dict[str, float]]:
 def feasible_keys(parameters: ParameterSpace) -> list[str]:
     keys = []
     for widths, choices in parameters.enumerate():
-        cost = parameters.cost_table.evaluate(widths, choices)
-        inside = (
-            cost.valid & (cost.macs <= parameters.budget.macs) & (cost.params <= parameters.budget.params)
-        )
+        _, inside = parameters.costed(widths, choices)
         for w, row in zip(widths[inside], choices[inside], strict=True):
             width, plan = parameters.configuration(int(w), [int(c) for c in row])
             keys.append(f"{width:g}|{plan}")

@@ -185,7 +185,7 @@ def test_the_default_dry_run_needs_no_data_and_offers_at_least_three_widths(tmp_
     assert plan["data_installed"] is False and plan["estimated_minutes"] > 0
     expected = plan["expected_detectable_difference"]
     # 12 paired seeds at the measured paired sd (0.78) detect ~0.63 points; 0.5 would need ~20
-    # seeds and a ~40-minute main job (README "Confirmation"), so the default trades it for time.
+    # seeds and a ~40-minute main job (README "Noise"), so the default trades it for time.
     assert expected["seeds"] == 12 and 0.6 <= expected["points"] <= 0.65
     assert not storage.exists()
 

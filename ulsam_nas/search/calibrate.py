@@ -211,8 +211,7 @@ def feasible_pool(problem: Problem, seed: int) -> list[Candidate]:
         chunks = iter([parameters.sample(np.random.default_rng(seed), POOL_SAMPLES)])
     found: dict[str, Candidate] = {}
     for widths, choices in chunks:
-        cost = parameters.cost_table.evaluate(widths, choices)
-        inside = cost.valid & (cost.macs <= problem.budget_macs) & (cost.params <= problem.budget_params)
+        _, inside = parameters.costed(widths, choices)
         for w, row in zip(widths[inside], choices[inside], strict=True):
             width, plan = parameters.configuration(int(w), [int(c) for c in row])
             candidate = problem.candidate(f"{width:g}|{plan}")

@@ -63,7 +63,6 @@ def count_feasible(problem: Problem) -> dict[str, Any]:
     parameters = problem.parameters
     widths = parameters.space.width_mults
     counts = parameters.configuration_counts()
-    table = parameters.cost_table
     exact = sum(counts.values()) <= EXACT_LIMIT
     chunks = parameters.enumerate() if exact else [parameters.sample(np.random.default_rng(0), SAMPLES)]
     found = np.zeros(len(widths), dtype=np.int64)
@@ -72,8 +71,7 @@ def count_feasible(problem: Problem) -> dict[str, Any]:
     median_row: tuple[int, list[int]] | None = None
     rows: list[tuple[int, np.ndarray]] = []
     for width_index, choices in chunks:
-        cost = table.evaluate(width_index, choices)
-        inside = cost.valid & (cost.macs <= problem.budget_macs) & (cost.params <= problem.budget_params)
+        cost, inside = parameters.costed(width_index, choices)
         found += np.bincount(width_index[inside], minlength=len(widths))
         seen += np.bincount(width_index[cost.valid], minlength=len(widths))
         macs.append(cost.macs[inside])

@@ -31,7 +31,7 @@ import numpy as np
 import optuna
 
 from ulsam_nas.attention import get_attention
-from ulsam_nas.backbones.batch import CostTable
+from ulsam_nas.backbones.batch import BatchCost, CostTable
 from ulsam_nas.backbones.network import backbone_table, network_cost, resolve_plan
 from ulsam_nas.backbones.plan import Placement, parse_plan, plan_text
 from ulsam_nas.errors import InvalidInput
@@ -228,6 +228,13 @@ class ParameterSpace:
     def product_size(self) -> int:
         """How many combinations the parameters span (before any constraint)."""
         return len(self.space.width_mults) * math.prod(len(slot) for slot in self.cost_table.slots)
+
+    def costed(self, width_index: np.ndarray, choices: np.ndarray) -> tuple[BatchCost, np.ndarray]:
+        """Closed-form costs of a batch of configurations and which of them are buildable and
+        inside the budget (the one definition every batch count uses)."""
+        cost = self.cost_table.evaluate(width_index, choices)
+        inside = cost.valid & (cost.macs <= self.budget.macs) & (cost.params <= self.budget.params)
+        return cost, inside
 
     def enumerate(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """Every buildable configuration with at most ``max_modules`` modules, in chunks (one per

@@ -223,10 +223,7 @@ class StructuredTruth:
         base, change = self.tables()
         best = -math.inf
         for widths, choices in parameters.enumerate():
-            cost = parameters.cost_table.evaluate(widths, choices)
-            inside = (
-                cost.valid & (cost.macs <= parameters.budget.macs) & (cost.params <= parameters.budget.params)
-            )
+            _, inside = parameters.costed(widths, choices)
             if inside.any():
                 slots = np.arange(choices.shape[1])[None, :]
                 found = base[widths[inside]] + change[slots, choices[inside]].sum(axis=1)
