@@ -123,9 +123,17 @@ def wait_for_training(
     raise TimeoutError(f"no worker started a {stage or ''} trial within {timeout} s")
 
 
-def candidate_of(trial: optuna.trial.FrozenTrial) -> str | None:
-    """A trial's candidate, also for a queued trial (whose params are not set yet)."""
-    return trial.params.get("candidate") or (trial.system_attrs.get("fixed_params") or {}).get("candidate")
+def parameters_of(trial: optuna.trial.FrozenTrial) -> dict:
+    """A trial's parameters, also for a queued trial (whose params are not set yet)."""
+    return dict(trial.params) or dict(trial.system_attrs.get("fixed_params") or {})
+
+
+def same_configuration(a: optuna.trial.FrozenTrial, b: optuna.trial.FrozenTrial) -> bool:
+    """Both evaluate one configuration: the same candidate key where both have written theirs,
+    else the same parameters (a queued retry of a search trial has only those)."""
+    if "candidate" in a.user_attrs and "candidate" in b.user_attrs:
+        return a.user_attrs["candidate"] == b.user_attrs["candidate"]
+    return parameters_of(a) == parameters_of(b)
 
 
 def wait_for_recovery(storage: str, name: str, number: int, timeout: float = 300.0) -> float:
@@ -140,7 +148,7 @@ def wait_for_recovery(storage: str, name: str, number: int, timeout: float = 300
                 t
                 for t in trials
                 if t.number > number
-                and candidate_of(t) == candidate_of(dead)
+                and same_configuration(t, dead)
                 and t.user_attrs.get("stage", "search") == dead.user_attrs.get("stage", "search")
             ]
             if again:
@@ -149,19 +157,21 @@ def wait_for_recovery(storage: str, name: str, number: int, timeout: float = 300
     raise TimeoutError(f"trial {number} was not recovered within {timeout} s")
 
 
-def evaluation_of(trial: optuna.trial.FrozenTrial) -> tuple[str | None, str, int]:
-    """What a trial evaluates: its candidate, stage and rung (a search trial that died before
-    writing its record is a search-stage, first-rung one)."""
+def evaluation_of(trial: optuna.trial.FrozenTrial) -> tuple[str, int]:
+    """What a trial evaluates besides its configuration: its stage and rung (a search trial that
+    died before writing its record is a search-stage, first-rung one)."""
     attrs = trial.user_attrs
-    return candidate_of(trial), attrs.get("stage", "search"), int(attrs.get("rung", 0))
+    return attrs.get("stage", "search"), int(attrs.get("rung", 0))
 
 
 def retries(failed: optuna.trial.FrozenTrial, later: optuna.trial.FrozenTrial) -> bool:
-    """``later`` finished the evaluation ``failed`` did not: the same candidate, stage and rung."""
+    """``later`` finished the evaluation ``failed`` did not: the same configuration, stage and
+    rung."""
     return (
         later.number > failed.number
         and later.state == optuna.trial.TrialState.COMPLETE
         and evaluation_of(later) == evaluation_of(failed)
+        and same_configuration(later, failed)
     )
 
 

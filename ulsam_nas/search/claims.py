@@ -5,9 +5,11 @@ workers, and how a worker claims a trial.
   trial only while slots are free; a trial that lost the race for the last slot (an earlier live
   trial filled it) is failed untrained as ``surplus``.
 * A requested evaluation is claimed by creating its trial RUNNING, owner included, in one
-  storage write.  Two workers may still claim the same request at once; neither trains a seed
-  twice, because an evaluation waits for an earlier live trial training the same seeds
-  (``evaluate.Evaluator.known_seeds``) and then reuses them.
+  storage write.  Two workers may still claim the same request (or draw the same
+  configuration) at once; neither trains a seed twice, because an evaluation first waits until
+  every earlier live trial has written what it evaluates (a drawn trial does so milliseconds
+  after it starts), then waits for an earlier live trial training the same seeds
+  (``evaluate.Evaluator.known_seeds``) and reuses them.
 * A retry copy queued by the heartbeat is claimed by moving it from WAITING to RUNNING, which
   succeeds for exactly one worker."""
 

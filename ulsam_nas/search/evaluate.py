@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import optuna
@@ -19,6 +20,7 @@ from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import (
     SEARCH,
     TESTED_STAGES,
+    declared,
     groups_of,
     per_seed,
     same_evaluation,
@@ -30,6 +32,10 @@ from ulsam_nas.search.train import in_memory_format, measure_latency_ms, proxy_t
 
 MAX_WAIT_SECONDS = 7200  # the longest one wait for other workers lasts (training, claimed slots)
 WAIT_POLL_SECONDS = 2.0
+# A trial writes what it evaluates milliseconds after it starts; a later trial waits for an
+# earlier one to do so only while it is younger than this (its worker may have died meanwhile).
+DECLARE_WAIT_SECONDS = 60.0
+DECLARE_POLL_SECONDS = 0.05
 
 Values = float | tuple[float, float]
 Known = dict[int, tuple[float, int]]  # seed -> (accuracy, number of the trial that trained it)
@@ -79,33 +85,47 @@ class Evaluator:
     ) -> tuple[Known, Tested, list[optuna.trial.FrozenTrial]]:
         """Seeds already trained for this candidate at this rung's fidelity, from ``trials`` (a
         read made after this trial was claimed).  While an earlier, live trial is training one
-        of ``seeds``, wait for it and read again (only earlier ones, so two workers never wait on
-        each other); each wait is bounded.  Returns the seeds, their test accuracies where
-        measured, and the latest read."""
+        of ``seeds``, or has not yet written what it evaluates, wait for it and read again (only
+        earlier ones, so two workers never wait on each other); each wait is bounded.  Returns
+        the seeds, their test accuracies where measured, and the latest read."""
         deadline = time.monotonic() + MAX_WAIT_SECONDS
         while True:
-            known: Known = {}
-            tested: Tested = {}
-            running = False
-            for trial in trials:
-                if trial.number == current or not same_evaluation(trial.user_attrs, key, rung, self.ladder):
-                    continue
-                if trial.state == optuna.trial.TrialState.COMPLETE:
-                    for seed, accuracy in per_seed(trial.user_attrs).items():
-                        known.setdefault(seed, (accuracy, trial.number))
-                    for seed, accuracy in test_per_seed(trial.user_attrs).items():
-                        tested.setdefault(seed, accuracy)
-                elif (
-                    trial.state == optuna.trial.TrialState.RUNNING
-                    and trial.number < current
-                    and seeds_wanted(trial.user_attrs) & set(seeds)
-                    and self.liveness.alive(trial)
-                ):
-                    running = True
+            known, tested = self._trained(trials, key, rung, current)
+            running_now = [t for t in trials if t.state == optuna.trial.TrialState.RUNNING]
+            earlier = [t for t in running_now if t.number < current and self.liveness.alive(t)]
+            # Two workers that drew the same configuration at once: the later one waits for the
+            # earlier's record, else neither would see the other and both would train.
+            if any(_declaring(t) for t in earlier):
+                time.sleep(DECLARE_POLL_SECONDS)
+                trials = self.read()
+                continue
+            running = any(
+                same_evaluation(t.user_attrs, key, rung, self.ladder)
+                and seeds_wanted(t.user_attrs) & set(seeds)
+                for t in earlier
+            )
             if all(s in known for s in seeds) or not running or time.monotonic() > deadline:
                 return known, tested, trials
             time.sleep(WAIT_POLL_SECONDS)
             trials = self.read()
+
+    def _trained(
+        self, trials: list[optuna.trial.FrozenTrial], key: str, rung: int, current: int
+    ) -> tuple[Known, Tested]:
+        """Seeds finished trials trained for ``key`` at ``rung`` (the earliest trial's result of
+        each seed) and their test accuracies where measured."""
+        known: Known = {}
+        tested: Tested = {}
+        for trial in trials:
+            if trial.number == current or trial.state != optuna.trial.TrialState.COMPLETE:
+                continue
+            if not same_evaluation(trial.user_attrs, key, rung, self.ladder):
+                continue
+            for seed, accuracy in per_seed(trial.user_attrs).items():
+                known.setdefault(seed, (accuracy, trial.number))
+            for seed, accuracy in test_per_seed(trial.user_attrs).items():
+                tested.setdefault(seed, accuracy)
+        return known, tested
 
     def evaluate(
         self,
@@ -224,6 +244,15 @@ class Evaluator:
         _write(trial, candidate_epochs=len(missing) * fidelity.cost(self.ladder.fidelities[0]))
         _write(trial, images_per_second=images_per_second)
         return values_of(problem, summary.mean, candidate)
+
+
+def _declaring(trial: optuna.trial.FrozenTrial) -> bool:
+    """A running trial that has not yet written what it evaluates, started recently enough that
+    it still will (its worker may have died in between: then it never does)."""
+    if declared(trial.user_attrs):
+        return False
+    started = trial.datetime_start
+    return started is None or (datetime.now(started.tzinfo) - started).total_seconds() < DECLARE_WAIT_SECONDS
 
 
 def _write(trial: optuna.Trial, **attrs: Any) -> None:

@@ -95,6 +95,12 @@ def seeds_wanted(attrs: dict[str, Any]) -> set[int]:
     return {int(s) for s in attrs.get("seeds_wanted", [])}
 
 
+def declared(attrs: dict[str, Any]) -> bool:
+    """The trial has written what it evaluates: its seeds (written after its candidate and
+    fidelity), or that it is an infeasible draw or a surplus one, which train nothing."""
+    return "seeds_wanted" in attrs or is_infeasible(attrs) or bool(attrs.get("surplus"))
+
+
 def owner_of(attrs: dict[str, Any]) -> dict[str, Any]:
     """{host, pid} of the worker that holds (or held) the trial; {} before it is written."""
     return dict(attrs.get("owner") or {})

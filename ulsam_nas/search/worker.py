@@ -82,7 +82,7 @@ class Search:
         config = self.config
         self.storage = open_storage(config.storage_url, config.heartbeat_interval, config.grace_period)
         self.study = create_or_load(problem, self.storage, baselines)
-        self.evaluator = Evaluator(problem, self.read, self.liveness)
+        self.evaluator = Evaluator(problem, self.read_failing_stale, self.liveness)
         self._target = config.trials
         self._current: int | None = None  # the id of the search trial this process is running
         self._shown: tuple[str, int] | None = None  # the stage and total progress last showed
@@ -91,6 +91,13 @@ class Search:
     # -- reading --------------------------------------------------------------------------------
     def read(self) -> list[optuna.trial.FrozenTrial]:
         return self.study.get_trials(deepcopy=False)
+
+    def read_failing_stale(self) -> list[optuna.trial.FrozenTrial]:
+        """A read for a wait on other workers' trials: on a database, a trial whose heartbeat
+        stopped is failed first, so a wait on a dead worker of another host ends (every worker
+        may be waiting, and then no other would fail it)."""
+        fail_stale(self.study)
+        return self.read()
 
     def finished(self) -> int:
         return search_trials_finished(self.read())
