@@ -40,6 +40,7 @@ MOVES_ONLY = {
     aten.detach,
     aten.clone,
     aten.cat,
+    aten.split_with_sizes,
     aten.empty,  # BatchNorm's (unused) save buffers
 }
 
@@ -85,12 +86,35 @@ def _count_hardtanh(args, out, counts: Counter) -> None:
 
 def _count_mean(args, out, counts: Counter) -> None:
     x, dims = args[0], _reduced_dims(args[0], args[1])
-    if dims == _spatial(x):  # adaptive_avg_pool2d(x, 1)
+    if dims == _spatial(x):  # adaptive_avg_pool2d(x, 1), or torch.mean over h×w: see AVERAGES
         counts["global_avg_pool"] += x.numel()
     elif dims == {1}:  # a mean over channels (CBAM's spatial gate)
         counts["channel_pool"] += x.numel()
     else:
         raise AssertionError(f"mean over dims {sorted(dims)} of a {tuple(x.shape)} tensor has no unit")
+
+
+def _count_sum(args, out, counts: Counter) -> None:
+    x, dims = args[0], _reduced_dims(args[0], args[1])
+    assert dims == _spatial(x), f"sum over dims {sorted(dims)} has no unit"
+    counts["spatial_sum"] += x.numel()
+
+
+def _count_axis_avg_pool(args, out, counts: Counter) -> None:
+    # adaptive_avg_pool2d to one row or one column (Coordinate Attention's pools).
+    x, size = args[0], tuple(args[1])
+    assert size in ((x.shape[-2], 1), (1, x.shape[-1])), f"adaptive pool to {size} has no unit"
+    counts["global_avg_pool"] += x.numel()  # compared as one unit: see AVERAGES
+
+
+def _count_layer_norm(args, out, counts: Counter) -> None:
+    assert args[2] is not None and args[3] is not None, "only an affine LayerNorm has a unit"
+    counts["layer_norm"] += args[0].numel()
+
+
+def _count_pow(args, out, counts: Counter) -> None:
+    assert args[1] == 2, f"pow({args[1]}) is not a square"
+    counts["square"] += out.numel()
 
 
 def _count_amax(args, out, counts: Counter) -> None:
@@ -129,6 +153,12 @@ COUNTERS: dict[Any, Callable[[Any, Any, Counter], None]] = {
     # The gating products and sums broadcast: the unit is the elements of the result.
     aten.mul: _output_elements("mul"),
     aten.add: _output_elements("add"),
+    aten.sub: _output_elements("sub"),
+    aten.div: _output_elements("div"),
+    aten.pow: _count_pow,
+    aten.sum: _count_sum,
+    aten._adaptive_avg_pool2d: _count_axis_avg_pool,
+    aten.native_layer_norm: _count_layer_norm,
     aten.mean: _count_mean,
     aten.amax: _count_amax,
     aten.adaptive_max_pool2d: _count_adaptive_max_pool,
@@ -175,9 +205,22 @@ def per_sample(counts: Mapping[str, int], batch: int) -> dict[str, int]:
     return {k: v // batch for k, v in counts.items() if v}
 
 
+# At the aten level an average over h×w is one op however it was written: a global
+# ``adaptive_avg_pool2d``, SimAM's ``torch.mean`` and, on a map with one row or column,
+# Coordinate Attention's pools all run ``mean``.  Their units are compared as one here; fvcore,
+# which sees the TorchScript ops and counts only the pools, tells them apart, and ``verify``
+# holds the closed forms to it.
+AVERAGES = ("global_avg_pool", "spatial_mean", "axis_avg_pool")
+
+
 def closed_form_terms(cost: Cost) -> dict[str, int]:
-    """The MACs by kind and the element counts of a cost record, in one dict (zeros dropped)."""
-    return {k: v for k, v in {**cost.macs_by, **cost.ops}.items() if v}
+    """The MACs by kind and the element counts of a cost record, in one dict (zeros dropped),
+    with the averages over h×w summed as ``global_avg_pool`` (see ``AVERAGES``)."""
+    terms = {**cost.macs_by, **cost.ops}
+    averaged = sum(terms.pop(key, 0) for key in AVERAGES)
+    if averaged:
+        terms["global_avg_pool"] = averaged
+    return {k: v for k, v in terms.items() if v}
 
 
 def count_module(module: nn.Module, shape: tuple[int, ...], batch: int = 2) -> dict[str, int]:

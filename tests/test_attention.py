@@ -10,7 +10,7 @@ from torch import nn
 
 import ulsam_nas
 from tests.strategies import module_case
-from ulsam_nas.attention import get_attention, list_attention
+from ulsam_nas.attention import PAPER_MODULES, get_attention, list_attention
 from ulsam_nas.errors import InvalidInput
 
 MODULES = list_attention()
@@ -20,8 +20,15 @@ def numel(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
-def test_registry_lists_the_six_modules_in_paper_order():
-    assert MODULES == ["non_local", "a2", "se", "bam", "cbam", "ulsam"]
+def test_registry_lists_the_paper_s_six_then_the_later_five():
+    assert MODULES == ["non_local", "a2", "se", "bam", "cbam", "ulsam", "gc", "eca", "triplet", "simam", "ca"]
+    assert list(PAPER_MODULES) == MODULES[:6]
+
+
+@pytest.mark.parametrize(("alias", "key"), [("coord", "ca"), ("nl", "non_local")])
+def test_timm_names_are_aliases_of_the_same_modules(alias, key):
+    assert get_attention(alias).key == key
+    assert ulsam_nas.attention_cost(alias, 64, 7, 7) == ulsam_nas.attention_cost(key, 64, 7, 7)
 
 
 @pytest.mark.parametrize("name", MODULES)
@@ -76,9 +83,11 @@ def test_forward_keeps_the_input_shape(name, data):
 @pytest.mark.parametrize("name", MODULES)
 def test_training_step_reaches_every_parameter(name):
     module = ulsam_nas.create_attention(name, 64).train()
-    module(torch.randn(4, 64, 6, 5)).square().mean().backward()
+    x = torch.randn(4, 64, 6, 5, requires_grad=True)  # SimAM has no parameters: its input's gradient
+    module(x).square().mean().backward()
     missing = [n for n, p in module.named_parameters() if p.grad is None]
     assert not missing
+    assert x.grad is not None and torch.isfinite(x.grad).all()
 
 
 # Hand-computed from the layer lists in each module's docstring (m = channels, hw = h·w).
@@ -90,6 +99,15 @@ EXPECTED_512_14_14 = {  # exact params, exact MACs, paper params, paper MACs
     "bam": (68_513, 6_862_976, 83_968, 16_490_496),
     "cbam": (33_412, 84_744, 32_866, 51_976),
     "ulsam": (2_572, 200_704, 1_024, 200_704),
+    # p = 32: params (512 + 1) + (512·32 + 32) + 2·32 + (32·512 + 512); MACs 2·512·196 + 2·512·32
+    "gc": (33_889, 233_472, 33_280, 233_472),
+    # k = 5 (|log2 512 / 2 + 1/2| = 5): params k; MACs k·m
+    "eca": (5, 2_560, 5, 2_560),
+    # 3 gates of 2·49 weights + 2 BN; MACs 98·(m·w + h·m + h·w)
+    "triplet": (300, 1_424_136, 294, 1_424_136),
+    "simam": (0, 0, 0, 0),
+    # d = max(8, 512/32) = 16: params (512·16 + 16) + 2·16 + 2·(16·512 + 512); MACs 2·512·16·(14 + 14)
+    "ca": (25_648, 458_752, 24_576, 458_752),
 }
 
 # A second shape, m = 96, h×w = 7×5 (non-square), r = 8 (c = 12), t = 12, g = 3:
@@ -100,6 +118,10 @@ EXPECTED_512_14_14 = {  # exact params, exact MACs, paper params, paper MACs
 #  NL/s  h'×w' = 3×2: MACs 96·48·35 + 2·96·48·6 + 48·96·35 + 2·48·35·6 = 398,016
 #  A²    params 4·96·12 + 3·12 + 96 = 4,740; MACs 4·96·12·35 + 2·12²·35 = 171,360
 #  ULSAM params 5·96 + 3·3 = 489; MACs 2·96·35 = 6,720
+#  GC    ratio 1/8, p = 12: params 97 + 1,164 + 24 + 1,248 = 2,533; MACs 2·96·35 + 2·96·12 = 9,024
+#  ECA   k = 3 (|log2 96 / 2 + 1/2| = 3.79): params 3; MACs 3·96 = 288
+#  Tri.  params 3·100 = 300; MACs 98·(96·5 + 7·96 + 35) = 116,326; no_spatial 200, 98·1,152 = 112,896
+#  CA    r = 8, d = 12: params 1,164 + 24 + 2·1,248 = 3,684; MACs 96·12·12 + 12·96·7 + 12·96·5 = 27,648
 SECOND_SHAPE = dict(channels=96, height=7, width=5)
 EXPECTED_96_7_5 = {
     ("se", (("reduction", 8),)): (2_412, 2_304),
@@ -109,6 +131,12 @@ EXPECTED_96_7_5 = {
     ("non_local", (("subsample", True),)): (18_864, 398_016),
     ("a2", (("inner_channels", 12),)): (4_740, 171_360),
     ("ulsam", (("groups", 3),)): (489, 6_720),
+    ("gc", (("ratio", 1 / 8),)): (2_533, 9_024),
+    ("eca", ()): (3, 288),
+    ("triplet", ()): (300, 116_326),
+    ("triplet", (("no_spatial", True),)): (200, 112_896),
+    ("ca", (("reduction", 8),)): (3_684, 27_648),
+    ("simam", ()): (0, 0),
 }
 
 
@@ -219,6 +247,14 @@ def test_ulsam_equals_the_official_loop(groups, training):
         ("a2", {"inner_channels": 2.5}, "inner_channels=2.5 is invalid"),
         ("non_local", {"subsample": "yes"}, "allowed: true or false"),
         ("ulsam", {"groups": True}, "groups=True is invalid"),
+        ("eca", {"kernel_size": 4}, "kernel_size=4 is even"),
+        ("triplet", {"kernel_size": 0}, "kernel_size=0 is invalid"),
+        ("gc", {"ratio": 1 / 128}, "ratio=1/128 leaves ⌊m · ratio⌋ = 0 planes at channels=64"),
+        ("gc", {"ratio": 1.5}, "ratio=1.5 is invalid"),
+        ("gc", {"ratio": "x"}, "ratio='x' is invalid"),
+        ("simam", {"e_lambda": -1.0}, "e_lambda=-1.0 is invalid"),
+        ("ca", {"reduction": 0}, "reduction=0 is invalid"),
+        ("triplet", {"no_spatial": 1}, "no_spatial=1 is invalid"),
     ],
 )
 def test_bad_configs_raise_a_message_naming_the_value(name, config, message):
@@ -227,8 +263,28 @@ def test_bad_configs_raise_a_message_naming_the_value(name, config, message):
 
 
 def test_unknown_module_lists_the_valid_ones():
-    with pytest.raises(InvalidInput, match="valid modules: non_local, a2, se, bam, cbam, ulsam"):
-        get_attention("eca")
+    with pytest.raises(InvalidInput, match="valid modules: non_local, a2, se, bam, cbam, ulsam, gc, eca"):
+        get_attention("lambda")
+
+
+@pytest.mark.parametrize(
+    ("channels", "kernel"),
+    [(1, 1), (2, 1), (8, 3), (64, 3), (96, 3), (128, 5), (256, 5), (512, 5), (1024, 5), (2048, 7)],
+)
+def test_eca_adaptive_kernel_is_the_nearest_odd_ties_up(channels, kernel):
+    # ψ(m) = |log2(m)/2 + 1/2|: 3.5 → 3, 4.0 (a tie between 3 and 5) → 5, 5.5 → 5, 6.0 → 7.
+    assert get_attention("eca").make_config(channels).kernel_size == kernel
+
+
+def test_simam_on_a_one_by_one_map_is_defined():
+    x = torch.randn(2, 8, 1, 1)
+    y = ulsam_nas.create_attention("simam", 8)(x)
+    torch.testing.assert_close(y, x * torch.sigmoid(torch.tensor(0.5)))
+
+
+def test_gc_starts_as_the_identity():
+    x = torch.randn(2, 32, 5, 4)
+    torch.testing.assert_close(ulsam_nas.create_attention("gc", 32)(x), x)
 
 
 @pytest.mark.parametrize("shape", [(0, 14, 14), (64, -1, 14), (64, 14, 0)])

@@ -188,7 +188,7 @@ def test_plan_text_round_trips_sorted_with_defaults_filled():
         ("mobilenet_v1", "insert9", "malformed"),
         ("mobilenet_v1", "insert@x", "index 'x' is not an integer"),
         ("mobilenet_v1", "move@3", "action 'move' is unknown"),
-        ("mobilenet_v1", "insert@3:eca", "unknown attention module 'eca'"),
+        ("mobilenet_v1", "insert@3:lambda", "unknown attention module 'lambda'"),
         ("mobilenet_v1", "insert@3:ulsam:ulsam", "neither a module"),
     ],
 )

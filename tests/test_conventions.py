@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 import ulsam_nas
-from ulsam_nas.cost.conventions import COUNTERS, KNOWN_DIFFERENT, SUPPORTED, difference
+from ulsam_nas.cost.conventions import (
+    BINARY_MEGA,
+    COUNTERS,
+    KNOWN_DIFFERENT,
+    SUPPORTED,
+    difference,
+    published_readings,
+    train_mode_total,
+)
 
 # Totals measured with each counter on the official-structure modules at m=512, 14×14, r=16,
 # t=64, g=4 (shared/design/counters.md §2; torch = FLOPs, the rest MACs).
@@ -16,6 +26,13 @@ MEASURED = {
     "se": {"torch": 65_536, "fvcore": 133_120, "ptflops_aten": 33_312},
     "bam": {"torch": 13_725_952, "fvcore": 7_001_024, "ptflops_aten": 6_882_532},
     "cbam": {"torch": 169_488, "fvcore": 185_488, "ptflops_aten": 85_832},
+    # Traced by `ulsam-nas verify` (torch 2.13, fvcore 0.1.5, ptflops 0.7.5); the official
+    # structures trace the same (tests/test_official_parity.py).  k = 5, p = 32, d = 16.
+    "gc": {"torch": 466_944, "fvcore": 233_632, "ptflops_aten": 234_212},
+    "eca": {"torch": 5_120, "fvcore": 102_912, "ptflops_aten": 2_560},
+    "triplet": {"torch": 2_848_272, "fvcore": 1_453_200, "ptflops_aten": 1_424_136},
+    "simam": {"torch": 0, "fvcore": 0, "ptflops_aten": 0},
+    "ca": {"torch": 917_504, "fvcore": 660_352, "ptflops_aten": 473_536},
 }
 
 
@@ -55,3 +72,45 @@ def test_included_and_dropped_terms_cover_the_cost():
         dropped = {t for t, _ in convention.dropped(cost)}
         assert not included & dropped
         assert included | dropped == {t for t in (*cost.macs_by, *cost.ops) if (cost.macs_by | cost.ops)[t]}
+
+
+def test_binary_mega_reproduces_eca_net_s_resnet_50_figure():
+    # ECA-Net's README: ResNet-50 "24.37M" params = 25,557,032 / 2^20.
+    assert f"{25_557_032 / BINARY_MEGA:.2f}" == "24.37"
+
+
+def test_readings_list_train_mode_only_where_a_counter_changes():
+    readings = {
+        r["what"]: r["count"] for r in published_readings(ulsam_nas.attention_cost("triplet", 64, 14, 14))
+    }
+    bn = ulsam_nas.attention_cost("triplet", 64, 14, 14).ops["batch_norm"]
+    assert readings["fvcore (MAC), train mode"] - readings["fvcore (MAC), eval mode"] == 3 * bn
+    assert "thop (MAC), eval or train" in readings
+
+
+@pytest.mark.tracer
+@pytest.mark.parametrize("module", ["ca", "triplet", "cbam", "ulsam", "gc"])
+def test_train_mode_rules_equal_fvcore_and_thop_traced_in_train_mode(module):
+    # In a fresh process per counter, as verify traces (thop patches nothing global, fvcore
+    # neither; ptflops is not run here).
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys, copy, warnings, logging, torch, ulsam_nas\n"
+        "warnings.filterwarnings('ignore'); logging.disable(logging.CRITICAL)\n"
+        "from fvcore.nn import FlopCountAnalysis\n"
+        "import thop\n"
+        f"m = ulsam_nas.create_attention({module!r}, 64).train()\n"
+        "x = torch.randn(2, 64, 14, 14)\n"
+        "a = FlopCountAnalysis(m, (x,))\n"
+        "a.unsupported_ops_warnings(False); a.uncalled_modules_warnings(False)\n"
+        "f = a.total()\n"
+        "t = thop.profile(copy.deepcopy(m), inputs=(x,), verbose=False)[0]\n"
+        "print(json.dumps([f / 2, t / 2]))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    fvcore_train, thop_train = json.loads(out.strip().splitlines()[-1])
+    cost = ulsam_nas.attention_cost(module, 64, 14, 14)
+    assert fvcore_train == train_mode_total(cost, "fvcore")
+    assert thop_train == train_mode_total(cost, "thop") == COUNTERS["thop"].project(cost)

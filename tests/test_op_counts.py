@@ -40,6 +40,12 @@ EXPECTED_KEYS = {
         "batch_norm",
     },
     "ulsam": {"conv", "bias_add", "batch_norm", "relu", "max_pool", "softmax", "mul", "add"},
+    "gc": {"conv", "bias_add", "softmax", "matmul", "layer_norm", "relu", "add"},
+    "eca": {"conv", "global_avg_pool", "sigmoid", "mul"},
+    "triplet": {"channel_pool", "conv", "batch_norm", "sigmoid", "mul", "add"},
+    # SimAM's spatial_mean and CA's axis_avg_pool are compared as global_avg_pool (AVERAGES)
+    "simam": {"global_avg_pool", "sub", "square", "spatial_sum", "div", "add", "mul", "sigmoid"},
+    "ca": {"global_avg_pool", "conv", "bias_add", "batch_norm", "add", "relu6", "div", "mul", "sigmoid"},
 }
 
 
@@ -61,8 +67,9 @@ def test_closed_form_op_counts_equal_the_real_forward_pass(name, data):
     assert count_module(module, (m, h, w)) == expected
 
 
-# Options at which no width divides evenly on 30 channels: ⌊30/4⌋ = 7 (SE, BAM, CBAM), t =
-# ⌊30/8⌋ = 3 (A²), 5 subspaces of 6 (ULSAM), keys on a ⌊7/2⌋×⌊5/2⌋ grid (Non-local).
+# Options at which no width divides evenly on 30 channels: ⌊30/4⌋ = 7 (SE, BAM, CBAM, GC), t =
+# ⌊30/8⌋ = 3 (A²), 5 subspaces of 6 (ULSAM), keys on a ⌊7/2⌋×⌊5/2⌋ grid (Non-local), 15 mid
+# channels (CA).
 SMALL_CONFIGS = {
     "non_local": {"subsample": True},
     "a2": {},
@@ -70,6 +77,11 @@ SMALL_CONFIGS = {
     "bam": {"reduction": 4},
     "cbam": {"reduction": 4},
     "ulsam": {"groups": 5},
+    "gc": {"ratio": 1 / 4},  # 7 planes
+    "eca": {},  # the adaptive kernel: 3 at 30 channels
+    "triplet": {"kernel_size": 3},
+    "simam": {},
+    "ca": {"reduction": 2},  # 15 mid channels
 }
 
 

@@ -107,7 +107,7 @@ def test_groups_dividing_no_position_are_refused_naming_the_channels(tmp_path):
         (SPACE + "colour: red\n", "unknown key 'colour'"),
         (SPACE.replace("backbone: mobilenet_v1", "backbone: resnet"), "backbone"),
         (SPACE.replace("max_modules: 1", "max_modules: many"), "max_modules"),
-        (SPACE + "modules: [eca]\n", "module 'eca' is unknown"),
+        (SPACE + "modules: [lambda]\n", "module 'lambda' is unknown"),
         ("backbone: [unclosed\n", "malformed YAML at line"),
         ("- a\n- b\n", "expected a mapping"),
         (

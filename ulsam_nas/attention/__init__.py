@@ -16,13 +16,16 @@ from ulsam_nas.attention.registry import (
     register_attention,
 )
 
-# Import order is registry order: the order of the ULSAM paper's comparison table.
-MODULE_FILES = ("non_local", "a2", "se", "bam", "cbam", "ulsam")
+# Import order is registry order: the ULSAM paper's comparison table (PAPER_MODULES), then the
+# light modules papers have compared against since, by year.
+PAPER_MODULES = ("non_local", "a2", "se", "bam", "cbam", "ulsam")
+MODULE_FILES = (*PAPER_MODULES, "gc", "eca", "triplet", "simam", "ca")
 for _name in MODULE_FILES:
     importlib.import_module(f"ulsam_nas.attention.{_name}")
 
 __all__ = [
     "MODULE_FILES",
+    "PAPER_MODULES",
     "AttentionSpec",
     "attention_cost",
     "attention_formula",

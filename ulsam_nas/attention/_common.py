@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import random
+from fractions import Fraction
 from typing import Any
 
 from ulsam_nas.cost.symbolic import Num, derived, ratio
@@ -43,3 +45,17 @@ def sample_reduction(rng: random.Random, channels: int) -> dict[str, Any]:
     if common and rng.random() < 0.5:
         return {"reduction": rng.choice(common)}
     return {"reduction": rng.randint(1, channels)}
+
+
+def number_text(value: float) -> str:
+    """An option value as a user would write it: 1/16 for 0.0625 (a fraction with a small
+    denominator that equals the float exactly), else the float's shortest repr."""
+    if isinstance(value, bool) or isinstance(value, int) or float(value).is_integer():
+        return str(value).lower() if isinstance(value, bool) else str(int(value))
+    fraction = Fraction(value).limit_denominator(1024)
+    return f"{fraction.numerator}/{fraction.denominator}" if float(fraction) == value else repr(value)
+
+
+def is_finite_number(value: object) -> bool:
+    """An int or float (bools excluded) that is neither NaN nor infinite."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

@@ -132,6 +132,10 @@ def _check_type(name: str, value: Any, hint: Any) -> None:
     if int in allowed:
         check_positive_int(name, value)
         return
+    if float in allowed:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise InvalidInput(f"{name}={value!r} is invalid; allowed: a number")
+        return  # the module's own validation checks the range
     raise InvalidInput(f"{name}={value!r} has an unsupported type")
 
 
@@ -162,12 +166,24 @@ def list_attention() -> list[str]:
     return list(_REGISTRY)
 
 
+# timm's ``create_attn`` names for the modules registered here under another key.  The module
+# built is always this tool's (the official structure); each module's file says how timm's
+# variant differs.
+ALIASES = {"coord": "ca", "nl": "non_local"}
+
+
+def canonical_key(name: str) -> str:
+    """The registry key of ``name`` (a key or one of timm's aliases)."""
+    return ALIASES.get(name, name)
+
+
 def get_attention(name: str) -> AttentionSpec:
     try:
-        return _REGISTRY[name]
+        return _REGISTRY[canonical_key(name)]
     except KeyError:
         raise InvalidInput(
-            f"unknown attention module {name!r}; valid modules: {', '.join(_REGISTRY)}"
+            f"unknown attention module {name!r}; valid modules: {', '.join(_REGISTRY)} "
+            f"(aliases: {', '.join(f'{a}={k}' for a, k in ALIASES.items())})"
         ) from None
 
 

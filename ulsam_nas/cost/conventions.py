@@ -9,8 +9,9 @@ in eval mode under ``torch.no_grad()`` (``ulsam-nas verify`` re-measures them):
 * ``torch``: ``torch.utils.flop_counter.FlopCounterMode`` counts 2 FLOPs per MAC of conv,
   linear and matmul, nothing else.
 * ``fvcore``: ``FlopCountAnalysis.total()`` counts 1 per MAC, BatchNorm at 2 per element in eval
-  mode (affine) and ``adaptive_avg_pool2d`` at 1 per input element; it ignores biases and warns
-  about (and skips) softmax, sigmoid, max-pool, mul and add.
+  mode (affine), LayerNorm at 5 per element (affine) and ``adaptive_avg_pool2d`` (to 1×1 or to
+  one row or column) at 1 per input element; it ignores biases and warns about (and skips)
+  softmax, sigmoid, max-pool, ``torch.mean``/``sum`` and element-wise ops.
 * ``ptflops_aten``: ptflops with ``backend='aten'`` counts MACs plus one addition per output
   element of a conv/linear with a bias.
 
@@ -20,7 +21,8 @@ Known-different counters (shown, never held to equality; their rules depend on c
   ReLU and max-pool modules *twice* (the module hook and the patched functional both fire),
   ReLU6 modules (whose functional is not patched), the patched functional pools and softmax
   once; at batch > 1 it mixes per-sample and total.
-* ``thop``: module hooks on leaf modules only: conv/linear MACs, BatchNorm at 4 per element;
+* ``thop``: module hooks on leaf modules only: conv/linear MACs, BatchNorm and LayerNorm at 4 per
+  element;
   every functional call and operator, the attention matmuls included, counts 0.
 """
 
@@ -78,10 +80,12 @@ COUNTERS: dict[str, CounterConvention] = {
             "fvcore",
             "fvcore FlopCountAnalysis.total()",
             "MAC",
-            {**_MACS, "batch_norm": 2, "global_avg_pool": 1},
+            {**_MACS, "batch_norm": 2, "layer_norm": 5, "global_avg_pool": 1, "axis_avg_pool": 1},
             True,
-            "MACs + BatchNorm at 2 per element (eval) + adaptive average pooling at 1 per input "
-            "element; no bias; softmax, sigmoid, max-pool, mul and add are skipped with a warning",
+            "MACs + BatchNorm at 2 per element (eval) + LayerNorm at 5 per element + adaptive "
+            "average pooling (global or to one row/column) at 1 per input element; no bias; "
+            "softmax, sigmoid, max-pool, torch.mean/sum and element-wise ops are skipped with a "
+            "warning",
         ),
         CounterConvention(
             "ptflops_aten",
@@ -99,25 +103,28 @@ COUNTERS: dict[str, CounterConvention] = {
                 **_MACS,
                 "bias_add": 1,
                 "batch_norm": 2,
+                "layer_norm": 1,
                 "relu": 2,
                 "relu6": 1,
                 "max_pool": 2,
                 "global_avg_pool": 1,
+                "axis_avg_pool": 1,
                 "global_max_pool": 1,
                 "softmax": 1,
             },
             False,
             "module hooks plus patched functionals: bias, BatchNorm ×2, nn.ReLU and nn.MaxPool2d "
-            "counted twice (hook and patched functional both fire), nn.ReLU6, functional pools and "
-            "softmax once; sigmoid, * and + not at all; mixed per-sample/total at batch > 1",
+            "counted twice (hook and patched functional both fire), nn.ReLU6, LayerNorm, "
+            "functional pools and softmax once; sigmoid, torch.mean/sum, * and + not at all; "
+            "mixed per-sample/total at batch > 1",
         ),
         CounterConvention(
             "thop",
             "thop.profile",
             "MAC",
-            {"conv": 1, "linear": 1, "batch_norm": 4},
+            {"conv": 1, "linear": 1, "batch_norm": 4, "layer_norm": 4},
             False,
-            "leaf-module hooks only: conv/linear MACs and BatchNorm at 4 per element; every "
+            "leaf-module hooks only: conv/linear MACs, BatchNorm and LayerNorm at 4 per element; every "
             "functional call and operator (the attention matmuls included) counts 0",
         ),
     )
@@ -136,3 +143,40 @@ def difference(cost: Cost, a: str, b: str) -> list[tuple[str, int]]:
         if delta:
             out.append((term, delta))
     return out
+
+
+# -- how published figures are made ---------------------------------------------------------------
+# Counters traced on a model in train mode (several papers' READMEs profile that way): the rules
+# that change, measured on this project's modules.  fvcore counts BatchNorm in training at 5 per
+# element (it adds the batch statistics); thop, ptflops and torch count the same in both modes.
+TRAIN_MODE_CHANGES: dict[str, dict[str, int]] = {"fvcore": {"batch_norm": 5}}
+
+BINARY_MEGA = 2**20  # ECA-Net's README prints ResNet-50's 25,557,032 params as "24.37M" (÷ 2^20)
+
+
+def train_mode_total(cost: Cost, counter: str) -> int:
+    """What ``counter`` reports for a model traced in train mode."""
+    convention = COUNTERS[counter]
+    multipliers = {**convention.multipliers, **TRAIN_MODE_CHANGES.get(counter, {})}
+    return sum(k * term_value(cost, term) for term, k in multipliers.items())
+
+
+def published_readings(cost: Cost) -> list[dict[str, object]]:
+    """Each count as papers print it: decimal (÷ 10^6) and binary (÷ 2^20) mega, and every
+    counter's total in eval and in train mode."""
+    readings: list[dict[str, object]] = [
+        {"what": "params (exact)", "count": cost.params},
+        {"what": "MACs (exact)", "count": cost.macs},
+    ]
+    for key, convention in COUNTERS.items():
+        eval_total, train_total = convention.project(cost), train_mode_total(cost, key)
+        if train_total == eval_total:
+            readings.append({"what": f"{key} ({convention.unit}), eval or train", "count": eval_total})
+        else:
+            readings.append({"what": f"{key} ({convention.unit}), eval mode", "count": eval_total})
+            readings.append({"what": f"{key} ({convention.unit}), train mode", "count": train_total})
+    for reading in readings:
+        count = int(str(reading["count"]))
+        reading["decimal_mega"] = count / 1e6
+        reading["binary_mega"] = count / BINARY_MEGA
+    return readings

@@ -30,14 +30,21 @@ OP_UNITS: dict[str, str] = {
     "batch_norm": "elements normalized by BatchNorm (eval: one multiply and one add each)",
     "global_avg_pool": "input elements summed by a global (adaptive) average pool",
     "global_max_pool": "input elements compared by a global max pool",
+    "axis_avg_pool": "input elements averaged by an adaptive average pool to one row or column",
+    "spatial_mean": "input elements averaged by a mean over h×w (torch.mean, not a pooling op)",
+    "spatial_sum": "input elements summed by a sum over h×w",
     "max_pool": "input elements of a k×k max pool",
     "channel_pool": "input elements reduced by a max or mean over channels",
     "relu": "elements through ReLU",
     "relu6": "elements through ReLU6",
     "sigmoid": "elements through a sigmoid",
     "softmax": "elements through a softmax",
+    "layer_norm": "elements normalized by an affine LayerNorm",
     "mul": "elements multiplied (gating, scaling)",
     "add": "elements added (residual, branch sums)",
+    "sub": "elements subtracted",
+    "div": "elements divided",
+    "square": "elements squared",
 }
 
 

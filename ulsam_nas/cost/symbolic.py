@@ -21,7 +21,7 @@ from typing import Any
 Monomial = tuple[tuple[str, int], ...]
 
 # Display order of atoms inside a monomial, so that formulas read like the papers: 2m²hw/r.
-_ATOM_ORDER = ["m", "t", "i", "c", "G", "g", "r", "h", "w", "h'", "w'"]
+_ATOM_ORDER = ["k", "m", "t", "i", "c", "d", "p", "G", "g", "r", "h", "w", "h'", "w'"]
 _SUPERSCRIPT = str.maketrans("0123456789-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁻")
 
 
