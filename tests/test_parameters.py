@@ -11,6 +11,7 @@ import numpy as np
 import optuna
 import pytest
 
+import ulsam_nas
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import load_study_config
@@ -209,3 +210,19 @@ def test_a_large_space_is_estimated_by_uniform_samples_with_an_interval(tmp_path
     assert plan["configurations"] > 1_000_000 and plan["counted"].startswith("estimated from")
     low, high = plan["feasible_interval"]
     assert low <= plan["feasible"] <= high and 0 < plan["feasible"] < plan["configurations"]
+
+
+def test_a_space_may_search_over_every_module_and_its_closed_forms_hold():
+    # The later five (coord: timm's name for ca) beside ULSAM: each placed with its defaults.
+    parameters = parameter_space(modules=["ulsam", "gc", "eca", "triplet", "simam", "coord", "ca"])
+    assert parameters.space.modules == ["ulsam", "gc", "eca", "triplet", "simam", "ca"]
+    found = every_configuration(parameters)
+    placed = {p.split(":")[1] for _, plan in found for p in plan.split(",") if plan}
+    assert placed == {"ulsam", "gc", "eca", "triplet", "simam", "ca"}
+    for width, plan in found:
+        assessment = parameters.assess(width, plan)
+        if assessment.candidate is None:
+            continue
+        expected = ulsam_nas.network_cost("mobilenet_v1", width, plan=plan, **NETWORK)
+        assert (assessment.candidate.macs, assessment.candidate.params) == (expected.macs, expected.params)
+        assert parameters.params_of(width, plan) is not None

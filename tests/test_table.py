@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from ulsam_nas.latex import latex_text
 from ulsam_nas.output import render_frame
 from ulsam_nas.tables import format_scaled, overhead_table
 
@@ -73,7 +74,23 @@ def test_every_format_renders_every_module(fmt):
     table = overhead_table()
     text = render_frame(table.to_frame(), fmt, table.notes)
     for title in PAPER:
-        assert (title.replace("²", "²") if fmt != "latex" else title) in text
+        assert (latex_text(title) if fmt == "latex" else title) in text
+
+
+def test_all_modules_sorted_by_macs_and_the_default_stays_the_paper_s():
+    assert [r.module for r in overhead_table().rows] == ["non_local", "a2", "se", "bam", "cbam", "ulsam"]
+    rows = overhead_table(modules=["all"], sort="macs").rows
+    assert len(rows) == 11 and [r.macs for r in rows] == sorted(r.macs for r in rows)
+    assert [r.module for r in rows[:2]] == ["simam", "eca"]
+    picked = overhead_table(modules=["eca,coord", "se"], sort="params").rows
+    assert [r.module for r in picked] == ["eca", "ca", "se"]  # paper params 5, 24,576, 32,768
+
+
+def test_each_module_keeps_its_own_default_unless_an_option_is_given():
+    rows = {r.module: r for r in overhead_table(modules=["se", "ca"]).rows}
+    assert rows["se"].config == {"reduction": 16} and rows["ca"].config == {"reduction": 32}
+    rows = {r.module: r for r in overhead_table(modules=["se", "ca"], reduction=8).rows}
+    assert rows["se"].config == {"reduction": 8} and rows["ca"].config == {"reduction": 8}
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""The ULSAM paper's overhead table (params and FLOPs of six attention modules) for any shape."""
+"""The ULSAM paper's overhead table (params and FLOPs of its six attention modules, or of any
+registered ones) for any shape."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 
 import pandas as pd
 
-from ulsam_nas.attention import get_attention, list_attention
+from ulsam_nas.attention import PAPER_MODULES, get_attention, list_attention
+from ulsam_nas.attention._common import number_text
 from ulsam_nas.attention.registry import check_shape
 from ulsam_nas.cost.cost import CONVENTIONS, formula_of
 from ulsam_nas.errors import InvalidInput
@@ -106,35 +108,53 @@ def format_scaled(value: float, whole: bool = False) -> str:
     return text
 
 
+def resolve_modules(names: list[str] | None) -> list[str]:
+    """Registry keys for ``--modules`` values: keys, timm aliases, comma lists, ``paper`` (the
+    ULSAM paper's six, the default) and ``all``; duplicates dropped, order kept."""
+    if not names:
+        return list(PAPER_MODULES)
+    keys: list[str] = []
+    for name in (part.strip() for value in names for part in value.split(",")):
+        if not name:
+            continue
+        group = {"all": list_attention(), "paper": list(PAPER_MODULES)}.get(name)
+        for key in group or [get_attention(name).key]:
+            if key not in keys:
+                keys.append(key)
+    if not keys:
+        raise InvalidInput(
+            f"--modules {' '.join(names)!r} names no module; allowed: all, paper or module keys"
+        )
+    return keys
+
+
+SORT_KEYS = ("macs", "params")
+
+
 def overhead_table(
     channels: int = 512,
     height: int = 14,
     width: int = 14,
-    reduction: int = 16,
-    inner_channels: int | None = None,
-    groups: int = 4,
-    subsample: bool = False,
     convention: str = "paper",
     modules: list[str] | None = None,
+    sort: str | None = None,
+    **options: Any,
 ) -> OverheadTable:
     """Params and MACs of each attention module at one feature-map shape (the ULSAM paper's
-    Table 1 at the defaults), with formulas and ULSAM-normalized columns."""
+    Table 1 at the defaults), with formulas and ULSAM-normalized columns.  ``options`` (e.g.
+    ``reduction=8``) go to every listed module that has them; the others keep their defaults.
+    ``sort``: "macs" or "params", ascending (default: registry order)."""
     check_shape(channels, height, width)
     if convention not in CONVENTIONS:
         raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
-    options: dict[str, Any] = {
-        "reduction": reduction,
-        "inner_channels": inner_channels,
-        "groups": groups,
-        "subsample": subsample,
-    }
-    keys = modules or list_attention()
-    if REFERENCE not in keys:
-        keys = [*keys, REFERENCE]
+    if sort is not None and sort not in SORT_KEYS:
+        raise InvalidInput(f"sort={sort!r} is unknown; allowed: {', '.join(SORT_KEYS)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    listed = resolve_modules(modules)
     measured = {}
-    for key in keys:
+    for key in dict.fromkeys([*listed, REFERENCE]):
         spec = get_attention(key)
-        config = spec.make_config(channels, **{k: v for k, v in options.items() if k in spec.option_names()})
+        config = spec.make_config(channels, **{k: v for k, v in given.items() if k in spec.option_names()})
         terms = spec.terms(channels, height, width, config, convention, symbolic=True)
         exact = spec.terms(channels, height, width, config, "exact").evaluate("exact")
         measured[key] = (spec, config, formula_of(terms), exact)
@@ -142,7 +162,7 @@ def overhead_table(
     ref_params, ref_macs = int(ref_formula.params), int(ref_formula.macs)
     ideal = convention == "paper"
     rows = []
-    for key in modules or list_attention():
+    for key in listed:
         spec, config, formula, exact = measured[key]
         params, macs = int(formula.params), int(formula.macs)
         rows.append(
@@ -163,13 +183,23 @@ def overhead_table(
                 config={f: getattr(config, f) for f in spec.option_names()},
             )
         )
+    if sort is not None:
+        rows.sort(key=lambda r: r.macs if sort == "macs" else r.params)
     return OverheadTable(channels, height, width, convention, rows, _notes(convention, rows, measured))
 
 
 def _notes(convention: str, rows: list[OverheadRow], measured: dict[str, Any]) -> list[str]:
     notes = [
         "FLOPs are multiply-accumulates (MACs), as the ULSAM paper counts them. Symbols: m channels, "
-        "h×w feature map, r reduction, t A²-Net inner channels, g ULSAM groups.",
+        "h×w feature map, r reduction, t A²-Net inner channels, g ULSAM groups, k kernel size (ECA, "
+        "Triplet), p GC planes, d Coordinate Attention's width.",
+        "Options: "
+        + "; ".join(
+            f"{r.title} {', '.join(f'{k}={number_text(v)}' for k, v in r.config.items())}"
+            for r in rows
+            if r.config
+        )
+        + ".",
     ]
     if convention == "paper":
         notes.append(

@@ -72,10 +72,20 @@ def _parse_value(text: str) -> Any:
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
-    try:
-        return int(text)
-    except ValueError:
-        return text  # left for the module's own validation to reject with its message
+    for parse in (int, float, _fraction):
+        try:
+            return parse(text)
+        except (ValueError, ZeroDivisionError):
+            continue
+    return text  # left for the module's own validation to reject with its message
+
+
+def _fraction(text: str) -> float:
+    """``1/16`` (GC's ratio as papers write it) as a float."""
+    numerator, slash, denominator = text.partition("/")
+    if not slash:
+        raise ValueError(text)
+    return float(numerator) / float(denominator)
 
 
 def parse_placement(segment: str) -> Placement:

@@ -50,23 +50,47 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--width", type=positive_int, default=14, help="feature-map width w (default 14)")
 
 
-# flag, type, default, help: the options of the modules that have them
-MODULE_OPTION_FLAGS: tuple[tuple[str, Any, Any, str], ...] = (
-    ("--reduction", positive_int, 16, "SE/BAM/CBAM reduction r (default 16)"),
-    ("--inner-channels", positive_int, None, "A²-Net inner channels t (default channels // 8)"),
-    ("--groups", positive_int, 4, "ULSAM groups g, must divide channels (default 4)"),
-    ("--subsample", boolean, False, "Non-local: 2×2 max-pool before φ and g (default false)"),
+def fraction(text: str) -> float:
+    """A number in (0, 1] written as a decimal or a fraction: 0.0625 or 1/16."""
+    numerator, slash, denominator = text.partition("/")
+    try:
+        value = float(numerator) / float(denominator) if slash else float(text)
+    except (ValueError, ZeroDivisionError):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: e.g. 0.0625 or 1/16") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1]; allowed: e.g. 0.0625 or 1/16")
+    return value
+
+
+# flag, type, help: the options of the modules that have them.  An option not given is not
+# passed, so every module keeps its own default (SE's r = 16, Coordinate Attention's r = 32).
+MODULE_OPTION_FLAGS: tuple[tuple[str, Any, str], ...] = (
+    (
+        "--reduction",
+        positive_int,
+        "reduction r: SE, BAM, CBAM (default 16), Coordinate Attention (default 32)",
+    ),
+    ("--inner-channels", positive_int, "A²-Net inner channels t (default channels // 8)"),
+    ("--groups", positive_int, "ULSAM groups g, must divide channels (default 4)"),
+    ("--subsample", boolean, "Non-local: 2×2 max-pool before φ and g (default false)"),
+    (
+        "--kernel-size",
+        positive_int,
+        "odd kernel k: ECA (default: the paper's adaptive k), Triplet (default 7)",
+    ),
+    ("--ratio", fraction, "GC planes p = ⌊m · ratio⌋ (default 1/16; e.g. 0.125 or 1/8)"),
+    ("--e-lambda", positive_float, "SimAM's λ (default 1e-4)"),
+    ("--no-spatial", boolean, "Triplet without its h×w gate (default false)"),
 )
 MODULE_OPTIONS = tuple(flag[2:].replace("-", "_") for flag, *_ in MODULE_OPTION_FLAGS)
 
 
-def add_module_options(parser: argparse.ArgumentParser, defaults: bool) -> None:
-    """Module options; with ``defaults=False`` an option not given is not passed at all."""
-    for flag, kind, default, text in MODULE_OPTION_FLAGS:
+def add_module_options(parser: argparse.ArgumentParser) -> None:
+    """Module options; an option not given is not passed at all (each module's default holds)."""
+    group = parser.add_argument_group("module options")
+    for flag, kind, text in MODULE_OPTION_FLAGS:
         metavar = "BOOL" if kind is boolean else None
-        parser.add_argument(
-            flag, type=kind, default=default if defaults else None, help=text, metavar=metavar
-        )
+        group.add_argument(flag, type=kind, default=None, help=text, metavar=metavar)
 
 
 def module_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -45,7 +45,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument("--channels", type=positive_int, help="channels m")
     shape.add_argument("--height", type=positive_int, help="feature-map height h")
     shape.add_argument("--width", type=positive_int, help="feature-map width w")
-    add_module_options(parser, defaults=False)
+    add_module_options(parser)
     network = parser.add_argument_group("network (instead of MODULE)")
     network.add_argument("--backbone", choices=list(BACKBONES), help="a whole MobileNet")
     network.add_argument(

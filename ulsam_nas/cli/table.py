@@ -7,14 +7,14 @@ import argparse
 from ulsam_nas.cli.arguments import add_module_options, add_output_args, add_shape_args, module_options
 from ulsam_nas.cost.cost import CONVENTIONS
 from ulsam_nas.output import TABLE_FORMATS, emit, render_frame, to_json
-from ulsam_nas.tables import overhead_table
+from ulsam_nas.tables import SORT_KEYS, overhead_table
 
-SUMMARY = "the ULSAM paper's overhead table for any feature-map shape"
+SUMMARY = "the ULSAM paper's overhead table for any feature-map shape (and the later modules)"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_shape_args(parser)
-    add_module_options(parser, defaults=True)
+    add_module_options(parser)
     parser.add_argument(
         "--convention",
         choices=CONVENTIONS,
@@ -26,7 +26,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fmt.add_argument(
         "--json", action="store_const", const="json", dest="format", help="same as --format json"
     )
-    parser.add_argument("--modules", nargs="+", metavar="MODULE", help="a subset of modules")
+    parser.add_argument(
+        "--modules",
+        nargs="+",
+        metavar="MODULE",
+        help="modules to list: keys or comma lists, 'all' (the paper's six and the later five), "
+        "'paper' (the default)",
+    )
+    parser.add_argument(
+        "--sort",
+        choices=SORT_KEYS,
+        help="order the rows by MACs or params, smallest first (default: registry order)",
+    )
     add_output_args(parser)
 
 
@@ -37,6 +48,7 @@ def run(args: argparse.Namespace) -> int:
         args.width,
         convention=args.convention,
         modules=args.modules,
+        sort=args.sort,
         **module_options(args),
     )
     if args.format == "json":

@@ -18,13 +18,16 @@ from ulsam_nas.cli.arguments import (
     positive_int,
 )
 from ulsam_nas.output import emit, to_json, write_atomic
+from ulsam_nas.tables import resolve_modules
 
 SUMMARY = "closed forms against fvcore, ptflops and torch's FlopCounterMode"
 EXPLAIN_SUMMARY = "what each FLOP counter counts for one module, term by term"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--modules", nargs="+", metavar="MODULE", help="a subset of modules (default: all)")
+    parser.add_argument(
+        "--modules", nargs="+", metavar="MODULE", help="keys or comma lists, 'paper' or 'all' (default: all)"
+    )
     parser.add_argument(
         "--samples",
         type=non_negative_int,
@@ -51,9 +54,8 @@ def run(args: argparse.Namespace) -> int:
     from ulsam_nas.verify.cases import AnyCase
     from ulsam_nas.verify.render import mismatch_lines, verify_csv, verify_markdown
 
-    for name in args.modules or []:
-        attention.get_attention(name)
-    cases: list[AnyCase] = list(attention_cases(args.modules, args.samples, args.seed))
+    modules = resolve_modules(args.modules) if args.modules else attention.list_attention()
+    cases: list[AnyCase] = list(attention_cases(modules, args.samples, args.seed))
     if args.backbones:
         cases += network_cases(args.samples, args.seed)
     result = verify(cases, batch=args.batch, known_different=not args.no_known_different)
@@ -71,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("module", metavar="MODULE", help=f"one of: {', '.join(attention.list_attention())}")
     add_shape_args(parser)
-    add_module_options(parser, defaults=False)
+    add_module_options(parser)
     parser.add_argument("--no-trace", action="store_true", help="only the closed-form projections")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_output_args(parser)
@@ -87,7 +89,7 @@ def run_explain(args: argparse.Namespace) -> int:
     given = {f: getattr(config, f) for f in spec.option_names() if f in options}
     attention.attention_cost(args.module, args.channels, args.height, args.width, **given)  # validates
     explanation = explain(
-        Case(args.module, args.channels, args.height, args.width, given), trace=not args.no_trace
+        Case(spec.key, args.channels, args.height, args.width, given), trace=not args.no_trace
     )
     emit(to_json(explanation.to_json()) if args.json else explain_text(explanation), args.output)
     return 0

@@ -62,7 +62,12 @@ def overhead_tables(data: StudyData) -> list[tuple[PlacedShape, OverheadTable]]:
     for shape in placed_shapes(data):
         groups = shape.groups or (4,)
         table = overhead_table(
-            shape.channels, shape.height, shape.width, groups=groups[0], convention=convention
+            shape.channels,
+            shape.height,
+            shape.width,
+            groups=groups[0],
+            convention=convention,
+            modules=["all"],
         )
         rows = [
             dataclasses.replace(r, title=f"{r.title} (g={groups[0]})") if r.module == "ulsam" else r

@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from ulsam_nas.attention import list_attention
+from ulsam_nas.attention.registry import canonical_key
 from ulsam_nas.errors import InvalidInput
 
 
@@ -76,10 +77,12 @@ class SearchSpace(_Strict):
     @field_validator("modules")
     @classmethod
     def _known_modules(cls, modules: list[str]) -> list[str]:
-        for module in modules:
-            if module not in list_attention():
+        """Registry keys (timm's aliases such as ``coord`` accepted), duplicates dropped."""
+        keys = [canonical_key(module) for module in modules]
+        for module, key in zip(modules, keys, strict=True):
+            if key not in list_attention():
                 raise ValueError(f"module {module!r} is unknown; allowed: {', '.join(list_attention())}")
-        return modules
+        return list(dict.fromkeys(keys))
 
     @field_validator("positions")
     @classmethod

@@ -180,6 +180,16 @@ def explain_text(ex: Explanation) -> str:
     ]
     for diff in ex.differences:
         lines.append(f"  {diff['a']} - {diff['b']} = {diff['total']:+,}" + _signed_terms(diff["terms"]))
+    lines += [
+        "",
+        "As published figures print them: M = ÷ 10^6; binary M = ÷ 2^20 (ECA-Net's README prints",
+        "ResNet-50's 25,557,032 params as 24.37M); a counter run on a model in train mode:",
+    ]
+    for reading in ex.readings:
+        lines.append(
+            f"  {reading['what']:<40} {reading['count']:>15,} = {reading['decimal_mega']:.4g} M"
+            f" = {reading['binary_mega']:.4g} binary M"
+        )
     return "\n".join(lines) + "\n"
 
 

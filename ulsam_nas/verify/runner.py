@@ -9,7 +9,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ulsam_nas.cost.conventions import COUNTERS, KNOWN_DIFFERENT, SUPPORTED, TERMS, difference, term_value
+from ulsam_nas.cost.conventions import (
+    COUNTERS,
+    KNOWN_DIFFERENT,
+    SUPPORTED,
+    TERMS,
+    difference,
+    published_readings,
+    term_value,
+)
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.verify.cases import AnyCase, Case
@@ -159,6 +167,7 @@ class Explanation:
     counters: list[dict[str, Any]]
     differences: list[dict[str, Any]]
     paper_note: str
+    readings: list[dict[str, Any]]
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -169,6 +178,7 @@ class Explanation:
             "paper": {"params": self.paper.params, "macs": self.paper.macs, "dropped": self.paper_note},
             "counters": self.counters,
             "differences": self.differences,
+            "published_readings": self.readings,
         }
 
 
@@ -213,4 +223,12 @@ def explain(case: Case, trace: bool = True) -> Explanation:
                     "terms": [{"term": t, "value": v} for t, v in terms],
                 }
             )
-    return Explanation(case, cost, paper, counters, differences, get_attention(case.module).paper_note)
+    return Explanation(
+        case,
+        cost,
+        paper,
+        counters,
+        differences,
+        get_attention(case.module).paper_note,
+        published_readings(cost),
+    )
