@@ -18,6 +18,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from PIL import Image
 
+from tests.latex_compile import compile_tables
 from ulsam_nas import network_cost
 from ulsam_nas.cli import main
 from ulsam_nas.reporting import report
@@ -234,7 +235,14 @@ def test_pareto_table_exact_contents(written):
     assert "| 10,785,280 |" in markdown.replace("  ", " ") or "10,785,280" in markdown
     assert "paired t-test" in markdown
     latex = (written / "pareto.tex").read_text()
-    assert latex.startswith("\\begin{tabular}") and "replace@9:ulsam:groups=4" in latex
+    assert "\\begin{tabular}" in latex and "\\toprule" in latex
+    assert "replace@9:ulsam:groups=4" in latex and latex.isascii()
+
+
+def test_every_tex_table_of_the_report_compiles(written, tmp_path):
+    tables = sorted(written.glob("*.tex"))
+    assert {t.name for t in tables} >= {"pareto.tex", "groups.tex"}
+    compile_tables(tmp_path, tables)
 
 
 def test_the_summary_front_equals_a_brute_force_front_over_the_stored_trials(written, tmp_path):

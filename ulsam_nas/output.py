@@ -17,7 +17,8 @@ TABLE_FORMATS = ("markdown", "csv", "latex", "json")
 
 
 def render_frame(frame: pd.DataFrame, fmt: str, notes: list[str] | None = None) -> str:
-    """A DataFrame as Markdown (with notes below), CSV, or LaTeX (notes as % comments)."""
+    """A DataFrame as Markdown (with notes below), CSV, or LaTeX (a booktabs tabular that
+    compiles with pdflatex; notes as % comments: see ``ulsam_nas.latex``)."""
     notes = notes or []
     if fmt == "markdown":
         body = frame.to_markdown(index=False, disable_numparse=True)
@@ -27,8 +28,9 @@ def render_frame(frame: pd.DataFrame, fmt: str, notes: list[str] | None = None) 
     if fmt == "csv":
         return str(frame.to_csv(index=False))
     if fmt == "latex":
-        latex = frame.to_latex(index=False, escape=True)
-        return latex + "".join(f"% {i}. {n}\n" for i, n in enumerate(notes, 1))
+        from ulsam_nas.latex import latex_table
+
+        return latex_table(frame, notes)
     raise ValueError(f"unknown table format {fmt!r}")
 
 
