@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from ulsam_nas.errors import InvalidInput
 from ulsam_nas.latex import latex_text
 from ulsam_nas.output import render_frame
 from ulsam_nas.tables import format_scaled, overhead_table
@@ -106,3 +107,8 @@ def test_each_module_keeps_its_own_default_unless_an_option_is_given():
 )
 def test_short_number_format(value, whole, text):
     assert format_scaled(value, whole) == text
+
+
+def test_an_option_no_module_has_is_refused_naming_it():
+    with pytest.raises(InvalidInput, match="unknown option 'reductoin'"):
+        overhead_table(reductoin=8)

@@ -151,6 +151,10 @@ def overhead_table(
         raise InvalidInput(f"sort={sort!r} is unknown; allowed: {', '.join(SORT_KEYS)}")
     given = {k: v for k, v in options.items() if v is not None}
     listed = resolve_modules(modules)
+    known = {name for key in list_attention() for name in get_attention(key).option_names()}
+    unknown = sorted(set(given) - known)
+    if unknown:
+        raise InvalidInput(f"unknown option {unknown[0]!r}; valid options: {', '.join(sorted(known))}")
     measured = {}
     for key in dict.fromkeys([*listed, REFERENCE]):
         spec = get_attention(key)

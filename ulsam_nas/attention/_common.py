@@ -47,11 +47,14 @@ def sample_reduction(rng: random.Random, channels: int) -> dict[str, Any]:
     return {"reduction": rng.randint(1, channels)}
 
 
-def number_text(value: float) -> str:
+def number_text(value: object) -> str:
     """An option value as a user would write it: 1/16 for 0.0625 (a fraction with a small
-    denominator that equals the float exactly), else the float's shortest repr."""
-    if isinstance(value, bool) or isinstance(value, int) or float(value).is_integer():
-        return str(value).lower() if isinstance(value, bool) else str(int(value))
+    denominator that equals the float exactly), else the float's shortest repr; true/false for
+    booleans; anything else as str()."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if not isinstance(value, float) or value.is_integer() or not is_finite_number(value):
+        return str(value)
     fraction = Fraction(value).limit_denominator(1024)
     return f"{fraction.numerator}/{fraction.denominator}" if float(fraction) == value else repr(value)
 

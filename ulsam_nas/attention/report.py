@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ulsam_nas.attention._common import number_text
 from ulsam_nas.attention.registry import attention_cost, attention_formula, get_attention
 
 
@@ -33,7 +34,7 @@ def module_cost_report(
 
 def module_cost_text(report: dict[str, Any]) -> str:
     shape = report["shape"]
-    config = ", ".join(f"{k}={v}" for k, v in report["config"].items())
+    config = ", ".join(f"{k}={number_text(v)}" for k, v in report["config"].items())
     lines = [
         f"{report['title']} on a {shape['channels']}×{shape['height']}×{shape['width']} map"
         + (f" ({config})" if config else "")

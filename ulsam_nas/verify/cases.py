@@ -11,6 +11,7 @@ from typing import Any
 from torch import nn
 
 from ulsam_nas.attention import attention_cost, create_attention, get_attention, list_attention
+from ulsam_nas.attention._common import number_text
 from ulsam_nas.backbones.network import BACKBONES, backbone_table, create_network, network_cost, resolve_plan
 from ulsam_nas.backbones.plan import Placement, plan_text
 from ulsam_nas.cost.cost import Cost
@@ -40,7 +41,7 @@ class Case:
         return f"{self.channels}×{self.height}×{self.width}"
 
     def config_text(self) -> str:
-        return ", ".join(f"{k}={v}" for k, v in self.config.items()) or "defaults"
+        return ", ".join(f"{k}={number_text(v)}" for k, v in self.config.items()) or "defaults"
 
     def input_shape(self) -> tuple[int, int, int]:
         return (self.channels, self.height, self.width)
