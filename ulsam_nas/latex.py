@@ -100,22 +100,25 @@ def _script_run(text: str, i: int) -> tuple[str, int] | None:
     return None
 
 
-def latex_text(text: str) -> str:
-    """``text`` for a LaTeX text-mode cell: specials escaped, Unicode as commands, ASCII only."""
+def _translate(text: str, math: bool) -> str:
+    """``text`` as ASCII LaTeX: in text mode (``math=False``) specials escaped and math symbols
+    wrapped in ``$…$``; in math mode written bare."""
     out: list[str] = []
     i = 0
     while i < len(text):
         script = _script_run(text, i)
         if script is not None:
-            out.append(f"${script[0]}$")
+            out.append(script[0] if math else f"${script[0]}$")
             i = script[1]
             continue
         char = text[i]
-        if char in _SPECIALS:
+        if char in _MATH:
+            out.append(_MATH[char] + " " if math else f"${_MATH[char]}$")
+        elif math and char in "_{}":
+            out.append("\\" + char)
+        elif char in _SPECIALS:
             out.append(_SPECIALS[char])
-        elif char in _MATH:
-            out.append(f"${_MATH[char]}$")
-        elif char in _TEXT:
+        elif not math and char in _TEXT:
             out.append(_TEXT[char])
         else:
             out.append(char if char.isascii() else _fallback(char))
@@ -123,27 +126,14 @@ def latex_text(text: str) -> str:
     return "".join(out)
 
 
+def latex_text(text: str) -> str:
+    """``text`` for a LaTeX text-mode cell: specials escaped, Unicode as commands, ASCII only."""
+    return _translate(text, math=False)
+
+
 def latex_math(text: str) -> str:
     """A formula such as ``2m²hw/r + 98`` in math mode: ``$2m^{2}hw/r + 98$``."""
-    out: list[str] = []
-    i = 0
-    while i < len(text):
-        script = _script_run(text, i)
-        if script is not None:
-            out.append(script[0])
-            i = script[1]
-            continue
-        char = text[i]
-        if char in _MATH:
-            out.append(_MATH[char] + " ")
-        elif char in "_{}":
-            out.append("\\" + char)
-        elif char in _SPECIALS:
-            out.append(_SPECIALS[char])
-        else:
-            out.append(char if char.isascii() else _fallback(char))
-        i += 1
-    formula = re.sub(r"\bmax\b", r"\\max", "".join(out)).strip()
+    formula = re.sub(r"\bmax\b", r"\\max", _translate(text, math=True)).strip()
     return f"${formula}$" if formula else ""
 
 

@@ -59,6 +59,13 @@ def number_text(value: object) -> str:
     return f"{fraction.numerator}/{fraction.denominator}" if float(fraction) == value else repr(value)
 
 
+def parse_number(text: str) -> float:
+    """The inverse of ``number_text`` for a non-integer option: ``0.0625`` or ``1/16``; raises
+    ValueError (ZeroDivisionError for ``1/0``) when ``text`` is neither."""
+    numerator, slash, denominator = text.partition("/")
+    return float(numerator) / float(denominator) if slash else float(text)
+
+
 def is_finite_number(value: object) -> bool:
     """An int or float (bools excluded) that is neither NaN nor infinite."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)

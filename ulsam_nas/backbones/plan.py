@@ -15,6 +15,7 @@ from functools import lru_cache
 from typing import Any
 
 from ulsam_nas.attention import get_attention
+from ulsam_nas.attention._common import parse_number
 from ulsam_nas.errors import InvalidInput
 
 ACTIONS = ("insert", "replace")
@@ -72,20 +73,12 @@ def _parse_value(text: str) -> Any:
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
-    for parse in (int, float, _fraction):
+    for parse in (int, parse_number):
         try:
             return parse(text)
         except (ValueError, ZeroDivisionError):
             continue
     return text  # left for the module's own validation to reject with its message
-
-
-def _fraction(text: str) -> float:
-    """``1/16`` (GC's ratio as papers write it) as a float."""
-    numerator, slash, denominator = text.partition("/")
-    if not slash:
-        raise ValueError(text)
-    return float(numerator) / float(denominator)
 
 
 def parse_placement(segment: str) -> Placement:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any, NoReturn
 
+from ulsam_nas.attention._common import parse_number
+
 
 class Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
@@ -52,9 +54,8 @@ def add_shape_args(parser: argparse.ArgumentParser) -> None:
 
 def fraction(text: str) -> float:
     """A number in (0, 1] written as a decimal or a fraction: 0.0625 or 1/16."""
-    numerator, slash, denominator = text.partition("/")
     try:
-        value = float(numerator) / float(denominator) if slash else float(text)
+        value = parse_number(text)
     except (ValueError, ZeroDivisionError):
         raise argparse.ArgumentTypeError(f"{text!r} is not a number; allowed: e.g. 0.0625 or 1/16") from None
     if not 0 < value <= 1:

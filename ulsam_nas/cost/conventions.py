@@ -164,19 +164,15 @@ def train_mode_total(cost: Cost, counter: str) -> int:
 def published_readings(cost: Cost) -> list[dict[str, object]]:
     """Each count as papers print it: decimal (÷ 10^6) and binary (÷ 2^20) mega, and every
     counter's total in eval and in train mode."""
-    readings: list[dict[str, object]] = [
-        {"what": "params (exact)", "count": cost.params},
-        {"what": "MACs (exact)", "count": cost.macs},
-    ]
+    counts: list[tuple[str, int]] = [("params (exact)", cost.params), ("MACs (exact)", cost.macs)]
     for key, convention in COUNTERS.items():
         eval_total, train_total = convention.project(cost), train_mode_total(cost, key)
         if train_total == eval_total:
-            readings.append({"what": f"{key} ({convention.unit}), eval or train", "count": eval_total})
+            counts.append((f"{key} ({convention.unit}), eval or train", eval_total))
         else:
-            readings.append({"what": f"{key} ({convention.unit}), eval mode", "count": eval_total})
-            readings.append({"what": f"{key} ({convention.unit}), train mode", "count": train_total})
-    for reading in readings:
-        count = int(str(reading["count"]))
-        reading["decimal_mega"] = count / 1e6
-        reading["binary_mega"] = count / BINARY_MEGA
-    return readings
+            counts.append((f"{key} ({convention.unit}), eval mode", eval_total))
+            counts.append((f"{key} ({convention.unit}), train mode", train_total))
+    return [
+        {"what": what, "count": count, "decimal_mega": count / 1e6, "binary_mega": count / BINARY_MEGA}
+        for what, count in counts
+    ]
