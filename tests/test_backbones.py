@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ulsam_nas import Placement, create_network, network_cost
-from ulsam_nas.backbones import backbone_table, network_breakdown, parse_plan, plan_text
+from ulsam_nas.backbones import BACKBONES, backbone_table, network_breakdown, parse_plan, plan_text
 from ulsam_nas.backbones.batch import CostTable
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.verify.cases import BACKBONE_WIDTHS, random_plan
@@ -120,7 +120,7 @@ def test_params_of_the_measured_proxy_variants(plan, params):
 
 @st.composite
 def network_args(draw: st.DrawFn) -> dict:
-    backbone = draw(st.sampled_from(["mobilenet_v1", "mobilenet_v2"]))
+    backbone = draw(st.sampled_from(list(BACKBONES)))
     width = draw(st.sampled_from(BACKBONE_WIDTHS) | st.floats(0.1, 1.6))
     stem = draw(st.sampled_from(["imagenet", "small"]))
     resolution = draw(st.integers(8, 96))

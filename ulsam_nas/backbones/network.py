@@ -19,9 +19,9 @@ from torch import nn
 
 from ulsam_nas.attention import create_attention, get_attention
 from ulsam_nas.attention._common import check_positive_int
-from ulsam_nas.backbones import mobilenet_v1, mobilenet_v2
+from ulsam_nas.backbones import mobilenet_v1, mobilenet_v2, mobilenet_v3, resnet
 from ulsam_nas.backbones.layers import LayerSpec, out_size
-from ulsam_nas.backbones.plan import Placement, PlanLike, parse_plan
+from ulsam_nas.backbones.plan import EVERY, REMOVE, Placement, PlanLike, parse_plan
 from ulsam_nas.cost.cost import CONVENTIONS, Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
@@ -33,13 +33,36 @@ STEMS = ("imagenet", "small")
 class Family:
     layer_specs: Callable[[float, int, str], list[LayerSpec]]
     dropout: float
-    # Indices replace may never target, whatever their shape (the stem, MobileNetV2's last conv).
+    # Indices replace may never target, whatever their shape (the stem, the last conv).
     fixed: Callable[[int], tuple[int, ...]]
+    # MobileNetV3's classifier: FC to this width (given α) + hard swish before the last FC.
+    classifier_width: Callable[[float], int] | None = None
+
+
+def _first(last: int) -> tuple[int, ...]:
+    return (0,)
+
+
+def _first_and_last(last: int) -> tuple[int, ...]:
+    return (0, last)
 
 
 BACKBONES: dict[str, Family] = {
-    "mobilenet_v1": Family(mobilenet_v1.layer_specs, 0.0, lambda last: (0,)),
-    "mobilenet_v2": Family(mobilenet_v2.layer_specs, 0.2, lambda last: (0, last)),
+    "mobilenet_v1": Family(mobilenet_v1.layer_specs, 0.0, _first),
+    "mobilenet_v2": Family(mobilenet_v2.layer_specs, 0.2, _first_and_last),
+    "mobilenet_v3_large": Family(
+        mobilenet_v3.large_layer_specs,
+        0.2,
+        _first_and_last,
+        functools.partial(mobilenet_v3.classifier_width, "mobilenet_v3_large"),
+    ),
+    "mobilenet_v3_small": Family(
+        mobilenet_v3.small_layer_specs,
+        0.2,
+        _first_and_last,
+        functools.partial(mobilenet_v3.classifier_width, "mobilenet_v3_small"),
+    ),
+    "resnet18": Family(resnet.layer_specs, 0.0, _first),
 }
 
 
@@ -91,6 +114,18 @@ class BackboneTable:
         """Indices where ``replace`` is allowed (stride 1, same channels, not the stem/last)."""
         return sorted(self._replaceable)
 
+    def swappable(self) -> list[int]:
+        """Indices where ``swap`` is allowed: blocks that have their own attention (SE)."""
+        return [r.spec.position for r in self.layers if r.spec.has_se]
+
+    def allowed(self, action: str) -> list[int]:
+        """The indices where ``action`` is allowed."""
+        if action == "replace":
+            return self.replaceable()
+        if action == "swap":
+            return self.swappable()
+        return list(range(self.last_index + 1))
+
     @functools.cached_property
     def _replaceable(self) -> frozenset[int]:
         fixed = BACKBONES[self.backbone].fixed(self.last_index)
@@ -138,13 +173,29 @@ def backbone_table(
         h, w = oh, ow
     last = specs[-1].out_channels
     head_spec = LayerSpec(len(specs), "head", last, num_classes, 1)
-    head_cost = (
-        elementwise("global_avg_pool", last * h * w) + linear(last, num_classes, bias=True)
-    ).evaluate("exact")
-    head = LayerRecord(head_spec, (h, w), (1, 1), head_cost)
+    head = LayerRecord(head_spec, (h, w), (1, 1), _head_terms(backbone, width_mult, last, num_classes, h, w))
     return BackboneTable(
         backbone, width_mult, resolution, num_classes, in_channels, stem, tuple(records), head
     )
+
+
+def _head_terms(backbone: str, width_mult: float, last: int, num_classes: int, h: int, w: int) -> Cost:
+    widen = BACKBONES[backbone].classifier_width
+    terms = elementwise("global_avg_pool", last * h * w)
+    if widen is None:
+        terms += linear(last, num_classes, bias=True)
+    else:
+        hidden = widen(width_mult)
+        terms += linear(last, hidden, bias=True) + elementwise("hardswish", hidden)
+        terms += linear(hidden, num_classes, bias=True)
+    return terms.evaluate("exact")
+
+
+def _head_text(backbone: str, width_mult: float, num_classes: int) -> str:
+    widen = BACKBONES[backbone].classifier_width
+    if widen is None:
+        return f"avg-pool + fc→{num_classes}"
+    return f"avg-pool + fc→{widen(width_mult)} + h-swish + fc→{num_classes}"
 
 
 @functools.lru_cache(maxsize=4096)
@@ -159,8 +210,19 @@ def _module_cost(
 
 
 def resolve_plan(table: BackboneTable, plan: PlanLike) -> list[Placement]:
-    """Validate a plan against the backbone and fill every module option's default."""
-    return [_resolve_placement(table, p) for p in parse_plan(plan)]
+    """Validate a plan against the backbone and fill every module option's default; a ``@*``
+    placement becomes one at every index where its action is allowed and no other is placed."""
+    placements = parse_plan(plan)
+    if placements and placements[0].index == EVERY:
+        every, named = placements[0], placements[1:]
+        taken = {p.index for p in named}
+        allowed = table.allowed(every.action)
+        if not allowed:
+            raise InvalidInput(
+                f"{every.text()}: {table.backbone} has no index where {every.action} is allowed"
+            )
+        placements = parse_plan([every.at(i) for i in allowed if i not in taken] + named)
+    return [_resolve_placement(table, p) for p in placements]
 
 
 @functools.lru_cache(maxsize=65536)
@@ -182,24 +244,53 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
         )
         allowed = ", ".join(map(str, sorted(table.replaceable()))) or "none"
         raise InvalidInput(f"{p.text()} is not allowed: {why}; replace is allowed at {allowed}")
+    if p.action == "swap" and not record.spec.has_se:
+        allowed = ", ".join(map(str, table.swappable())) or f"nowhere in {table.backbone}"
+        raise InvalidInput(
+            f"{p.text()} is not allowed: layer {p.index} has no attention of its own to swap; "
+            f"swap is allowed at {allowed}"
+        )
+    if p.module == REMOVE:
+        return p
+    channels = _module_channels(record, p.action)
     spec_entry = get_attention(p.module)
     try:
-        config = spec_entry.make_config(record.spec.out_channels, **p.config)
-        config.validate(record.spec.out_channels, *record.out_hw)  # the map-size checks
+        config = spec_entry.make_config(channels, **p.config)
+        config.validate(channels, *record.out_hw)  # the map-size checks
     except InvalidInput as error:
-        raise InvalidInput(f"{p.text()} (at {record.spec.out_channels} channels): {error}") from None
+        raise InvalidInput(f"{p.text()} (at {channels} channels): {error}") from None
     options = {f: getattr(config, f) for f in spec_entry.option_names()}
     return Placement(p.action, p.index, p.module, **options)
+
+
+def _module_channels(record: LayerRecord, action: str) -> int:
+    # A swapped-in module sits where the SE was: on the block's expanded channels.
+    return record.spec.hidden_channels if action == "swap" else record.spec.out_channels
+
+
+@functools.lru_cache(maxsize=65536)
+def _gate_cost(table: BackboneTable, index: int, convention: str) -> Cost:
+    record = table.layers[index]
+    exact = record.spec.gate_cost(*record.in_hw)
+    return exact if convention == "exact" else _paper(exact)
 
 
 @functools.lru_cache(maxsize=65536)
 def _placement_cost(table: BackboneTable, p: Placement, convention: str) -> Cost:
     """The cost a resolved placement adds: its module, minus the layer it replaces."""
     record = table.layers[p.index]
-    cost = _module_cost(
-        p.module, record.spec.out_channels, *record.out_hw, convention, tuple(p.config.items())
-    )
+    if p.action == "swap":
+        removed = _gate_cost(table, p.index, convention)
+        if p.module == REMOVE:
+            return Cost(0, 0, {}, {}, {}, convention) - removed
+        return _placed_module_cost(record, p, convention) - removed
+    cost = _placed_module_cost(record, p, convention)
     return cost - record.cost(convention) if p.action == "replace" else cost
+
+
+def _placed_module_cost(record: LayerRecord, p: Placement, convention: str) -> Cost:
+    channels = _module_channels(record, p.action)
+    return _module_cost(p.module, channels, *record.out_hw, convention, tuple(p.config.items()))
 
 
 def network_cost(
@@ -265,33 +356,19 @@ def network_breakdown(
     by_index = {p.index: p for p in resolve_plan(table, plan)}
     rows = []
     for record in table.layers:
-        spec = record.spec
-        shape_in = (spec.in_channels, *record.in_hw)
-        shape_out = (spec.out_channels, *record.out_hw)
-        placement = by_index.get(spec.position)
-        replaced = placement is not None and placement.action == "replace"
-        rows.append(
-            BreakdownRow(
-                _layer_name(spec.position),
-                spec.position,
-                spec.describe(),
-                shape_in,
-                shape_out,
-                record.cost(convention),
-                replaced,
-            )
-        )
-        if placement is not None:
-            cost = _module_cost(
-                placement.module,
-                spec.out_channels,
-                *record.out_hw,
-                convention,
-                tuple(placement.config.items()),
-            )
+        placement = by_index.get(record.spec.position)
+        rows.append(_layer_row(table, record, placement, convention))
+        if placement is not None and placement.module != REMOVE:
+            shape = (_module_channels(record, placement.action), *record.out_hw)
+            name = _module_name(placement)
             rows.append(
                 BreakdownRow(
-                    _module_name(placement), spec.position, placement.text(), shape_out, shape_out, cost
+                    name,
+                    record.spec.position,
+                    placement.text(),
+                    shape,
+                    shape,
+                    _placed_module_cost(record, placement, convention),
                 )
             )
     last = table.layers[-1]
@@ -299,7 +376,7 @@ def network_breakdown(
         BreakdownRow(
             "head",
             table.last_index + 1,
-            f"avg-pool + fc→{num_classes}",
+            _head_text(backbone, width_mult, num_classes),
             (last.spec.out_channels, *last.out_hw),
             (num_classes, 1, 1),
             table.head.cost(convention),
@@ -308,11 +385,33 @@ def network_breakdown(
     return rows
 
 
+def _layer_row(
+    table: BackboneTable, record: LayerRecord, placement: Placement | None, convention: str
+) -> BreakdownRow:
+    spec = record.spec
+    cost, what = record.cost(convention), spec.describe()
+    if placement is not None and placement.action == "swap":
+        # The block without its SE; the module that takes the SE's place gets its own row.
+        cost = cost - _gate_cost(table, spec.position, convention)
+        what += " (SE removed)" if placement.module == REMOVE else " (SE swapped out)"
+    return BreakdownRow(
+        _layer_name(spec.position),
+        spec.position,
+        what,
+        (spec.in_channels, *record.in_hw),
+        (spec.out_channels, *record.out_hw),
+        cost,
+        placement is not None and placement.action == "replace",
+    )
+
+
 def _layer_name(index: int) -> str:
     return f"layer{index}"
 
 
 def _module_name(placement: Placement) -> str:
+    if placement.action == "swap":
+        return f"{_layer_name(placement.index)}.block.se"
     where = "after" if placement.action == "insert" else "replacing"
     return f"{placement.module}_{where}_{placement.index}"
 
@@ -320,7 +419,7 @@ def _module_name(placement: Placement) -> str:
 class Network(nn.Module):
     """features (named layers and modules, in order) → global average pool → dropout → FC."""
 
-    def __init__(self, features: nn.Sequential, classifier: nn.Linear, dropout: float) -> None:
+    def __init__(self, features: nn.Sequential, classifier: nn.Module, dropout: float) -> None:
         super().__init__()
         self.features = features
         self.dropout = nn.Dropout(dropout) if dropout else nn.Identity()
@@ -340,18 +439,32 @@ def create_network(
     in_channels: int = 3,
     stem: str = "imagenet",
 ) -> nn.Module:
-    """MobileNetV1/V2 at width α with attention modules placed by ``plan``."""
+    """A built-in backbone at width α with attention modules placed by ``plan``."""
     table = backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem)
     by_index = {p.index: p for p in resolve_plan(table, plan)}
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for record in table.layers:
         spec = record.spec
         placement = by_index.get(spec.position)
+        if placement is not None and placement.action == "swap":
+            gate = None if placement.module == REMOVE else _create_module(record, placement)
+            layers[_layer_name(spec.position)] = spec.build(gate, keep_gate=gate is not None)
+            continue
         if placement is None or placement.action == "insert":
             layers[_layer_name(spec.position)] = spec.build()
         if placement is not None:
-            layers[_module_name(placement)] = create_attention(
-                placement.module, spec.out_channels, **placement.config
-            )
+            layers[_module_name(placement)] = _create_module(record, placement)
     last = table.layers[-1].spec.out_channels
-    return Network(nn.Sequential(layers), nn.Linear(last, num_classes), BACKBONES[backbone].dropout)
+    family = BACKBONES[backbone]
+    if family.classifier_width is None:
+        return Network(nn.Sequential(layers), nn.Linear(last, num_classes), family.dropout)
+    hidden = family.classifier_width(width_mult)
+    classifier = nn.Sequential(
+        nn.Linear(last, hidden), nn.Hardswish(), nn.Dropout(family.dropout), nn.Linear(hidden, num_classes)
+    )
+    return Network(nn.Sequential(layers), classifier, 0.0)
+
+
+def _create_module(record: LayerRecord, placement: Placement) -> nn.Module:
+    channels = _module_channels(record, placement.action)
+    return create_attention(placement.module, channels, **placement.config)

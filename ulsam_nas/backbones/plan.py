@@ -3,7 +3,10 @@
 Text grammar: ``ACTION@INDEX[:MODULE][:KEY=VALUE]...``, placements separated by commas; a
 segment containing ``=`` is a config option; the module defaults to ``ulsam``.  Example:
 ``replace@9:ulsam:groups=4,insert@13:groups=8``.  ``insert@i`` puts a module after layer i;
-``replace@i`` replaces layer i.  Plans are order-independent and print sorted by index.
+``replace@i`` replaces layer i; ``swap@i`` replaces the attention a block already has
+(MobileNetV3's SE) with the module, or removes it with the module ``none``.  ``@*`` places the
+same module at every index where the action is allowed (``swap@*:eca``); a placement at a
+named index overrides it there.  Plans are order-independent and print sorted by index.
 """
 
 from __future__ import annotations
@@ -18,8 +21,10 @@ from ulsam_nas.attention import get_attention
 from ulsam_nas.attention._common import parse_number
 from ulsam_nas.errors import InvalidInput
 
-ACTIONS = ("insert", "replace")
+ACTIONS = ("insert", "replace", "swap")
 DEFAULT_MODULE = "ulsam"
+EVERY = -1  # the index of a placement written ``@*``: every index where its action is allowed
+REMOVE = "none"  # the module of ``swap@i:none``: the block's attention is removed
 
 
 class Placement:
@@ -30,9 +35,16 @@ class Placement:
     def __init__(self, action: str, index: int, module: str = DEFAULT_MODULE, **config: Any) -> None:
         if action not in ACTIONS:
             raise InvalidInput(f"action {action!r} is unknown; allowed: {', '.join(ACTIONS)}")
-        if isinstance(index, bool) or not isinstance(index, int) or index < 0:
-            raise InvalidInput(f"index {index!r} is invalid; allowed: a layer index >= 0")
-        get_attention(module)
+        if isinstance(index, bool) or not isinstance(index, int) or index < EVERY:
+            raise InvalidInput(f"index {index!r} is invalid; allowed: a layer index >= 0 or *")
+        if module == REMOVE:
+            if action != "swap" or config:
+                raise InvalidInput(
+                    f"module {REMOVE!r} is allowed only as swap@INDEX:{REMOVE} (without options), "
+                    f"not with {action}"
+                )
+        else:
+            get_attention(module)
         self.action = action
         self.index = index
         self.module = module
@@ -56,7 +68,12 @@ class Placement:
 
     def text(self) -> str:
         options = "".join(f":{k}={_format_value(v)}" for k, v in self.config.items())
-        return f"{self.action}@{self.index}:{self.module}{options}"
+        where = "*" if self.index == EVERY else str(self.index)
+        return f"{self.action}@{where}:{self.module}{options}"
+
+    def at(self, index: int) -> Placement:
+        """This placement at another index (a ``@*`` placement, expanded)."""
+        return Placement(self.action, index, self.module, **self.config)
 
     def __repr__(self) -> str:
         config = "".join(f", {k}={v!r}" for k, v in self.config.items())
@@ -90,9 +107,11 @@ def parse_placement(segment: str) -> Placement:
         )
     action, _, index_text = head.partition("@")
     try:
-        index = int(index_text)
+        index = EVERY if index_text.strip() == "*" else int(index_text)
     except ValueError:
-        raise InvalidInput(f"placement {segment.strip()!r}: index {index_text!r} is not an integer") from None
+        raise InvalidInput(
+            f"placement {segment.strip()!r}: index {index_text!r} is not an integer or *"
+        ) from None
     module = DEFAULT_MODULE
     config: dict[str, Any] = {}
     for position, part in enumerate(parts[1:]):
@@ -130,8 +149,9 @@ def parse_plan(plan: PlanLike) -> list[Placement]:
     placements.sort()
     for a, b in itertools.pairwise(placements):
         if a.index == b.index:
+            where = "*" if a.index == EVERY else a.index
             raise InvalidInput(
-                f"{a.text()} and {b.text()} share index {a.index}; allowed: one placement per index"
+                f"{a.text()} and {b.text()} share index {where}; allowed: one placement per index"
             )
     return placements
 

@@ -87,11 +87,11 @@ def network_text(report: dict[str, Any]) -> str:
         head,
         f"  params {report['params']:>15,}",
         f"  MACs   {report['macs']:>15,}",
-        "  params by kind: " + ", ".join(f"{k} {v:,}" for k, v in report["params_by"].items()),
-        "  MACs by op:     " + ", ".join(f"{k} {v:,}" for k, v in report["macs_by"].items()),
+        "  params by kind: " + _listing(report["params_by"]),
+        "  MACs by op:     " + _listing(report["macs_by"]),
     ]
-    if report["ops"]:
-        lines.append("  other ops (elements): " + ", ".join(f"{k} {v:,}" for k, v in report["ops"].items()))
+    if any(report["ops"].values()):
+        lines.append("  other ops (elements): " + _listing(report["ops"]))
     if "layers" in report:
         frame = pd.DataFrame(
             [
@@ -122,3 +122,8 @@ def network_text(report: dict[str, Any]) -> str:
                 f"{report['fvcore_traced']:,}: {'equal' if same else 'DIFFERENT'}"
             )
     return "\n".join(lines) + "\n"
+
+
+def _listing(counts: dict[str, int]) -> str:
+    # A term a plan removed entirely (a swapped-out SE's hard sigmoid) sums to 0: not listed.
+    return ", ".join(f"{k} {v:,}" for k, v in counts.items() if v)

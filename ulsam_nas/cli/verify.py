@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backbones",
         action="store_true",
-        help="also SAMPLES MobileNets with random α, resolution <= 128, stem and plan",
+        help="also SAMPLES built-in backbones (MobileNets, ResNet-18): random α, resolution, stem, plan",
     )
     parser.add_argument(
         "--no-known-different", action="store_true", help="skip ptflops' pytorch backend and thop"

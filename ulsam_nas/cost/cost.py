@@ -38,6 +38,8 @@ OP_UNITS: dict[str, str] = {
     "relu": "elements through ReLU",
     "relu6": "elements through ReLU6",
     "sigmoid": "elements through a sigmoid",
+    "hardswish": "elements through a hard swish (MobileNetV3)",
+    "hardsigmoid": "elements through a hard sigmoid (MobileNetV3's SE gate)",
     "softmax": "elements through a softmax",
     "layer_norm": "elements normalized by an affine LayerNorm",
     "mul": "elements multiplied (gating, scaling)",

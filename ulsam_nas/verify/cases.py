@@ -13,7 +13,7 @@ from torch import nn
 from ulsam_nas.attention import attention_cost, create_attention, get_attention, list_attention
 from ulsam_nas.attention._common import number_text
 from ulsam_nas.backbones.network import BACKBONES, backbone_table, create_network, network_cost, resolve_plan
-from ulsam_nas.backbones.plan import Placement, plan_text
+from ulsam_nas.backbones.plan import REMOVE, Placement, plan_text
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
 
@@ -123,16 +123,22 @@ BACKBONE_WIDTHS = (0.25, 0.35, 0.5, 0.75, 1.0, 1.3)
 def random_plan(
     rng: random.Random, backbone: str, width_mult: float, resolution: int, stem: str, max_modules: int = 4
 ) -> str:
-    """A valid random plan: up to ``max_modules`` placements of any registered module."""
+    """A valid random plan: up to ``max_modules`` placements of any registered module; at blocks
+    with their own SE the placement may swap it (or remove it)."""
     table = backbone_table(backbone, width_mult, resolution, 1000, 3, stem)
-    replaceable = set(table.replaceable())
+    replaceable, swappable = set(table.replaceable()), set(table.swappable())
     while True:
         indices = rng.sample(range(table.last_index + 1), rng.randint(0, max_modules))
         placements = []
         for index in indices:
-            action = "replace" if index in replaceable and rng.random() < 0.5 else "insert"
+            actions = ["insert"] + ["replace"] * (index in replaceable) + ["swap"] * (index in swappable)
+            action = rng.choice(actions)
+            if action == "swap" and rng.random() < 0.2:
+                placements.append(Placement("swap", index, REMOVE))
+                continue
             module = "ulsam" if rng.random() < 0.6 else rng.choice(list_attention())
-            channels = table.layers[index].spec.out_channels
+            record = table.layers[index]
+            channels = record.spec.hidden_channels if action == "swap" else record.spec.out_channels
             placements.append(
                 Placement(action, index, module, **get_attention(module).sample_config(rng, channels))
             )
