@@ -22,17 +22,26 @@ def test_100_random_networks_equal_every_counter():
     assert [k for k in result.known_different if k["residual"] != 0] == []
 
 
-def test_cost_breakdown_with_trace_matches_fvcore_per_layer(capsys):
+@pytest.mark.parametrize(
+    ("backbone", "plan"),
+    [
+        ("mobilenet_v2", "replace@5:groups=2,insert@16:cbam"),
+        # A swapped-in module sits inside its block and has a row of its own.
+        ("mobilenet_v3_small", "swap@*:ulsam:groups=4,swap@6:none,replace@3:eca"),
+        ("resnet18", "replace@2:se,insert@5:ulsam"),
+    ],
+)
+def test_cost_breakdown_with_trace_matches_fvcore_per_layer(capsys, backbone, plan):
     argv = [
         "cost",
         "--backbone",
-        "mobilenet_v2",
+        backbone,
         "--width-mult",
         "0.5",
         "--resolution",
         "64",
         "--plan",
-        "replace@5:groups=2,insert@16:cbam",
+        plan,
         "--breakdown",
         "--trace",
         "--json",

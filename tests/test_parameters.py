@@ -12,6 +12,7 @@ import optuna
 import pytest
 
 import ulsam_nas
+from ulsam_nas.backbones import backbone_table, plan_text, resolve_plan
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import load_study_config
@@ -226,3 +227,42 @@ def test_a_space_may_search_over_every_module_and_its_closed_forms_hold():
         expected = ulsam_nas.network_cost("mobilenet_v1", width, plan=plan, **NETWORK)
         assert (assessment.candidate.macs, assessment.candidate.params) == (expected.macs, expected.params)
         assert parameters.params_of(width, plan) is not None
+
+
+V3_SPACE = {
+    "backbone": "mobilenet_v3_small",
+    "stem": "small",
+    "width_mults": [0.75],
+    "positions": [{"index": 4, "actions": ["swap", "remove"]}, {"index": 9, "actions": ["swap", "remove"]}],
+    "groups": [2, 4],
+    "modules": ["ulsam", "eca"],
+    "max_modules": 2,
+}
+
+
+def test_se_blocks_keep_swap_or_remove_and_every_draw_round_trips():
+    parameters = ParameterSpace(SearchSpace.model_validate(V3_SPACE), NETWORK, Budget())
+    assert parameters.distributions["at4"].choices == ("none", "swap", "remove")
+    configurations = every_configuration(parameters)
+    # Per block: keep the SE, ULSAM g 2 or 4, ECA, or remove: 5 × 5.
+    assert len(configurations) == len(set(configurations)) == 25
+    assert (0.75, "swap@4:none,swap@9:ulsam:groups=4") in configurations
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=1))
+    for width, plan in configurations:
+        params = parameters.params_of(width, plan)
+        study.enqueue_trial(params)
+        drawn_width, drawn_plan = parameters.suggest(study.ask())
+        table = backbone_table("mobilenet_v3_small", drawn_width, **NETWORK)
+        assert (drawn_width, plan_text(resolve_plan(table, drawn_plan))) == (width, plan)
+    removed = parameters.assess(0.75, "swap@4:none,swap@9:none").candidate
+    assert removed is not None
+    assert (
+        removed.params
+        == ulsam_nas.network_cost("mobilenet_v3_small", 0.75, "swap@4:none,swap@9:none", **NETWORK).params
+    )
+
+
+def test_a_space_that_swaps_where_there_is_no_se_is_refused():
+    space = SearchSpace.model_validate({**V3_SPACE, "positions": [{"index": 2, "actions": ["swap"]}]})
+    with pytest.raises(InvalidInput, match="position 2: swap is not allowed there in mobilenet_v3_small"):
+        ParameterSpace(space, NETWORK, Budget())

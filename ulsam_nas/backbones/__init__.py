@@ -1,5 +1,5 @@
-"""MobileNetV1/V2 backbones (architecture tables + one builder per family), attention placement
-plans, and whole-network closed-form costs."""
+"""Built-in backbones: MobileNetV1/V2/V3 and ResNet-18 (architecture tables + one builder),
+attention placement plans, and whole-network closed-form costs."""
 
 from ulsam_nas.backbones.network import (
     BACKBONES,

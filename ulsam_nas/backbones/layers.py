@@ -1,4 +1,5 @@
-"""The layers MobileNets are made of, each with its nn.Module and its closed-form cost.
+"""The layers the built-in backbones (MobileNets, ResNet-18) are made of, each with its nn.Module
+and its closed-form cost.
 
 A :class:`LayerSpec` is one row of an architecture table after the width multiplier has been
 applied; ``build()`` makes the module and ``terms(h, w)`` its exact cost on an h×w input, from

@@ -1,4 +1,4 @@
-"""MobileNets with attention placements: the model, and its cost as the sum of closed forms.
+"""Built-in backbones with attention placements: the model, and its cost as the sum of closed forms.
 
 The plain backbone's per-layer costs are computed once per (backbone, α, resolution, classes,
 input channels, stem) and cached; a plan's cost is that total minus the layers it replaces plus

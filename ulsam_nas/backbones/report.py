@@ -57,6 +57,10 @@ def network_report(
                 value = traced.get(path, 0)
                 if row.name == "head":  # the functional average pool is counted at the root
                     value = traced[""] - traced.get("features", 0)
+                # A swapped-in module lives inside its block (layer4.block.se) and has its own row.
+                value -= sum(
+                    traced.get(f"features.{r.name}", 0) for r in rows if r.name.startswith(row.name + ".")
+                )
                 entry["fvcore_expected"] = (
                     0 if row.replaced else COUNTERS["fvcore"].project(exact_rows[i].cost)
                 )

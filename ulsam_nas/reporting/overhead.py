@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 from ulsam_nas.backbones.network import backbone_table
-from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.backbones.plan import REMOVE, parse_plan
 from ulsam_nas.output import render_frame
 from ulsam_nas.reporting.data import StudyData
 from ulsam_nas.tables import OverheadTable, overhead_table
@@ -43,10 +43,13 @@ def placed_shapes(data: StudyData) -> list[PlacedShape]:
         )
         layers = {record.spec.position: record for record in table.layers}
         for placement in parse_plan(row["plan"]):
+            if placement.module == REMOVE:
+                continue
             record = layers[placement.index]
-            shape = (record.spec.out_channels, *record.out_hw)
+            swap = placement.action == "swap"
+            shape = (record.spec.hidden_channels if swap else record.spec.out_channels, *record.out_hw)
             where, groups = found.setdefault(shape, ({}, set()))
-            verb = "after" if placement.action == "insert" else "replacing"
+            verb = {"insert": "after", "replace": "replacing", "swap": "for the SE of"}[placement.action]
             where[f"α{row['width_mult']:g} {verb} layer {placement.index}"] = None
             if "groups" in placement.config:
                 groups.add(int(placement.config["groups"]))

@@ -29,7 +29,7 @@ import numpy as np
 import optuna
 from scipy import stats
 
-from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.backbones.plan import REMOVE, parse_plan
 
 LEVEL = 0.95
 
@@ -51,7 +51,11 @@ def design(
         Column("width", f"α {w:g} vs {widths[0]:g}", np.array([float(o[0] == w) for o in observations]))
         for w in widths[1:]
     ]
-    columns.append(Column("modules", "per module", np.array([float(len(p)) for p in placements])))
+    modules_placed = [[x for x in p if x.module != REMOVE] for p in placements]
+    columns.append(Column("modules", "per module", np.array([float(len(p)) for p in modules_placed])))
+    removed = np.array([float(sum(x.module == REMOVE for x in p)) for p in placements])
+    if removed.any():
+        columns.append(Column("remove", "a block's own SE removed, per block", removed))
     columns.append(
         Column(
             "replace",

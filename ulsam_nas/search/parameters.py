@@ -5,7 +5,8 @@ a position, a nearby g), and a space is never enumerated before the first trial.
 Parameters (Optuna distributions; ``i`` is a position's layer index):
 
 * ``width`` — the rank of the width multiplier among the space's widths (an integer: ordered);
-* ``at{i}`` — ``none`` or an action the space allows at position ``i`` (``insert``, ``replace``);
+* ``at{i}`` — ``none`` or an action the space allows at position ``i`` (``insert``, ``replace``,
+  ``swap``, ``remove``: the plan's ``swap@i:none``);
 * ``at{i}.module`` — which module, only where the space offers several and ``at{i}`` is not none;
 * ``at{i}.g`` — the rank of g among the space's group counts (ordered), only when ``at{i}`` is
   not none and the module has groups.
@@ -33,7 +34,7 @@ import optuna
 from ulsam_nas.attention import get_attention
 from ulsam_nas.backbones.batch import BatchCost, CostTable
 from ulsam_nas.backbones.network import backbone_table, network_cost, resolve_plan
-from ulsam_nas.backbones.plan import Placement, parse_plan, plan_text
+from ulsam_nas.backbones.plan import REMOVE, Placement, parse_plan, plan_text
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.space import Candidate, SearchSpace
 
@@ -91,12 +92,20 @@ class ParameterSpace:
     def __post_init__(self) -> None:
         grouped = [m for m in self.space.modules if "groups" in get_attention(m).option_names()]
         self._grouped = set(grouped)
+        table = self._table(self.space.width_mults[0])
         for position in self.space.positions:
-            if position.index > self._table(self.space.width_mults[0]).last_index:
-                last = self._table(self.space.width_mults[0]).last_index
+            if position.index > table.last_index:
                 raise InvalidInput(
-                    f"position {position.index} is out of range for {self.space.backbone}; allowed: 0..{last}"
+                    f"position {position.index} is out of range for {self.space.backbone}; "
+                    f"allowed: 0..{table.last_index}"
                 )
+            for action in position.actions:
+                allowed = table.allowed("swap" if action == "remove" else action)
+                if position.index not in allowed:
+                    raise InvalidInput(
+                        f"position {position.index}: {action} is not allowed there in {self.space.backbone}; "
+                        f"allowed at: {', '.join(map(str, allowed)) or 'none'}"
+                    )
         self._check_groups_usable()
 
     # -- parameters ----------------------------------------------------------------------------
@@ -129,6 +138,9 @@ class ParameterSpace:
             action = trial.suggest_categorical(action_name(position.index), [NONE, *position.actions])
             if action == NONE:
                 continue
+            if action == "remove":
+                placements.append(Placement("swap", position.index, REMOVE))
+                continue
             module = self.space.modules[0]
             if len(self.space.modules) > 1:
                 module = trial.suggest_categorical(module_name(position.index), list(self.space.modules))
@@ -147,8 +159,8 @@ class ParameterSpace:
         by_index = {p.index: p for p in resolve_plan(self._table(width_mult), plan)}
         for position in self.space.positions:
             placement = by_index.pop(position.index, None)
-            params[action_name(position.index)] = NONE if placement is None else placement.action
-            if placement is None:
+            params[action_name(position.index)] = _action_of(placement)
+            if placement is None or placement.module == REMOVE:
                 continue
             if len(self.space.modules) > 1:
                 params[module_name(position.index)] = placement.module
@@ -319,6 +331,9 @@ class ParameterSpace:
     def _options(self, position: Any) -> list[Placement]:
         found = []
         for action in position.actions:
+            if action == "remove":
+                found.append(Placement("swap", position.index, REMOVE))
+                continue
             for module in self.space.modules:
                 if module in self._grouped:
                     found += [Placement(action, position.index, module, groups=g) for g in self.space.groups]
@@ -332,9 +347,11 @@ class ParameterSpace:
         if not self._grouped or not self.space.positions:
             return
         channels = {
-            self._table(width).layers[p.index].spec.out_channels
+            _channels(self._table(width).layers[p.index].spec, action)
             for width in self.space.width_mults
             for p in self.space.positions
+            for action in p.actions
+            if action != "remove"
         }
         for g in self.space.groups:
             if all(c % g for c in channels):
@@ -342,6 +359,17 @@ class ParameterSpace:
                     f"groups {g} divides the channels of no position at any width "
                     f"(channels there: {', '.join(str(c) for c in sorted(channels))}); use divisors of them"
                 )
+
+
+def _action_of(placement: Placement | None) -> str:
+    if placement is None:
+        return NONE
+    return "remove" if placement.module == REMOVE else placement.action
+
+
+def _channels(spec: Any, action: str) -> int:
+    # A swapped-in module works on the block's expanded channels, where its SE was.
+    return int(spec.hidden_channels if action == "swap" else spec.out_channels)
 
 
 def _elementary_symmetric(values: Sequence[int]) -> list[int]:

@@ -34,15 +34,19 @@ class _Strict(BaseModel):
 
 
 class Position(_Strict):
+    """A layer index and what may happen there besides nothing: ``insert`` a module after the
+    layer, ``replace`` the layer, ``swap`` the block's own attention (MobileNetV3's SE) for a
+    module, or ``remove`` that attention."""
+
     index: int = Field(ge=0)
-    actions: list[Literal["insert", "replace"]] = Field(default=["insert"], min_length=1)
+    actions: list[Literal["insert", "replace", "swap", "remove"]] = Field(default=["insert"], min_length=1)
 
 
 class SearchSpace(_Strict):
     """The schema of a search_spaces/*.yaml file."""
 
     description: str = ""
-    backbone: Literal["mobilenet_v1", "mobilenet_v2"]
+    backbone: Literal["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18"]
     stem: Literal["imagenet", "small"] = "imagenet"
     width_mults: list[PositiveFloat] = Field(min_length=1)
     positions: list[Position] = Field(default_factory=list)
