@@ -1,6 +1,7 @@
 """ulsam-nas: exact costs of attention modules and MobileNets, and a budget-constrained search
 for where ULSAM goes."""
 
+from ulsam_nas.analysis import analyze
 from ulsam_nas.attention import (
     attention_cost,
     attention_formula,
@@ -20,6 +21,7 @@ __all__ = [
     "Formula",
     "InvalidInput",
     "Placement",
+    "analyze",
     "attention_cost",
     "attention_formula",
     "create_attention",

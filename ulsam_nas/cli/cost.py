@@ -47,7 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     shape.add_argument("--width", type=positive_int, help="feature-map width w")
     add_module_options(parser)
     network = parser.add_argument_group("network (instead of MODULE)")
-    network.add_argument("--backbone", choices=list(BACKBONES), help="a whole MobileNet")
+    network.add_argument(
+        "--backbone", choices=list(BACKBONES), help="a built-in backbone: MobileNetV1/V2/V3, ResNet-18"
+    )
     network.add_argument(
         "--width-mult", type=positive_float, default=1.0, help="width multiplier α (default 1.0)"
     )
@@ -70,14 +72,50 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     network.add_argument(
         "--trace", action="store_true", help="with --breakdown: fvcore's traced count per layer"
     )
+    add_model_arguments(parser)
     parser.add_argument("--convention", choices=CONVENTIONS, default="exact", help="default: exact")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_output_args(parser)
 
 
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    model = parser.add_argument_group(
+        "any network (instead of MODULE or --backbone; --plan names module paths)"
+    )
+    model.add_argument(
+        "--model",
+        metavar="MODULE:FACTORY",
+        help="a network from your code: FACTORY() is called with no arguments (MODULE is imported "
+        "from the current directory or the Python path), e.g. mynets:resnet_like",
+    )
+    model.add_argument(
+        "--input-size",
+        nargs="+",
+        metavar="C,H,W",
+        help="the input's channels, height and width for --model: 3,224,224 or 3 224 224",
+    )
+    model.add_argument(
+        "--positions", action="store_true", help="list the module paths a --plan can insert after or replace"
+    )
+    model.add_argument(
+        "--allow-remainder",
+        action="store_true",
+        help="list operators without a closed form (left out of the totals) instead of refusing the network",
+    )
+
+
+MODEL_ONLY = ("input_size", "positions", "allow_remainder")
+
+
 def run(args: argparse.Namespace) -> int:
-    if (args.module is None) == (args.backbone is None):
-        raise InvalidInput("give either MODULE or --backbone (not both, not neither)")
+    if sum(x is not None for x in (args.module, args.backbone, args.model)) != 1:
+        raise InvalidInput("give either MODULE or --backbone or --model (exactly one of them)")
+    if args.model is None:
+        stray = [k for k in MODEL_ONLY if getattr(args, k) not in (None, False)]
+        if stray:
+            raise InvalidInput(f"--{stray[0].replace('_', '-')} applies to --model")
+    else:
+        return run_model(args)
     if args.backbone is None:
         stray = [k for k, default in NETWORK_DEFAULTS.items() if getattr(args, k) != default]
         if stray:
@@ -112,4 +150,36 @@ def run(args: argparse.Namespace) -> int:
     }
     report = network_report(args.backbone, **options, **network)
     emit(to_json(report) if args.json else network_text(report), args.output)
+    return 0
+
+
+def run_model(args: argparse.Namespace) -> int:
+    """``--model MODULE:FACTORY --input-size C,H,W``: the closed form of any traceable network."""
+    stray = [k for k in ("channels", "height", "width", *MODULE_OPTIONS) if getattr(args, k) is not None]
+    if stray:
+        raise InvalidInput(
+            f"--{stray[0].replace('_', '-')} applies to a MODULE; use --plan options with --model"
+        )
+    backbone_only = ("width_mult", "resolution", "num_classes", "in_channels", "stem", "trace")
+    stray = [k for k in backbone_only if getattr(args, k) != NETWORK_DEFAULTS[k]]
+    if stray:
+        raise InvalidInput(
+            f"--{stray[0].replace('_', '-')} applies to --backbone; --model takes --input-size"
+        )
+    if not args.input_size:
+        raise InvalidInput("--model needs --input-size C,H,W (e.g. 3,224,224)")
+    from ulsam_nas.analysis import analyze
+    from ulsam_nas.analysis.report import analysis_report, analysis_text, load_model, parse_input_size
+
+    size = parse_input_size(args.input_size)
+    analysis = analyze(load_model(args.model), size, strict=not args.allow_remainder)
+    report = analysis_report(
+        analysis,
+        model=args.model,
+        plan=args.plan,
+        convention=args.convention,
+        breakdown=args.breakdown,
+        positions=args.positions,
+    )
+    emit(to_json(report) if args.json else analysis_text(report), args.output)
     return 0

@@ -13,17 +13,26 @@ in eval mode under ``torch.no_grad()`` (``ulsam-nas verify`` re-measures them):
   one row or column) at 1 per input element; it ignores biases and warns about (and skips)
   softmax, sigmoid, max-pool, ``torch.mean``/``sum`` and element-wise ops.
 * ``ptflops_aten``: ptflops with ``backend='aten'`` counts MACs plus one addition per output
-  element of a conv/linear with a bias.
+  element of a conv/linear with a bias.  A Linear's bias counts only where torch fuses it into
+  ``addmm``: 2-D input, or contiguous input of more dimensions; on a permuted (non-contiguous)
+  map torch runs ``matmul`` then ``add_``, which is not counted, so ``ulsam_nas.analyze`` states
+  that bias as ``add`` (measured with torch 2.13, ptflops 0.7.5).
+* ``hardswish`` and ``hardsigmoid`` (``nn.Hardswish``/``nn.Hardsigmoid`` and their functionals)
+  are counted by none of the five counters: no multiplier (measured).
 
 Known-different counters (shown, never held to equality; their rules depend on coding style):
 
 * ``ptflops_pytorch``: ptflops' default module-hook backend adds BatchNorm (2 per element),
   ReLU and max-pool modules *twice* (the module hook and the patched functional both fire),
   ReLU6 modules (whose functional is not patched), the patched functional pools and softmax
-  once; at batch > 1 it mixes per-sample and total.
+  once; ``nn.AdaptiveAvgPool2d``, ``nn.AdaptiveMaxPool2d`` and ``nn.AvgPool2d`` modules also
+  twice (measured; its projection assumes this project's functional pools); at batch > 1 it
+  mixes per-sample and total.
 * ``thop``: module hooks on leaf modules only: conv/linear MACs, BatchNorm and LayerNorm at 4 per
   element;
-  every functional call and operator, the attention matmuls included, counts 0.
+  every functional call and operator, the attention matmuls included, counts 0.  Its hooks also
+  count ``nn.AdaptiveAvgPool2d``, ``nn.AvgPool2d`` and ``nn.Softmax`` modules (measured), which
+  this project's modules write as functionals.
 """
 
 from __future__ import annotations

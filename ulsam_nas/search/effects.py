@@ -5,8 +5,11 @@ A linear model of accuracy over (candidate, seed) observations, blocked on seed 
 own intercept: paired candidates share their seed's luck), with these factors:
 
 * ``width`` — each width against the narrowest trained one (levels, no shape assumed);
-* ``modules`` — per attention module added (at the first position of the space that has one);
-* ``replace`` — a module replacing its layer instead of following it, per module;
+* ``modules`` — per attention module added, or swapped in for a block's own SE (at the first
+  position of the space that has one);
+* ``replace`` — a module replacing its layer instead of following it, per module (where the
+  trials insert or replace);
+* ``remove`` — a block's own SE removed, per block (where a trial removes one);
 * ``position`` — a module at layer i against one at the first position;
 * ``module`` — where the space offers several modules, each against the first;
 * ``g`` — per doubling of a module's group count (g as ordered levels: log2 g).
@@ -56,13 +59,14 @@ def design(
     removed = np.array([float(sum(x.module == REMOVE for x in p)) for p in placements])
     if removed.any():
         columns.append(Column("remove", "a block's own SE removed, per block", removed))
-    columns.append(
-        Column(
-            "replace",
-            "replace instead of insert, per module",
-            np.array([float(sum(x.action == "replace" for x in p)) for p in placements]),
+    if any(x.action in ("insert", "replace") for p in placements for x in p):  # not in a swap-only space
+        columns.append(
+            Column(
+                "replace",
+                "replace instead of insert, per module",
+                np.array([float(sum(x.action == "replace" for x in p)) for p in placements]),
+            )
         )
-    )
     used = sorted({x.index for p in placements for x in p} | set(positions[:1]))
     first = positions[0] if positions else (used[0] if used else 0)
     for index in used:

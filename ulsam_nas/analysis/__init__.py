@@ -1,0 +1,8 @@
+"""Exact closed-form costs of any traceable network (``analyze``), its positions, and plans that
+insert or replace attention modules at module paths."""
+
+from ulsam_nas.analysis.analysis import Analysis, Row, analyze
+from ulsam_nas.analysis.build import WithAttention
+from ulsam_nas.analysis.graph import UNCOSTED, Position, Uncosted
+
+__all__ = ["UNCOSTED", "Analysis", "Position", "Row", "Uncosted", "WithAttention", "analyze"]

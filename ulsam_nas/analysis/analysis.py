@@ -1,0 +1,257 @@
+"""``analyze(model, input_size)``: the exact closed-form cost of any traceable network, and of the
+same network with attention modules placed by a plan, without tracing it again.
+
+The network is traced once (``trace``); every operation is costed by the closed forms'
+primitives (``rules``) and every parameter counted once from the module tree.  Each position's
+subtree (the operations run inside that module's call, and the parameters only it holds) is
+summed up front, so a plan costs the plain total, minus the subtrees it replaces, plus its
+modules' closed forms: the same arithmetic as ``network_cost``, for any network.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from ulsam_nas.analysis import build as building
+from ulsam_nas.analysis import plans
+from ulsam_nas.analysis.graph import (
+    UNCOSTED,
+    Item,
+    Param,
+    Position,
+    Uncosted,
+    cost_nodes,
+    find_positions,
+    parameters,
+    within,
+)
+from ulsam_nas.analysis.trace import eval_mode, trace
+from ulsam_nas.attention import attention_cost
+from ulsam_nas.attention._common import check_positive_int
+from ulsam_nas.backbones.network import _paper, sum_costs
+from ulsam_nas.backbones.plan import Placement, PlanLike
+from ulsam_nas.cost.cost import CONVENTIONS, Cost
+from ulsam_nas.errors import InvalidInput
+
+_CACHE_LIMIT = 65536  # resolved plans and placement costs kept per analysis
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a breakdown: an operation of the network, its parameters, or a module a plan
+    places (``inserted``); ``replaced`` rows are in a module the plan replaces (not in the
+    total)."""
+
+    name: str  # module path ('' is the model's own forward); an inserted module's path once built
+    index: int  # the position number when ``name`` is a position, else -1
+    what: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    cost: Cost
+    replaced: bool = False
+    inserted: bool = False
+
+
+def make_cost(values: Mapping[tuple[str, str], int], params_by: Mapping[str, int]) -> Cost:
+    macs_by = {name: v for (kind, name), v in values.items() if kind == "macs" and v}
+    ops = {name: v for (kind, name), v in values.items() if kind == "ops" and v}
+    params = {name: v for name, v in params_by.items() if v}
+    return Cost(sum(params.values()), sum(macs_by.values()), params, macs_by, ops, "exact")
+
+
+def to_paper(exact: Cost) -> Cost:
+    """The ULSAM paper's accounting of network layers (``backbones.network._paper``), keeping the
+    count of operators without a closed form, which no convention may drop silently."""
+    paper = _paper(exact)
+    uncosted = exact.ops.get(UNCOSTED, 0)
+    if not uncosted:
+        return paper
+    return Cost(paper.params, paper.macs, paper.params_by, paper.macs_by, {UNCOSTED: uncosted}, "paper")
+
+
+class Analysis:
+    """A traced network's closed-form cost, its positions, and plans over them."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        input_size: tuple[int, int, int],
+        items: list[Item],
+        params: list[Param],
+        positions: list[Position],
+        not_positions: dict[str, str],
+        remainder: list[Uncosted],
+        ends: dict[str, int],
+    ) -> None:
+        self.model = model
+        self.input_size = input_size
+        self.items = tuple(items)
+        self.params = tuple(params)
+        self.positions = tuple(positions)
+        self.remainder = tuple(remainder)
+        self._not_positions = not_positions
+        self._ends = ends  # path → graph index after the last node its call created
+        self._subtrees = self._subtree_costs()
+        self._totals: dict[str, Cost] = {"exact": self._plain_total()}
+        self._plans: dict[Any, list[Placement]] = {}
+        self._placement_costs: dict[tuple[Placement, str], Cost] = {}
+
+    # -- precomputed costs --------------------------------------------------------------------
+    def _plain_total(self) -> Cost:
+        values: dict[tuple[str, str], int] = defaultdict(int)
+        for item in self.items:
+            for key, v in item.values.items():
+                values[key] += v
+        params_by: dict[str, int] = defaultdict(int)
+        for p in self.params:
+            params_by[p.kind] += p.numel
+        return make_cost(values, params_by)
+
+    def _subtree_costs(self) -> list[Cost]:
+        """Per position: the compute of every operation run inside its call, and the
+        parameters that only it holds (a module shared with the rest stays when it goes)."""
+        index = {p.path: p.index for p in self.positions}
+        values: list[dict[tuple[str, str], int]] = [defaultdict(int) for _ in self.positions]
+        for item in self.items:
+            for path in set(item.scope):
+                if path in index:
+                    for key, v in item.values.items():
+                        values[index[path]][key] += v
+        params_by: list[dict[str, int]] = [defaultdict(int) for _ in self.positions]
+        for p in self.params:
+            parts = p.owner.split(".") if p.owner else []
+            for depth in range(1, len(parts) + 1):
+                path = ".".join(parts[:depth])
+                if path in index and within(p.names, path):
+                    params_by[index[path]][p.kind] += p.numel
+        return [make_cost(v, b) for v, b in zip(values, params_by, strict=True)]
+
+    def subtree(self, position: int, convention: str = "exact") -> Cost:
+        """What replacing a position removes: its module's compute and its own parameters."""
+        exact = self._subtrees[position]
+        return exact if convention == "exact" else to_paper(exact)
+
+    def total(self, convention: str = "exact") -> Cost:
+        """The plain network's cost (what ``cost()`` returns without a plan)."""
+        _check_convention(convention)
+        if convention not in self._totals:
+            self._totals[convention] = to_paper(self._totals["exact"])
+        return self._totals[convention]
+
+    # -- plans --------------------------------------------------------------------------------
+    def position(self, target: str | int) -> Position:
+        """A position by path (or by number)."""
+        if isinstance(target, bool) or not isinstance(target, int | str):
+            raise InvalidInput(f"position {target!r} is invalid; allowed: a path or a position number")
+        if isinstance(target, int):
+            if not 0 <= target < len(self.positions):
+                raise InvalidInput(
+                    f"position {target} is out of range; allowed: 0..{len(self.positions) - 1}"
+                )
+            return self.positions[target]
+        return self.positions[plans.position_number(target, self.positions, self._not_positions, self.model)]
+
+    def resolve(self, plan: PlanLike) -> list[Placement]:
+        """A plan's placements (index = position number), validated, every option filled, in
+        network order; cached per plan."""
+        key: Any = plan if plan is None or isinstance(plan, str | Placement) else tuple(plan)
+        found = self._plans.get(key)
+        if found is None:
+            parsed = plans.parse_plan(key, self.positions, self._not_positions, self.model)
+            resolved = [plans.resolve_placement(p, self.positions) for p in parsed]
+            found = plans.check_plan(resolved, self.positions)
+            if len(self._plans) >= _CACHE_LIMIT:
+                self._plans.clear()
+            self._plans[key] = found
+        return found
+
+    def plan_text(self, plan: PlanLike) -> str:
+        """The canonical text of a plan, with paths ("" for the plain network)."""
+        return plans.plan_text(self.resolve(plan), self.positions)
+
+    def _placement_cost(self, p: Placement, convention: str) -> Cost:
+        key = (p, convention)
+        found = self._placement_costs.get(key)
+        if found is None:
+            channels, height, width = self.positions[p.index].out_shape
+            found = attention_cost(p.module, channels, height, width, convention, **p.config)
+            if p.action == "replace":
+                found = found - self.subtree(p.index, convention)
+            if len(self._placement_costs) >= _CACHE_LIMIT:
+                self._placement_costs.clear()
+            self._placement_costs[key] = found
+        return found
+
+    def cost(self, plan: PlanLike = None, convention: str = "exact") -> Cost:
+        """The network's cost with ``plan`` applied: the plain total, minus the subtrees the plan
+        replaces, plus its modules' closed forms (no tracing).  ``exact`` counts every parameter
+        and MAC; ``paper`` keeps only conv/linear weights and biases of the network's own
+        layers, and each module at its paper cost.  ``ops["uncosted_ops"]`` counts operators
+        without a closed form (see ``remainder``)."""
+        total = self.total(convention)
+        placements = self.resolve(plan)
+        return sum_costs(total, [self._placement_cost(p, convention) for p in placements])
+
+    def build(self, plan: PlanLike) -> nn.Module:
+        """A copy of the model with the plan's modules (see ``analyze.build`` for the names)."""
+        return building.build(self.model, self.resolve(plan), self.positions)
+
+    def breakdown(self, plan: PlanLike = None, convention: str = "exact") -> list[Row]:
+        """One row per costed operation in network order (with the parameters of the module it
+        calls), rows for parameters no costed call uses, and a row per placed module right after
+        the module it follows or replaces.  The rows not ``replaced`` sum to ``cost(plan)``."""
+        _check_convention(convention)
+        from ulsam_nas.analysis.rows import breakdown_rows
+
+        return breakdown_rows(self, self.resolve(plan), convention)
+
+    def end_of(self, path: str) -> int:
+        return self._ends[path]
+
+    def __repr__(self) -> str:
+        size = "×".join(map(str, self.input_size))
+        return (
+            f"Analysis({type(self.model).__name__}, {size}, {len(self.positions)} positions, "
+            f"{len(self.remainder)} uncosted operators)"
+        )
+
+
+def _check_convention(convention: str) -> None:
+    if convention not in CONVENTIONS:
+        raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+
+
+def _check_input_size(input_size: Iterable[int]) -> tuple[int, int, int]:
+    size = tuple(input_size) if isinstance(input_size, tuple | list) else None
+    if size is None or len(size) != 3:
+        raise InvalidInput(f"input_size={input_size!r} is invalid; allowed: (channels, height, width)")
+    for name, value in zip(("channels", "height", "width"), size, strict=True):
+        check_positive_int(name, value)
+    return (size[0], size[1], size[2])
+
+
+def analyze(model: nn.Module, input_size: tuple[int, int, int], *, strict: bool = True) -> Analysis:
+    """Trace ``model`` once on a 1×C×H×W input (eval mode, no gradients; no FLOP counter) and cost
+    every operation in closed form.  ``strict``: an operation without a closed form raises
+    InvalidInput naming each; otherwise they are listed in ``Analysis.remainder`` and counted in
+    ``cost().ops["uncosted_ops"]``."""
+    if not isinstance(model, nn.Module):
+        raise InvalidInput(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    size = _check_input_size(input_size)
+    with eval_mode(model):
+        traced = trace(model, size)
+    items, remainder = cost_nodes(traced, model)
+    if strict and remainder:
+        listed = "; ".join(u.text() for u in remainder)
+        raise InvalidInput(
+            f"no closed form for {len(remainder)} operator(s): {listed}; allowed: the operators "
+            "listed in the README's analyze section (or strict=False to list these as a remainder)"
+        )
+    positions, not_positions = find_positions(model, traced)
+    ends = {call.path: call.end_node for call in traced.calls}
+    return Analysis(model, size, items, parameters(model), positions, not_positions, remainder, ends)

@@ -1,0 +1,157 @@
+"""Placement plans over an analyzed network, written with module paths.
+
+The grammar is the backbones' (``ulsam_nas.backbones.plan``) with a module path where the
+backbones have a layer index: ``insert@layer3.1:ulsam:groups=4,replace@layer4.1:eca``.  A path is
+looked up among the analysis's positions and rewritten to the position's number, so that the
+backbones' parser reads the rest (module, options) and a plan is a list of ordinary
+``Placement`` objects whose ``index`` is a position number.  A plain integer is read as a
+position number, unless it is itself the path of a submodule (``nn.Sequential`` children are
+named "0", "1", …; the path wins).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+
+from torch import nn
+
+from ulsam_nas.analysis.graph import Position
+from ulsam_nas.attention import get_attention
+from ulsam_nas.backbones.plan import Placement, PlanLike, parse_placement
+from ulsam_nas.errors import InvalidInput
+
+SHOWN = 12  # positions an error message lists before "… (N in all)"
+ACTIONS = ("insert", "replace")
+
+
+def listing(paths: Sequence[str]) -> str:
+    shown = ", ".join(paths[:SHOWN]) or "none"
+    if len(paths) <= SHOWN:
+        return shown
+    return f"{shown}, … ({len(paths)} in all: see Analysis.positions or --positions)"
+
+
+def position_number(
+    target: str, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
+) -> int:
+    """The number of the position a plan names by path (or by number)."""
+    for position in positions:
+        if position.path == target:
+            return position.index
+    allowed = f"allowed: {listing([p.path for p in positions])}"
+    if target in not_positions:
+        raise InvalidInput(f"{target!r} is not a position ({not_positions[target]}); {allowed}")
+    if target.isdigit() and not _is_module(model, target):
+        if int(target) < len(positions):
+            return int(target)
+        raise InvalidInput(f"position {target} is out of range; allowed: 0..{len(positions) - 1} or a path")
+    if target and _is_module(model, target):
+        raise InvalidInput(f"{target!r} is never called as a module in the traced forward; {allowed}")
+    raise InvalidInput(f"{target!r} is not a submodule path of this model; {allowed}")
+
+
+def _is_module(model: nn.Module, path: str) -> bool:
+    try:
+        model.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def _parse_segment(
+    segment: str, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
+) -> Placement:
+    text = segment.strip()
+    head, separator, rest = text.partition(":")
+    if "@" not in head:
+        raise InvalidInput(f"placement {text!r} is malformed; expected ACTION@PATH[:MODULE][:KEY=VALUE]")
+    action, _, target = head.partition("@")
+    number = position_number(target.strip(), positions, not_positions, model)
+    rewritten = f"{action.strip()}@{number}{separator}{rest}"
+    try:
+        return parse_placement(rewritten)
+    except InvalidInput as error:  # its message quotes the rewritten segment: show the user's
+        raise InvalidInput(str(error).replace(repr(rewritten), repr(text))) from None
+
+
+def parse_plan(
+    plan: PlanLike, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
+) -> list[Placement]:
+    """Placements (index = position number) from a plan's text or from Placement objects."""
+    if plan is None:
+        return []
+    if isinstance(plan, str):
+        if plan.strip().lower() in ("", "none", "vanilla"):
+            return []
+        segments = [s for s in plan.split(",") if s.strip()]
+        return [_parse_segment(s, positions, not_positions, model) for s in segments]
+    placements = [plan] if isinstance(plan, Placement) else list(plan)
+    for p in placements:
+        if not isinstance(p, Placement):
+            raise InvalidInput(f"plan entry {p!r} is not a Placement")
+        if p.index >= len(positions):
+            raise InvalidInput(
+                f"{p.text()}: position {p.index} is out of range; allowed: 0..{len(positions) - 1}"
+            )
+    return placements
+
+
+def placement_text(p: Placement, positions: Sequence[Position]) -> str:
+    """``Placement.text()`` with the position's path for its number."""
+    _, _, rest = p.text().partition(":")
+    return f"{p.action}@{positions[p.index].path}:{rest}"
+
+
+def plan_text(placements: Sequence[Placement], positions: Sequence[Position]) -> str:
+    """A plan's canonical text with paths, in network order ("" for the plain network)."""
+    return ",".join(placement_text(p, positions) for p in sorted(placements))
+
+
+def resolve_placement(p: Placement, positions: Sequence[Position]) -> Placement:
+    """Check a placement against its position (replace needs the same input and output shape;
+    the module's options are validated at the output's size) and fill every option's default."""
+    position = positions[p.index]
+    text = placement_text(p, positions)
+    if p.action not in ACTIONS:  # the backbones' grammar has more (swap: a block's own attention)
+        raise InvalidInput(
+            f"{text}: action {p.action!r} is not available here; allowed: {', '.join(ACTIONS)}"
+        )
+    if p.action == "replace" and not position.replace:
+        allowed = listing([q.path for q in positions if q.replace])
+        raise InvalidInput(
+            f"{text} is not allowed: {position.why_not_replace}; replace is allowed at {allowed}"
+        )
+    channels, height, width = position.out_shape
+    spec = get_attention(p.module)
+    try:
+        config = spec.make_config(channels, **p.config)
+        config.validate(channels, height, width)  # the map-size checks
+    except InvalidInput as error:
+        raise InvalidInput(f"{text} (at {channels}×{height}×{width}): {error}") from None
+    options = {name: getattr(config, name) for name in spec.option_names()}
+    return Placement(p.action, p.index, p.module, **options)
+
+
+def check_plan(placements: list[Placement], positions: Sequence[Position]) -> list[Placement]:
+    """Sorted in network order; refuses two placements at one path and any placement inside a
+    module another one replaces (it would be removed with it)."""
+    placements = sorted(placements)
+    for a, b in itertools.pairwise(placements):
+        if a.index == b.index:
+            raise InvalidInput(
+                f"{placement_text(a, positions)} and {placement_text(b, positions)} are both at "
+                f"{positions[a.index].path}; allowed: one placement per position"
+            )
+    for outer in placements:
+        if outer.action != "replace":
+            continue
+        path = positions[outer.index].path
+        for inner in placements:
+            if positions[inner.index].path.startswith(path + "."):
+                raise InvalidInput(
+                    f"{placement_text(inner, positions)} lies inside {path}, which "
+                    f"{placement_text(outer, positions)} replaces; allowed: placements outside a "
+                    "replaced module"
+                )
+    return placements
