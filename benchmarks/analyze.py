@@ -1,8 +1,8 @@
 """How fast is ``Analysis.cost(plan)`` compared with tracing the network the plan builds?
 
-In one run on one machine, for a ResNet-18-style network written as users write it (functional
-ReLU, ``out += identity``) and for MobileNetV2 (``create_network``), both 1000 classes at
-224×224: ``analyze`` once, then the closed-form cost of a different random plan on every call
+In one run on one machine, for ResNet-18 and MobileNetV2 (``create_network``, analyzed as any
+model is: by tracing), both 1000 classes at 224×224: ``analyze`` once, then the closed-form
+cost of a different random plan on every call
 (1–4 modules of any registered kind inserted after or replacing module paths) and of one plan
 repeated, against fvcore ``FlopCountAnalysis(...).total()`` on the built networks.  Prints the
 medians and ratios and writes them to reports/benchmarks.md (section "analyze").
@@ -22,7 +22,6 @@ import time
 import warnings
 
 import torch
-import torch.nn.functional as F
 from _report import write_section
 from torch import nn
 
@@ -30,45 +29,6 @@ from ulsam_nas import InvalidInput, analyze, create_network
 from ulsam_nas.attention import get_attention, list_attention
 
 SIZE = (3, 224, 224)
-
-
-class BasicBlock(nn.Module):
-    def __init__(self, cin: int, cout: int, stride: int) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(cout)
-        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(cout)
-        self.downsample = None
-        if stride != 1 or cin != cout:
-            self.downsample = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
-        out += identity
-        return F.relu(out)
-
-
-class ResNet18Style(nn.Module):
-    def __init__(self, classes: int = 1000) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths, layers, cin = (64, 128, 256, 512), [], 64
-        for i, width in enumerate(widths):
-            stride = 1 if i == 0 else 2
-            layers.append(nn.Sequential(BasicBlock(cin, width, stride), BasicBlock(width, width, 1)))
-            cin = width
-        self.layer1, self.layer2, self.layer3, self.layer4 = layers
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, classes)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(F.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 def random_plans(analysis, count: int, seed: int) -> list[str]:
@@ -144,7 +104,7 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     results = [
-        measure("ResNet-18 style (hand-written)", ResNet18Style(), args.plans, args.traces),
+        measure("ResNet-18 (`create_network`)", create_network("resnet18"), args.plans, args.traces),
         measure(
             "MobileNetV2 α 1.0 (`create_network`)", create_network("mobilenet_v2"), args.plans, args.traces
         ),
