@@ -123,13 +123,10 @@ def resolve_placement(p: Placement, positions: Sequence[Position]) -> Placement:
             f"{text} is not allowed: {position.why_not_replace}; replace is allowed at {allowed}"
         )
     channels, height, width = position.out_shape
-    spec = get_attention(p.module)
     try:
-        config = spec.make_config(channels, **p.config)
-        config.validate(channels, height, width)  # the map-size checks
+        options = get_attention(p.module).resolved_options(channels, height, width, **p.config)
     except InvalidInput as error:
         raise InvalidInput(f"{text} (at {channels}×{height}×{width}): {error}") from None
-    options = {name: getattr(config, name) for name in spec.option_names()}
     return Placement(p.action, p.index, p.module, **options)
 
 

@@ -75,6 +75,13 @@ class AttentionSpec:
         config.validate(channels)
         return config
 
+    def resolved_options(self, channels: int, height: int, width: int, **options: Any) -> dict[str, Any]:
+        """Every option of this module at a channels×height×width map, defaults filled in, after
+        the config and map-size checks (what a plan's placement stores)."""
+        config = self.make_config(channels, **options)
+        config.validate(channels, height, width)
+        return {name: getattr(config, name) for name in self.option_names()}
+
     def terms(
         self,
         channels: int,

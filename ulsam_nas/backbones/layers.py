@@ -188,6 +188,11 @@ class LayerSpec(NamedTuple):
     def keeps_shape(self) -> bool:
         return self.stride == 1 and self.in_channels == self.out_channels
 
+    def module_channels(self, action: str) -> int:
+        """The channels a placed module works on: a swapped-in one where the SE was, on the
+        block's expanded channels; otherwise on the layer's output."""
+        return self.hidden_channels if action == "swap" else self.out_channels
+
     @property
     def has_se(self) -> bool:
         return self.kind == "bneck" and self.squeeze > 0

@@ -252,20 +252,12 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
         )
     if p.module == REMOVE:
         return p
-    channels = _module_channels(record, p.action)
-    spec_entry = get_attention(p.module)
+    channels = record.spec.module_channels(p.action)
     try:
-        config = spec_entry.make_config(channels, **p.config)
-        config.validate(channels, *record.out_hw)  # the map-size checks
+        options = get_attention(p.module).resolved_options(channels, *record.out_hw, **p.config)
     except InvalidInput as error:
         raise InvalidInput(f"{p.text()} (at {channels} channels): {error}") from None
-    options = {f: getattr(config, f) for f in spec_entry.option_names()}
     return Placement(p.action, p.index, p.module, **options)
-
-
-def _module_channels(record: LayerRecord, action: str) -> int:
-    # A swapped-in module sits where the SE was: on the block's expanded channels.
-    return record.spec.hidden_channels if action == "swap" else record.spec.out_channels
 
 
 @functools.lru_cache(maxsize=65536)
@@ -289,7 +281,7 @@ def _placement_cost(table: BackboneTable, p: Placement, convention: str) -> Cost
 
 
 def _placed_module_cost(record: LayerRecord, p: Placement, convention: str) -> Cost:
-    channels = _module_channels(record, p.action)
+    channels = record.spec.module_channels(p.action)
     return _module_cost(p.module, channels, *record.out_hw, convention, tuple(p.config.items()))
 
 
@@ -359,7 +351,7 @@ def network_breakdown(
         placement = by_index.get(record.spec.position)
         rows.append(_layer_row(table, record, placement, convention))
         if placement is not None and placement.module != REMOVE:
-            shape = (_module_channels(record, placement.action), *record.out_hw)
+            shape = (record.spec.module_channels(placement.action), *record.out_hw)
             name = _module_name(placement)
             rows.append(
                 BreakdownRow(
@@ -466,5 +458,5 @@ def create_network(
 
 
 def _create_module(record: LayerRecord, placement: Placement) -> nn.Module:
-    channels = _module_channels(record, placement.action)
+    channels = record.spec.module_channels(placement.action)
     return create_attention(placement.module, channels, **placement.config)

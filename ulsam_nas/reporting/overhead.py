@@ -46,8 +46,7 @@ def placed_shapes(data: StudyData) -> list[PlacedShape]:
             if placement.module == REMOVE:
                 continue
             record = layers[placement.index]
-            swap = placement.action == "swap"
-            shape = (record.spec.hidden_channels if swap else record.spec.out_channels, *record.out_hw)
+            shape = (record.spec.module_channels(placement.action), *record.out_hw)
             where, groups = found.setdefault(shape, ({}, set()))
             verb = {"insert": "after", "replace": "replacing", "swap": "for the SE of"}[placement.action]
             where[f"α{row['width_mult']:g} {verb} layer {placement.index}"] = None

@@ -347,7 +347,7 @@ class ParameterSpace:
         if not self._grouped or not self.space.positions:
             return
         channels = {
-            _channels(self._table(width).layers[p.index].spec, action)
+            self._table(width).layers[p.index].spec.module_channels(action)
             for width in self.space.width_mults
             for p in self.space.positions
             for action in p.actions
@@ -365,11 +365,6 @@ def _action_of(placement: Placement | None) -> str:
     if placement is None:
         return NONE
     return "remove" if placement.module == REMOVE else placement.action
-
-
-def _channels(spec: Any, action: str) -> int:
-    # A swapped-in module works on the block's expanded channels, where its SE was.
-    return int(spec.hidden_channels if action == "swap" else spec.out_channels)
 
 
 def _elementary_symmetric(values: Sequence[int]) -> list[int]:

@@ -137,8 +137,7 @@ def random_plan(
                 placements.append(Placement("swap", index, REMOVE))
                 continue
             module = "ulsam" if rng.random() < 0.6 else rng.choice(list_attention())
-            record = table.layers[index]
-            channels = record.spec.hidden_channels if action == "swap" else record.spec.out_channels
+            channels = table.layers[index].spec.module_channels(action)
             placements.append(
                 Placement(action, index, module, **get_attention(module).sample_config(rng, channels))
             )
