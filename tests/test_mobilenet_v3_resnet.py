@@ -141,4 +141,27 @@ def test_bad_swaps_name_the_value_and_what_is_allowed(backbone, plan, message):
 
 def test_swap_placements_compare_and_print_like_the_others():
     assert Placement("swap", 4, "none").text() == "swap@4:none"
-    assert Placement("swap", -1, "eca").text() == "swap@*:eca"
+    assert Placement("swap", "*", "eca").text() == "swap@*:eca"
+    assert Placement("swap", "*", "eca").every and not Placement("swap", 4, "eca").every
+
+
+@pytest.mark.parametrize("index", [-1, -2, -19])
+def test_no_integer_means_every_layer(index):
+    """-1 once meant ``@*`` internally, so a user's ``insert@-1`` ("the last layer") silently
+    placed a module at every layer; any negative index is refused in one line naming it."""
+    for plan in (f"insert@{index}", f"replace@{index}:eca", f"swap@{index}:se"):
+        with pytest.raises(InvalidInput, match=f"index {index} is negative"):
+            network_cost("mobilenet_v2", 1.0, plan)
+        with pytest.raises(InvalidInput, match=f"index {index} is negative"):
+            create_network("mobilenet_v2", 1.0, plan)
+    with pytest.raises(InvalidInput, match=f"index {index} is invalid"):
+        Placement("insert", index)
+
+
+def test_an_every_placement_has_no_index_until_resolved():
+    every = Placement("insert", "*")
+    with pytest.raises(ValueError, match="no single index"):
+        every.index  # noqa: B018
+    resolved = resolve_plan(backbone_table("resnet18"), [every])
+    assert [p.index for p in resolved] == list(range(len(resolved)))
+    assert all(not p.every for p in resolved)

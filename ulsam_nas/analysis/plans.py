@@ -18,7 +18,7 @@ from torch import nn
 
 from ulsam_nas.analysis.graph import Position
 from ulsam_nas.attention import get_attention
-from ulsam_nas.backbones.plan import Placement, PlanLike, parse_placement
+from ulsam_nas.backbones.plan import EVERY, Placement, PlanLike, parse_placement
 from ulsam_nas.errors import InvalidInput
 
 SHOWN = 12  # positions an error message lists before "… (N in all)"
@@ -40,6 +40,10 @@ def position_number(
         if position.path == target:
             return position.index
     allowed = f"allowed: {listing([p.path for p in positions])}"
+    if target == EVERY:
+        raise InvalidInput(
+            f"@{EVERY} (every position) is not available in path plans; name each path, {allowed}"
+        )
     if target in not_positions:
         raise InvalidInput(f"{target!r} is not a position ({not_positions[target]}); {allowed}")
     if target.isdigit() and not _is_module(model, target):
@@ -90,6 +94,8 @@ def parse_plan(
     for p in placements:
         if not isinstance(p, Placement):
             raise InvalidInput(f"plan entry {p!r} is not a Placement")
+        if p.every:
+            raise InvalidInput(f"{p.text()}: every position (@{EVERY}) is not available in path plans")
         if p.index >= len(positions):
             raise InvalidInput(
                 f"{p.text()}: position {p.index} is out of range; allowed: 0..{len(positions) - 1}"

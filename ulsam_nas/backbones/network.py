@@ -21,7 +21,7 @@ from ulsam_nas.attention import create_attention, get_attention
 from ulsam_nas.attention._common import check_positive_int
 from ulsam_nas.backbones import mobilenet_v1, mobilenet_v2, mobilenet_v3, resnet
 from ulsam_nas.backbones.layers import LayerSpec, out_size
-from ulsam_nas.backbones.plan import EVERY, REMOVE, Placement, PlanLike, parse_plan
+from ulsam_nas.backbones.plan import REMOVE, Placement, PlanLike, parse_plan
 from ulsam_nas.cost.cost import CONVENTIONS, Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
@@ -213,7 +213,7 @@ def resolve_plan(table: BackboneTable, plan: PlanLike) -> list[Placement]:
     """Validate a plan against the backbone and fill every module option's default; a ``@*``
     placement becomes one at every index where its action is allowed and no other is placed."""
     placements = parse_plan(plan)
-    if placements and placements[0].index == EVERY:
+    if placements and placements[0].every:
         every, named = placements[0], placements[1:]
         taken = {p.index for p in named}
         allowed = table.allowed(every.action)

@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final, Literal
 
 from ulsam_nas.attention import get_attention
 from ulsam_nas.attention._common import parse_number
@@ -23,20 +23,26 @@ from ulsam_nas.errors import InvalidInput
 
 ACTIONS = ("insert", "replace", "swap")
 DEFAULT_MODULE = "ulsam"
-EVERY = -1  # the index of a placement written ``@*``: every index where its action is allowed
+EVERY: Final = "*"  # the index of a placement written ``@*``: every index where its action is allowed
 REMOVE = "none"  # the module of ``swap@i:none``: the block's attention is removed
 
 
 class Placement:
-    """One attention module at one layer index: ``Placement("replace", 9, "ulsam", groups=4)``."""
+    """One attention module at one layer index: ``Placement("replace", 9, "ulsam", groups=4)``;
+    ``Placement("insert", EVERY)`` (``"*"``) is one at every index where its action is allowed."""
 
-    __slots__ = ("_hash", "_key", "action", "config", "index", "module")
+    __slots__ = ("_hash", "_index", "_key", "action", "config", "module")
 
-    def __init__(self, action: str, index: int, module: str = DEFAULT_MODULE, **config: Any) -> None:
+    def __init__(
+        self, action: str, index: int | Literal["*"], module: str = DEFAULT_MODULE, **config: Any
+    ) -> None:
         if action not in ACTIONS:
             raise InvalidInput(f"action {action!r} is unknown; allowed: {', '.join(ACTIONS)}")
-        if isinstance(index, bool) or not isinstance(index, int) or index < EVERY:
-            raise InvalidInput(f"index {index!r} is invalid; allowed: a layer index >= 0 or *")
+        if index != EVERY and (isinstance(index, bool) or not isinstance(index, int) or index < 0):
+            raise InvalidInput(
+                f"index {index!r} is invalid; allowed: a layer index >= 0, or * for every layer "
+                "(an index never counts from the end)"
+            )
         if module == REMOVE:
             if action != "swap" or config:
                 raise InvalidInput(
@@ -46,15 +52,30 @@ class Placement:
         else:
             get_attention(module)
         self.action = action
-        self.index = index
+        # "every" is its own state, not an integer: no number a user writes can mean it.
+        self._index: int | None = None if index == EVERY else int(index)
         self.module = module
         self.config: dict[str, Any] = dict(sorted(config.items()))
         # Placements are values (treat them as immutable): key and hash are computed once, since
-        # the cost model looks them up in caches on every plan it evaluates.
-        self._key = (index, action, module, tuple(self.config.items()))
+        # the cost model looks them up in caches on every plan it evaluates.  An every-placement
+        # sorts first.
+        order = (0, 0) if self._index is None else (1, self._index)
+        self._key = (order, action, module, tuple(self.config.items()))
         self._hash = hash(self._key)
 
-    def key(self) -> tuple[int, str, str, tuple[tuple[str, Any], ...]]:
+    @property
+    def every(self) -> bool:
+        """Whether this placement is written ``@*`` (every index where its action is allowed)."""
+        return self._index is None
+
+    @property
+    def index(self) -> int:
+        """The layer index; an every-placement has none until a plan is resolved."""
+        if self._index is None:
+            raise ValueError(f"{self.text()} has no single index; resolve the plan against a network")
+        return self._index
+
+    def key(self) -> tuple[tuple[int, int], str, str, tuple[tuple[str, Any], ...]]:
         return self._key
 
     def __eq__(self, other: object) -> bool:
@@ -68,7 +89,7 @@ class Placement:
 
     def text(self) -> str:
         options = "".join(f":{k}={_format_value(v)}" for k, v in self.config.items())
-        where = "*" if self.index == EVERY else str(self.index)
+        where = EVERY if self._index is None else str(self._index)
         return f"{self.action}@{where}:{self.module}{options}"
 
     def at(self, index: int) -> Placement:
@@ -77,7 +98,8 @@ class Placement:
 
     def __repr__(self) -> str:
         config = "".join(f", {k}={v!r}" for k, v in self.config.items())
-        return f"Placement({self.action!r}, {self.index}, {self.module!r}{config})"
+        where = repr(EVERY) if self._index is None else str(self._index)
+        return f"Placement({self.action!r}, {where}, {self.module!r}{config})"
 
 
 def _format_value(value: Any) -> str:
@@ -106,12 +128,18 @@ def parse_placement(segment: str) -> Placement:
             f"placement {segment.strip()!r} is malformed; expected ACTION@INDEX[:MODULE][:KEY=VALUE]"
         )
     action, _, index_text = head.partition("@")
+    index: int | Literal["*"]
     try:
-        index = EVERY if index_text.strip() == "*" else int(index_text)
+        index = EVERY if index_text.strip() == EVERY else int(index_text)
     except ValueError:
         raise InvalidInput(
             f"placement {segment.strip()!r}: index {index_text!r} is not an integer or *"
         ) from None
+    if index != EVERY and index < 0:
+        raise InvalidInput(
+            f"placement {segment.strip()!r}: index {index} is negative; allowed: a layer index >= 0, "
+            "or * for every layer (an index never counts from the end)"
+        )
     module = DEFAULT_MODULE
     config: dict[str, Any] = {}
     for position, part in enumerate(parts[1:]):
@@ -148,8 +176,8 @@ def parse_plan(plan: PlanLike) -> list[Placement]:
                 raise InvalidInput(f"plan entry {p!r} is not a Placement")
     placements.sort()
     for a, b in itertools.pairwise(placements):
-        if a.index == b.index:
-            where = "*" if a.index == EVERY else a.index
+        if a.key()[0] == b.key()[0]:
+            where = EVERY if a.every else a.index
             raise InvalidInput(
                 f"{a.text()} and {b.text()} share index {where}; allowed: one placement per index"
             )
