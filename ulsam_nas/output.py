@@ -13,6 +13,8 @@ from typing import Any
 
 import pandas as pd
 
+from ulsam_nas.errors import InvalidInput
+
 TABLE_FORMATS = ("markdown", "csv", "latex", "json")
 
 
@@ -38,10 +40,44 @@ def to_json(document: Any) -> str:
     return json.dumps(document, indent=2, ensure_ascii=False) + "\n"
 
 
+def check_output_path(path: str | Path, flag: str = "", folder: bool = False) -> Path:
+    """Refuse, before any work starts, an output path the run could not write: a folder where a
+    file is wanted (or a file where a folder is), a parent that is a file, or a place where no
+    file can be created.  Creating a probe file is the only reliable test of the last (for root
+    ``os.access`` says yes to nearly everything, and ``/proc`` refuses new files to anyone); the
+    probe is removed at once.  Returns the path; ``flag`` names it in the one-line refusal."""
+    target = Path(path)
+    kind = "folder" if folder else "file"
+    named = f"{flag} {path}" if flag else str(path)
+    if not str(path).strip():
+        raise InvalidInput(f"{flag or 'the output path'} is empty; give a {kind} path")
+    if target.is_dir():
+        if not folder:
+            raise InvalidInput(f"{named} is a folder; give a file path (e.g. {target / 'out.md'})")
+    elif target.exists() or target.is_symlink():
+        if folder or not target.is_file():
+            raise InvalidInput(f"{named} is {'a file' if folder else 'not a regular file'}; give a {kind}")
+    places = [target] if folder and target.is_dir() else []
+    parent = (target.resolve() if target.is_symlink() else target.absolute()).parent
+    while not parent.exists() and not parent.is_symlink():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InvalidInput(f"{named}: {parent} is a file, not a folder")
+    for place in [*places, parent]:
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".ulsam-nas-probe.", dir=place)
+        except OSError as error:
+            raise InvalidInput(f"{named}: cannot write in {place} ({error.strerror or error})") from None
+        os.close(fd)
+        os.unlink(probe)
+    return target
+
+
 def write_atomic(path: str | Path, text: str | bytes) -> None:
     """Write ``text`` (or bytes) to ``path`` via a temporary file in the same folder and a
-    rename, so a failure never leaves a half-written file."""
-    target = Path(path)
+    rename, so a failure never leaves a half-written file.  A symbolic link stays one: its
+    target is replaced."""
+    target = Path(path).resolve() if Path(path).is_symlink() else Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     umask = os.umask(0)

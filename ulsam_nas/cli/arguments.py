@@ -6,6 +6,7 @@ import argparse
 from typing import Any, NoReturn
 
 from ulsam_nas.attention._common import parse_number
+from ulsam_nas.errors import InvalidInput
 
 
 class Parser(argparse.ArgumentParser):
@@ -98,8 +99,33 @@ def module_options(args: argparse.Namespace) -> dict[str, Any]:
     return {n: getattr(args, n) for n in MODULE_OPTIONS if getattr(args, n) is not None}
 
 
+def output_file(text: str) -> str:
+    """An output file path, checked when the command line is read (before any work)."""
+    return str(_checked_output(text, folder=False))
+
+
+def output_folder(text: str) -> str:
+    """An output folder path, checked when the command line is read (before any work)."""
+    return str(_checked_output(text, folder=True))
+
+
+def _checked_output(text: str, folder: bool) -> str:
+    from ulsam_nas.output import check_output_path
+
+    try:
+        check_output_path(text, folder=folder)
+    except InvalidInput as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+OUTPUT_TYPES = (output_file, output_folder)  # every output path of every command has one of these
+
+
 def add_output_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of stdout")
+    parser.add_argument(
+        "-o", "--output", metavar="FILE", type=output_file, help="write to FILE instead of stdout"
+    )
 
 
 def add_study_source_args(parser: argparse.ArgumentParser) -> None:

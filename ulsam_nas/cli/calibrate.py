@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ulsam_nas.cli.arguments import add_proxy_arguments, positive_int, study_overrides_of
-from ulsam_nas.output import emit, to_json
+from ulsam_nas.cli.arguments import add_proxy_arguments, output_folder, positive_int, study_overrides_of
+from ulsam_nas.output import check_output_path, emit, to_json
 
 SUMMARY = "how well the proxy ranks architectures against a higher fidelity (Kendall τ, Spearman ρ)"
 
@@ -25,6 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--out",
         metavar="DIR",
+        type=output_folder,
         help="where to write calibration.md/.csv/.png (default: reports/<study name>/)",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -42,7 +43,9 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_study_config(args.study, study_overrides_of(args))
     calibration = plan_calibration(config, args.architectures, args.seeds)
-    out = args.out or f"reports/{config.name}"
+    out = args.out or str(
+        check_output_path(f"reports/{config.name}", "--out (default reports/<study name>)", folder=True)
+    )
     check_calibration_target(out, calibration_settings(calibration))  # before training anything
     progress = None
     if not args.quiet:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from ulsam_nas.cli.arguments import add_study_source_args
+from ulsam_nas.cli.arguments import add_study_source_args, output_folder
 from ulsam_nas.output import emit, to_json
 
 SUMMARY = "Pareto plots, tables, the groups ablation and an HTML page from a study's storage"
@@ -14,7 +14,10 @@ SUMMARY = "Pareto plots, tables, the groups ablation and an HTML page from a stu
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_source_args(parser)
     parser.add_argument(
-        "--out", help="the report folder itself (default reports/<study-name>/); replaced atomically"
+        "--out",
+        metavar="DIR",
+        type=output_folder,
+        help="the report folder itself (default reports/<study-name>/); replaced atomically",
     )
     parser.add_argument("--json", action="store_true", help="print the written paths as JSON")
 

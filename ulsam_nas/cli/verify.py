@@ -15,6 +15,7 @@ from ulsam_nas.cli.arguments import (
     add_shape_args,
     module_options,
     non_negative_int,
+    output_folder,
     positive_int,
 )
 from ulsam_nas.output import emit, to_json, write_atomic
@@ -45,7 +46,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-known-different", action="store_true", help="skip ptflops' pytorch backend and thop"
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    parser.add_argument("--report", metavar="DIR", help="also write DIR/verification.md and .csv")
+    parser.add_argument(
+        "--report", metavar="DIR", type=output_folder, help="also write DIR/verification.md and .csv"
+    )
     add_output_args(parser)
 
 

@@ -246,12 +246,15 @@ def write_report(
     """``report``, also saying whether the study was finished."""
     import warnings
 
-    from ulsam_nas.output import write_directory
+    from ulsam_nas.output import check_output_path, write_directory
     from ulsam_nas.reporting.data import load_study_data
     from ulsam_nas.search.storage import open_study, resolve_study
 
     storage, name = resolve_study(study, storage, study_name)
     target = Path(out) if out is not None else Path("reports") / name
+    check_output_path(
+        target, "--out" if out is not None else "--out (default reports/<study-name>)", folder=True
+    )
     _check_target(target)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=UserWarning)  # optuna's experimental-API notes
