@@ -4,6 +4,7 @@ fuzzed: no document makes them raise anything but InvalidInput."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ from hypothesis import strategies as st
 
 from tests.test_search import SPACE, small_study
 from ulsam_nas import network_cost
+from ulsam_nas.attention import get_attention, list_attention
 from ulsam_nas.cli import main
-from ulsam_nas.errors import InvalidInput
+from ulsam_nas.errors import DefaultOptionInvalid, InvalidInput
 from ulsam_nas.search.config import load_study_config
 from ulsam_nas.search.space import load_space
 
@@ -173,3 +175,82 @@ def test_nothing_is_loaded_unsafely():
     for unsafe in ("yaml.load(", "yaml.unsafe_load", "yaml.full_load", "pickle.load", "torch.load("):
         assert unsafe not in source, unsafe
     assert "allow_pickle=False" in source
+
+
+# -- values the user did not give -------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["table", "--channels", "90"], "groups=4 (the default) does not divide channels=90; allowed: "),
+        (["table", "--channels", "8"], "reduction=16 (the default) is larger than channels=8; allowed: 1..8"),
+        (["cost", "se", "--channels", "8"], "reduction=16 (the default) is larger than channels=8"),
+        (["explain", "se", "--channels", "8", "--no-trace"], "reduction=16 (the default) is larger"),
+        (["table", "--modules", "gc", "--channels", "8"], "ratio=1/16 (the default) leaves"),
+    ],
+)
+def test_a_default_that_fails_is_named_with_its_flag(capsys, args, words):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and words in err, err
+    flag = "--" + words.split("=")[0].replace("_", "-")
+    assert err.rstrip().endswith(f"pass {flag}"), err
+
+
+def test_a_value_the_user_gave_is_not_called_a_default(capsys):
+    assert main(["cost", "se", "--channels", "8", "--reduction", "16"]) == 2
+    err = capsys.readouterr().err
+    assert "reduction=16 is larger than channels=8" in err and "default" not in err and "pass" not in err
+
+
+def test_a_default_in_a_plan_says_how_to_set_it_there(capsys):
+    args = ["cost", "--backbone", "mobilenet_v1", "--width-mult", "0.25", "--plan", "insert@0:se"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1, err
+    assert "insert@0:se (at 8 channels): reduction=16 (the default) is larger than channels=8" in err
+    assert (
+        err.rstrip().endswith("set it in the plan: insert@0:se:reduction=VALUE") and "--reduction" not in err
+    )
+
+
+def test_the_table_without_ulsam_is_not_refused_for_ulsams_default(capsys):
+    """ULSAM is only the yardstick of the normalized columns when it is not listed: where its
+    default g cannot be built they are left out with a note, not the whole table refused."""
+    assert main(["table", "--channels", "90", "--modules", "eca,se"]) == 0
+    out = capsys.readouterr().out
+    assert "norm." not in out and "Normalized columns are left out" in out and "groups=4 (the default)" in out
+    assert main(["table", "--channels", "90", "--modules", "eca,se", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["rows"]
+    assert [r["params_norm"] for r in rows] == [None, None] and rows[1]["params"] == 2 * 90 * (90 // 16)
+    assert main(["table", "--channels", "90", "--modules", "eca,se,ulsam", "--groups", "3"]) == 0
+    assert "Params norm." in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["table", "--modules", "se", "--kernel-size", "5"], "kernel_size=5"),
+        (["table", "--modules", "se", "--groups", "8"], "groups=8"),
+        (["table", "--modules", "ulsam", "--reduction", "8"], "reduction=8"),
+        (["table", "--e-lambda", "0.001"], "e_lambda=1/1000"),
+    ],
+)
+def test_an_option_no_listed_module_takes_is_refused(capsys, args, option):
+    """One rule for every option (``--kernel-size`` was silently ignored, ``--groups`` refused)."""
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{option} applies to none of the listed modules" in err, err
+
+
+@pytest.mark.parametrize("key", list_attention())
+def test_every_modules_failing_defaults_are_named(key):
+    """For each module, on every small channel count where its defaults fail, the failure names
+    the option as a default (a failure about the channels themselves names no option)."""
+    spec = get_attention(key)
+    for channels in range(1, 17):
+        try:
+            spec.make_config(channels)
+        except DefaultOptionInvalid as error:
+            assert f"{error.option}=" in str(error) and "(the default)" in str(error)
+        except InvalidInput as error:
+            assert str(error).startswith("channels="), str(error)

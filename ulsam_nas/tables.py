@@ -28,8 +28,8 @@ class OverheadRow:
     macs: int
     params_formula: str
     macs_formula: str
-    params_norm: float
-    macs_norm: float
+    params_norm: float | None  # None: ULSAM, the yardstick, cannot be built at this shape
+    macs_norm: float | None
     params_exact: int
     macs_exact: int
     config: dict[str, Any]
@@ -63,14 +63,14 @@ class OverheadTable:
                     f"{flops} formula": r.macs_formula,
                     "Params (×10³)": format_scaled(r.params / 1e3, whole=True),
                     f"{flops} (×10⁶)": format_scaled(r.macs / 1e6),
-                    "Params norm. (×)": format_scaled(r.params_norm),
-                    f"{flops} norm. (×)": format_scaled(r.macs_norm),
+                    "Params norm. (×)": _scaled_or_none(r.params_norm),
+                    f"{flops} norm. (×)": _scaled_or_none(r.macs_norm),
                     "Params": f"{r.params:,}" if thousands else r.params,
                     "FLOPs (MAC)": f"{r.macs:,}" if thousands else r.macs,
                 }
                 for r in self.rows
             ]
-        )
+        ).dropna(axis="columns", how="all")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -89,8 +89,8 @@ class OverheadTable:
                     "flops": r.macs,
                     "params_formula": r.params_formula,
                     "flops_formula": r.macs_formula,
-                    "params_norm": round(r.params_norm, 3),
-                    "flops_norm": round(r.macs_norm, 3),
+                    "params_norm": None if r.params_norm is None else round(r.params_norm, 3),
+                    "flops_norm": None if r.macs_norm is None else round(r.macs_norm, 3),
                     "params_exact": r.params_exact,
                     "macs_exact": r.macs_exact,
                 }
@@ -98,6 +98,10 @@ class OverheadTable:
             ],
             "notes": self.notes,
         }
+
+
+def _scaled_or_none(value: float | None) -> str | None:
+    return None if value is None else format_scaled(value)
 
 
 def format_scaled(value: float, whole: bool = False) -> str:
@@ -155,15 +159,30 @@ def overhead_table(
     unknown = sorted(set(given) - known)
     if unknown:
         raise InvalidInput(f"unknown option {unknown[0]!r}; valid options: {', '.join(sorted(known))}")
-    measured = {}
-    for key in dict.fromkeys([*listed, REFERENCE]):
-        spec = get_attention(key)
-        config = spec.make_config(channels, **{k: v for k, v in given.items() if k in spec.option_names()})
-        terms = spec.terms(channels, height, width, config, convention, symbolic=True)
-        exact = spec.terms(channels, height, width, config, "exact").evaluate("exact")
-        measured[key] = (spec, config, formula_of(terms), exact)
-    ref_formula = measured[REFERENCE][2]
-    ref_params, ref_macs = int(ref_formula.params), int(ref_formula.macs)
+    for name, value in given.items():  # the same rule for every option: some listed module takes it
+        takers = [key for key in list_attention() if name in get_attention(key).option_names()]
+        if not set(takers) & set(listed):
+            raise InvalidInput(
+                f"{name}={number_text(value)} applies to none of the listed modules "
+                f"({', '.join(listed)}); it is an option of {', '.join(takers)}"
+            )
+    measured = {key: _measure(key, channels, height, width, convention, given) for key in listed}
+    reference = measured.get(REFERENCE)
+    notes_extra = []
+    if reference is None:
+        # ULSAM is only the yardstick here: computed at its defaults, never validated against the
+        # user's flags; where it cannot be built the normalized columns are left out.
+        try:
+            reference = _measure(REFERENCE, channels, height, width, convention, {})
+        except InvalidInput as error:
+            notes_extra.append(
+                f"Normalized columns are left out: ULSAM, the module they divide by, cannot be built "
+                f"at m={channels}, h×w={height}×{width} ({error}); list ulsam with a valid --groups "
+                "to normalise by it."
+            )
+    ref_params = ref_macs = None
+    if reference is not None:
+        ref_params, ref_macs = int(reference[2].params), int(reference[2].macs)
     ideal = convention == "paper"
     rows = []
     for key in listed:
@@ -180,8 +199,8 @@ def overhead_table(
                 macs=macs,
                 params_formula=formula.params_text(ideal),
                 macs_formula=formula.macs_text(ideal),
-                params_norm=params / ref_params,
-                macs_norm=macs / ref_macs,
+                params_norm=None if ref_params is None else params / ref_params,
+                macs_norm=None if ref_macs is None else macs / ref_macs,
                 params_exact=exact.params,
                 macs_exact=exact.macs,
                 config={f: getattr(config, f) for f in spec.option_names()},
@@ -189,10 +208,24 @@ def overhead_table(
         )
     if sort is not None:
         rows.sort(key=lambda r: r.macs if sort == "macs" else r.params)
-    return OverheadTable(channels, height, width, convention, rows, _notes(convention, rows, measured))
+    notes = _notes(convention, rows, measured, normalized=reference is not None) + notes_extra
+    return OverheadTable(channels, height, width, convention, rows, notes)
 
 
-def _notes(convention: str, rows: list[OverheadRow], measured: dict[str, Any]) -> list[str]:
+def _measure(
+    key: str, channels: int, height: int, width: int, convention: str, given: dict[str, Any]
+) -> tuple[Any, Any, Any, Any]:
+    """(spec, config, formula, exact cost) of one module with the options it takes from ``given``."""
+    spec = get_attention(key)
+    options = {k: v for k, v in given.items() if k in spec.option_names()}
+    config = spec.make_config(channels, **options)
+    spec.validate(config, options, channels, height, width)
+    terms = spec.terms(channels, height, width, config, convention, symbolic=True)
+    exact = spec.terms(channels, height, width, config, "exact").evaluate("exact")
+    return spec, config, formula_of(terms), exact
+
+
+def _notes(convention: str, rows: list[OverheadRow], measured: dict[str, Any], normalized: bool) -> list[str]:
     notes = [
         "FLOPs are multiply-accumulates (MACs), as the ULSAM paper counts them. Symbols: m channels, "
         "h×w feature map, r reduction, t A²-Net inner channels, g ULSAM groups, k kernel size (ECA, "
@@ -224,9 +257,10 @@ def _notes(convention: str, rows: list[OverheadRow], measured: dict[str, Any]) -
             "multiply-accumulate of conv, linear and matmul layers (bias additions excluded)."
             + (f" Where {'; '.join(wheres)}." if wheres else "")
         )
-    notes.append(
-        "Normalized columns divide the unrounded counts by ULSAM's. The paper divides its rounded "
-        "figures: at 512×14×14 it prints 33× for the params of SE and CBAM, where the unrounded "
-        "counts give 32× and 32.1×."
-    )
+    if normalized:
+        notes.append(
+            "Normalized columns divide the unrounded counts by ULSAM's. The paper divides its rounded "
+            "figures: at 512×14×14 it prints 33× for the params of SE and CBAM, where the unrounded "
+            "counts give 32× and 32.1×."
+        )
     return notes

@@ -18,7 +18,7 @@ from torch import nn
 
 from ulsam_nas.analysis.graph import Position
 from ulsam_nas.attention import get_attention
-from ulsam_nas.backbones.plan import EVERY, Placement, PlanLike, parse_placement
+from ulsam_nas.backbones.plan import EVERY, Placement, PlanLike, parse_placement, placement_error
 from ulsam_nas.errors import InvalidInput
 
 SHOWN = 12  # positions an error message lists before "… (N in all)"
@@ -132,7 +132,7 @@ def resolve_placement(p: Placement, positions: Sequence[Position]) -> Placement:
     try:
         options = get_attention(p.module).resolved_options(channels, height, width, **p.config)
     except InvalidInput as error:
-        raise InvalidInput(f"{text} (at {channels}×{height}×{width}): {error}") from None
+        raise placement_error(text, f"at {channels}×{height}×{width}", error) from None
     return Placement(p.action, p.index, p.module, **options)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import random
+import re
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -23,7 +24,7 @@ from torch import nn
 from ulsam_nas.attention._common import check_positive_int
 from ulsam_nas.cost.cost import CONVENTIONS, Cost, Formula, Terms, compile_cost, formula_of
 from ulsam_nas.cost.symbolic import Num, Poly
-from ulsam_nas.errors import InvalidInput
+from ulsam_nas.errors import DefaultOptionInvalid, InvalidInput
 
 
 class AttentionConfig(Protocol):
@@ -72,14 +73,37 @@ class AttentionSpec:
         for name, value in options.items():
             _check_type(name, value, hints[name])
         config = self.config_cls(**options).resolved(channels)
-        config.validate(channels)
+        self.validate(config, options, channels)
         return config
+
+    def validate(
+        self,
+        config: Any,
+        given: Mapping[str, Any],
+        channels: int,
+        height: int | None = None,
+        width: int | None = None,
+    ) -> None:
+        """``config.validate``; a failure of an option missing from ``given`` (so at its default)
+        is raised as DefaultOptionInvalid, saying so."""
+        try:
+            config.validate(channels, height, width)
+        except DefaultOptionInvalid:
+            raise
+        except InvalidInput as error:
+            found = re.match(r"(\w+)=(\S+?)(?=[ ;,]|$)", str(error))
+            if found is None or found[1] not in self.option_names() or found[1] in given:
+                raise
+            text = str(error)
+            raise DefaultOptionInvalid(
+                f"{text[: found.end()]} (the default){text[found.end() :]}", found[1]
+            ) from None
 
     def resolved_options(self, channels: int, height: int, width: int, **options: Any) -> dict[str, Any]:
         """Every option of this module at a channels×height×width map, defaults filled in, after
         the config and map-size checks (what a plan's placement stores)."""
         config = self.make_config(channels, **options)
-        config.validate(channels, height, width)
+        self.validate(config, options, channels, height, width)
         return {name: getattr(config, name) for name in self.option_names()}
 
     def terms(

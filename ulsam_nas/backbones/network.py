@@ -21,7 +21,7 @@ from ulsam_nas.attention import create_attention, get_attention
 from ulsam_nas.attention._common import check_positive_int
 from ulsam_nas.backbones import mobilenet_v1, mobilenet_v2, mobilenet_v3, resnet
 from ulsam_nas.backbones.layers import LayerSpec, out_size
-from ulsam_nas.backbones.plan import REMOVE, Placement, PlanLike, parse_plan
+from ulsam_nas.backbones.plan import REMOVE, Placement, PlanLike, parse_plan, placement_error
 from ulsam_nas.cost.cost import CONVENTIONS, Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
@@ -256,7 +256,7 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
     try:
         options = get_attention(p.module).resolved_options(channels, *record.out_hw, **p.config)
     except InvalidInput as error:
-        raise InvalidInput(f"{p.text()} (at {channels} channels): {error}") from None
+        raise placement_error(p.text(), f"at {channels} channels", error) from None
     return Placement(p.action, p.index, p.module, **options)
 
 

@@ -19,7 +19,7 @@ from typing import Any, Final, Literal
 
 from ulsam_nas.attention import get_attention
 from ulsam_nas.attention._common import parse_number
-from ulsam_nas.errors import InvalidInput
+from ulsam_nas.errors import DefaultOptionInvalid, InvalidInput
 
 ACTIONS = ("insert", "replace", "swap")
 DEFAULT_MODULE = "ulsam"
@@ -100,6 +100,15 @@ class Placement:
         config = "".join(f", {k}={v!r}" for k, v in self.config.items())
         where = repr(EVERY) if self._index is None else str(self._index)
         return f"Placement({self.action!r}, {where}, {self.module!r}{config})"
+
+
+def placement_error(placement: str, where: str, error: InvalidInput) -> InvalidInput:
+    """A placed module's option error, prefixed with the placement as the user wrote it and where
+    it lands; an option at its default says how to set it in the plan."""
+    hint = ""
+    if isinstance(error, DefaultOptionInvalid):
+        hint = f"; set it in the plan: {placement}:{error.option}=VALUE"
+    return InvalidInput(f"{placement} ({where}): {error}{hint}")
 
 
 def _format_value(value: Any) -> str:

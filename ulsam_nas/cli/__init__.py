@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 
 from ulsam_nas.cli import best, calibrate, cost, replicate, report, search, table, verify
 from ulsam_nas.cli.arguments import Parser
-from ulsam_nas.errors import InvalidInput
+from ulsam_nas.errors import DefaultOptionInvalid, InvalidInput
 
 PROG = "ulsam-nas"
 
@@ -52,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.run(args))
     except InvalidInput as error:
-        print(f"{PROG} {args.command}: error: {error}", file=sys.stderr)
+        hint = ""
+        if isinstance(error, DefaultOptionInvalid):  # a module option the user did not give
+            hint = f"; pass --{error.option.replace('_', '-')}"
+        print(f"{PROG} {args.command}: error: {error}{hint}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted", file=sys.stderr)
