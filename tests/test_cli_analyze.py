@@ -150,14 +150,16 @@ def test_the_remainder_is_refused_or_shown(nets, capsys):
     code, out, err = run_main(capsys, *args)
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [
-        "ulsam-nas cost: error: no closed form for 1 operator(s): GELU at 1 (output 4×8×8); allowed: the "
-        "operators listed in the README's analyze section (or strict=False to list these as a remainder)"
+        "ulsam-nas cost: error: no closed form for 1 operator(s) of 1 type(s):",
+        "  GELU ×1, first at 1 (output 4×8×8)",
+        "  --allow-remainder costs the rest and lists these as a remainder, left out of the totals and "
+        "marked so",
     ]
     code, out, _ = run_main(capsys, *args, "--allow-remainder")
     assert code == 0
     assert (
-        "REMAINDER: 1 operator(s) without a closed form are NOT in these totals: GELU at 1 (output 4×8×8)"
-        in out
+        "REMAINDER: 1 operator(s) without a closed form are NOT in these totals:\n"
+        "    GELU ×1, first at 1 (output 4×8×8)\n" in out
     )
     code, out, _ = run_main(capsys, *args, "--allow-remainder", "--plan", "replace@1:simam")
     assert code == 0 and "REMAINDER" not in out  # the module holding it is replaced

@@ -25,6 +25,7 @@ from ulsam_nas.analysis.graph import (
     Param,
     Position,
     Uncosted,
+    UncostedOperators,
     cost_nodes,
     find_positions,
     parameters,
@@ -237,9 +238,9 @@ def _check_input_size(input_size: Iterable[int]) -> tuple[int, int, int]:
 
 def analyze(model: nn.Module, input_size: tuple[int, int, int], *, strict: bool = True) -> Analysis:
     """Trace ``model`` once on a 1×C×H×W input (eval mode, no gradients; no FLOP counter) and cost
-    every operation in closed form.  ``strict``: an operation without a closed form raises
-    InvalidInput naming each; otherwise they are listed in ``Analysis.remainder`` and counted in
-    ``cost().ops["uncosted_ops"]``."""
+    every operation in closed form.  ``strict``: operations without a closed form raise
+    UncostedOperators (an InvalidInput) naming each type, its count and first place; otherwise
+    they are listed in ``Analysis.remainder`` and counted in ``cost().ops["uncosted_ops"]``."""
     if not isinstance(model, nn.Module):
         raise InvalidInput(f"model must be a torch.nn.Module, got {type(model).__name__}")
     size = _check_input_size(input_size)
@@ -247,11 +248,7 @@ def analyze(model: nn.Module, input_size: tuple[int, int, int], *, strict: bool 
         traced = trace(model, size)
     items, remainder = cost_nodes(traced, model)
     if strict and remainder:
-        listed = "; ".join(u.text() for u in remainder)
-        raise InvalidInput(
-            f"no closed form for {len(remainder)} operator(s): {listed}; allowed: the operators "
-            "listed in the README's analyze section (or strict=False to list these as a remainder)"
-        )
+        raise UncostedOperators(remainder)
     positions, not_positions = find_positions(model, traced)
     ends = {call.path: call.end_node for call in traced.calls}
     return Analysis(model, size, items, parameters(model), positions, not_positions, remainder, ends)

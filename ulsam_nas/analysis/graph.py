@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,6 +13,7 @@ from torch import nn
 
 from ulsam_nas.analysis.rules import function_terms, info, module_terms, op_name
 from ulsam_nas.analysis.trace import ModuleCall, TensorInfo, Traced
+from ulsam_nas.errors import InvalidInput
 
 UNCOSTED = "uncosted_ops"  # Cost.ops key: how many operators have no closed form (a count, not elements)
 
@@ -43,6 +44,47 @@ class Uncosted:
     def text(self) -> str:
         shape = "×".join(map(str, self.out_shape)) if self.out_shape else "no tensor"
         return f"{self.op} at {self.path or '(model)'} (output {shape})"
+
+
+SHOWN_TYPES = 5  # operator types a remainder summary lists before "… and N more types"
+
+
+def remainder_lines(remainder: Sequence[Uncosted]) -> list[str]:
+    """One line per operator type, most frequent first: "SiLU ×49, first at features.0.2
+    (output 32×112×112)"; at most SHOWN_TYPES lines and one saying how many more."""
+    by_op: dict[str, list[Uncosted]] = {}
+    for u in remainder:
+        by_op.setdefault(u.op, []).append(u)
+    ranked = sorted(by_op.values(), key=lambda found: -len(found))
+    lines = [
+        f"{found[0].op} ×{len(found)}, first at {found[0].text().partition(' at ')[2]}" for found in ranked
+    ]
+    if len(lines) > SHOWN_TYPES:
+        more = ranked[SHOWN_TYPES - 1 :]
+        rest = ", ".join(found[0].op for found in more)
+        lines = [*lines[: SHOWN_TYPES - 1], f"… and {len(more)} more types ({sum(map(len, more))}): {rest}"]
+    return lines
+
+
+class UncostedOperators(InvalidInput):
+    """A network with operators that have no closed form, refused: one line per operator type.
+    ``text(remedy)`` names how to cost the rest anyway where it is raised from (``strict=False``
+    in Python, ``--allow-remainder`` on the command line)."""
+
+    def __init__(self, remainder: Sequence[Uncosted], remedy: str = "strict=False") -> None:
+        self.remainder = tuple(remainder)
+        super().__init__(self.text(remedy))
+
+    def text(self, remedy: str) -> str:
+        kinds = len({u.op for u in self.remainder})
+        return "\n".join(
+            [
+                f"no closed form for {len(self.remainder)} operator(s) of {kinds} type(s):",
+                *(f"  {line}" for line in remainder_lines(self.remainder)),
+                f"  {remedy} costs the rest and lists these as a remainder, left out of the totals "
+                "and marked so",
+            ]
+        )
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ import pandas as pd
 from torch import nn
 
 from ulsam_nas.analysis.analysis import Analysis
-from ulsam_nas.analysis.graph import UNCOSTED
+from ulsam_nas.analysis.graph import UNCOSTED, Uncosted, remainder_lines
 from ulsam_nas.errors import InvalidInput
 
 
@@ -145,14 +145,12 @@ def analysis_text(report: dict[str, Any]) -> str:
     if ops:
         lines.append("  other ops (elements): " + ", ".join(f"{k} {v:,}" for k, v in ops.items()))
     if report["ops"].get(UNCOSTED):
-        listed = "; ".join(
-            f"{u['op']} at {u['path'] or '(model)'} (output {_shape(u['out_shape'])})"
-            for u in report["remainder"]
-        )
+        remainder = [Uncosted(u["op"], u["path"], tuple(u["out_shape"]) or None) for u in report["remainder"]]
         lines.append(
             f"  REMAINDER: {report['ops'][UNCOSTED]} operator(s) without a closed form are NOT in "
-            f"these totals: {listed}"
+            "these totals:"
         )
+        lines += [f"    {line}" for line in remainder_lines(remainder)]
     if "positions" in report:
         lines += ["", _table(_position_rows(report["positions"]))]
     if "layers" in report:

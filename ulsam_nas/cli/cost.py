@@ -169,10 +169,14 @@ def run_model(args: argparse.Namespace) -> int:
     if not args.input_size:
         raise InvalidInput("--model needs --input-size C,H,W (e.g. 3,224,224)")
     from ulsam_nas.analysis import analyze
+    from ulsam_nas.analysis.graph import UncostedOperators
     from ulsam_nas.analysis.report import analysis_report, analysis_text, load_model, parse_input_size
 
     size = parse_input_size(args.input_size)
-    analysis = analyze(load_model(args.model), size, strict=not args.allow_remainder)
+    try:
+        analysis = analyze(load_model(args.model), size, strict=not args.allow_remainder)
+    except UncostedOperators as error:  # its remedy, said as a flag here
+        raise InvalidInput(error.text("--allow-remainder")) from None
     report = analysis_report(
         analysis,
         model=args.model,
