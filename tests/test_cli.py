@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -143,3 +145,76 @@ def test_bad_backbone_input_exits_2(capsys, args, needle):
     assert code == 2 and captured.out == ""
     lines = captured.err.strip().splitlines()
     assert len(lines) == 1 and needle in lines[0]
+
+
+# -- first contact -----------------------------------------------------------------------------
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_version_is_the_packages():
+    from ulsam_nas import __version__
+
+    result = run("--version")
+    assert result.returncode == 0 and result.stdout == f"ulsam-nas {__version__}\n"
+
+
+def test_the_bare_command_says_how_to_start(capsys, monkeypatch):
+    """``ulsam-nas`` alone once printed only "the following arguments are required: COMMAND"."""
+    from ulsam_nas.cli import START
+
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: ulsam-nas") and START in out
+    starts = [line.strip() for line in START.splitlines() if line.strip().startswith("ulsam-nas ")]
+    assert len(starts) == 3
+    monkeypatch.chdir(ROOT)
+    for line in starts:  # each runs as printed
+        assert main(shlex.split(line)[1:]) == 0, line
+        capsys.readouterr()
+
+
+def _help(*command: str) -> str:
+    result = run(*command, "--help")
+    assert result.returncode == 0 and result.stderr == ""
+    return result.stdout
+
+
+def test_help_is_plain_text_with_examples_that_run(tmp_path, capsys, monkeypatch):
+    """Every command's help ends with examples; no raw reStructuredText; the examples of the
+    cheap commands (table, cost) run as printed (output files go to a temporary folder)."""
+    from ulsam_nas.cli import COMMANDS
+
+    top = _help()
+    assert "``" not in top and "start here" in top
+    monkeypatch.chdir(ROOT)
+    ran = 0
+    for name, (_, examples, _, _) in COMMANDS.items():
+        text = _help(name)
+        assert "``" not in text and "\nexamples:\n  ulsam-nas " + name in text, name
+        for line in re.sub(r"\\\n\s*", " ", examples).splitlines():
+            argv = shlex.split(line.split("  ", 2)[1] if line.startswith("  ") else line)
+            if not argv or argv[1] not in ("table", "cost"):
+                continue
+            argv = [str(tmp_path / a) if a.endswith(".tex") else a for a in argv]
+            assert main(argv[1:]) == 0, line
+            capsys.readouterr()
+            ran += 1
+    assert ran >= 12
+
+
+def test_cost_help_covers_every_way_to_name_a_network_and_a_plan():
+    from ulsam_nas.backbones.network import BACKBONES
+
+    text = " ".join(_help("cost").split())
+    for backbone in BACKBONES:
+        assert backbone in text
+    for words in (
+        "--model",
+        "insert",
+        "replace",
+        "swap",
+        "MODULE none removes it",
+        "* (every index",
+        "module path",
+    ):
+        assert words in text, words

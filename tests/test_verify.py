@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -72,7 +73,13 @@ def test_a_wrong_projection_is_reported_with_its_difference_by_term(monkeypatch)
 
 def test_verify_command_json_and_exit_code(capsys, tmp_path):
     code = main(["verify", "--modules", "ulsam", "se", "--samples", "1", "--json", "--report", str(tmp_path)])
-    doc = json.loads(capsys.readouterr().out)
+    captured = capsys.readouterr()
+    doc = json.loads(captured.out)
+    # Tracing takes seconds: a line as it starts and one as each counter finishes, on stderr.
+    progress = captured.err.splitlines()
+    assert progress[0].startswith("verify: tracing 4 cases at batch 1 with torch, fvcore, ptflops_aten")
+    assert sorted(line.split()[1] for line in progress[1:4]) == ["fvcore", "ptflops_aten", "torch"]
+    assert all(re.fullmatch(r"verify:   \w+ done \(\d/\d, \d+ s\)", line) for line in progress[1:4])
     assert code == 0 and doc["all_match"] is True
     assert {r["counter"] for r in doc["rows"]} == {"torch", "fvcore", "ptflops_aten"}
     assert set(doc["rows"][0]) >= {"module", "shape", "config", "counter", "expected", "traced", "match"}

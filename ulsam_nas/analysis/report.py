@@ -28,7 +28,9 @@ def load_model(spec: str) -> nn.Module:
     ``python -m`` would have it) and call the factory with no arguments."""
     module_name, colon, attribute = spec.partition(":")
     if not colon or not module_name.strip() or not attribute.strip():
-        raise InvalidInput(f"--model {spec!r} is malformed; expected MODULE:FACTORY, e.g. mynets:resnet_like")
+        raise InvalidInput(
+            f"--model {spec!r} is malformed; expected MODULE:FACTORY, e.g. examples.mynets:resnet_like"
+        )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:

@@ -8,6 +8,11 @@ from ulsam_nas.cli.arguments import add_output_args, add_study_source_args, posi
 from ulsam_nas.output import emit, to_json
 
 SUMMARY = "the best configurations of a study, as plans you can build"
+EXAMPLES = """
+  ulsam-nas best studies/default.yaml
+  ulsam-nas best studies/default.yaml --top 3 --json
+  ulsam-nas best --storage postgresql://user@host/db --study-name default -o best.md
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

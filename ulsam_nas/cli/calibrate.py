@@ -9,6 +9,10 @@ from ulsam_nas.cli.arguments import add_proxy_arguments, output_folder, positive
 from ulsam_nas.output import check_output_path, emit, to_json
 
 SUMMARY = "how well the proxy ranks architectures against a higher fidelity (Kendall τ, Spearman ρ)"
+EXAMPLES = """
+  ulsam-nas calibrate studies/default.yaml --architectures 16 --seeds 2
+  ulsam-nas calibrate studies/default.yaml --data synthetic --architectures 4 --out /tmp/cal
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

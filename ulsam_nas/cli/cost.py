@@ -19,7 +19,20 @@ from ulsam_nas.cost.cost import CONVENTIONS
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.output import emit, to_json
 
-SUMMARY = "params, MACs and formulas of an attention module or a MobileNet"
+SUMMARY = (
+    "params, MACs and formulas of an attention module, a built-in backbone with modules placed, "
+    "or your own network"
+)
+EXAMPLES = """
+  ulsam-nas cost ulsam --channels 96 --height 7 --width 5 --groups 3
+  ulsam-nas cost --backbone mobilenet_v1 --width-mult 0.5 --plan "replace@9:ulsam:groups=4"
+  ulsam-nas cost --backbone mobilenet_v2 --plan "insert@*:ulsam,insert@5:eca" --breakdown
+  ulsam-nas cost --backbone mobilenet_v3_small --plan "swap@*:ulsam:groups=4,swap@6:none"
+  ulsam-nas cost --backbone resnet18 --plan "replace@*:se" --convention paper --json
+  ulsam-nas cost --model examples.mynets:resnet_like --input-size 3,32,32 --positions
+  ulsam-nas cost --model examples.mynets:resnet_like --input-size 3,32,32 \\
+      --plan "insert@layer3.1:ulsam:groups=4,replace@layer2.1:eca"
+"""
 
 # Options that belong to a network, with their defaults (given for a MODULE: refused).
 NETWORK_DEFAULTS = {
@@ -39,16 +52,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "module",
         metavar="MODULE",
         nargs="?",
-        help=f"an attention module: {', '.join(attention.list_attention())}",
+        help=f"an attention module: {', '.join(attention.list_attention())} (or --backbone, or --model)",
     )
     shape = parser.add_argument_group("module shape (default 512×14×14)")
     shape.add_argument("--channels", type=positive_int, help="channels m")
     shape.add_argument("--height", type=positive_int, help="feature-map height h")
     shape.add_argument("--width", type=positive_int, help="feature-map width w")
     add_module_options(parser)
-    network = parser.add_argument_group("network (instead of MODULE)")
+    network = parser.add_argument_group("a built-in network (instead of MODULE)")
     network.add_argument(
-        "--backbone", choices=list(BACKBONES), help="a built-in backbone: MobileNetV1/V2/V3, ResNet-18"
+        "--backbone",
+        choices=list(BACKBONES),
+        metavar="NAME",
+        help=f"a built-in backbone: {', '.join(BACKBONES)}",
     )
     network.add_argument(
         "--width-mult", type=positive_float, default=1.0, help="width multiplier α (default 1.0)"
@@ -66,7 +82,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--plan",
         default="",
         metavar="PLAN",
-        help="placements, e.g. 'replace@9:ulsam:groups=4,insert@13:groups=8'",
+        help="where modules go, with --backbone or --model: placements ACTION@WHERE[:MODULE][:KEY=VALUE] "
+        "separated by commas. ACTION: insert (after the layer), replace (the layer; only where input "
+        "and output shapes match), swap (a block's own SE, MobileNetV3; MODULE none removes it). "
+        "WHERE: a layer index from 0, * (every index where the action is allowed; a named index "
+        "overrides it), or with --model a module path (--positions lists them). MODULE defaults to "
+        "ulsam. E.g. 'replace@9:ulsam:groups=4,insert@13:groups=8', 'swap@*:eca,swap@6:none', "
+        "'insert@layer3.1:se:reduction=8'. none or empty: the plain network",
     )
     network.add_argument("--breakdown", action="store_true", help="per-layer table from the closed form")
     network.add_argument(
@@ -86,7 +108,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "--model",
         metavar="MODULE:FACTORY",
         help="a network from your code: FACTORY() is called with no arguments (MODULE is imported "
-        "from the current directory or the Python path), e.g. mynets:resnet_like",
+        "from the current directory or the Python path), e.g. examples.mynets:resnet_like",
     )
     model.add_argument(
         "--input-size",

@@ -10,6 +10,9 @@ from ulsam_nas.cli.arguments import study_overrides_of
 from ulsam_nas.output import emit, to_json
 
 SUMMARY = "run a finished study again under another seed base: does its recommendation replicate?"
+EXAMPLES = """
+  ulsam-nas replicate studies/default.yaml --seed 100
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -9,6 +9,10 @@ from ulsam_nas.cli.arguments import add_study_source_args, output_folder
 from ulsam_nas.output import emit, to_json
 
 SUMMARY = "Pareto plots, tables, the groups ablation and an HTML page from a study's storage"
+EXAMPLES = """
+  ulsam-nas report studies/default.yaml               writes reports/default/ (open index.html)
+  ulsam-nas report studies/default.yaml --out /tmp/my-report
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

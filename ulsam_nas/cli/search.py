@@ -10,6 +10,12 @@ from ulsam_nas.cli.arguments import add_proxy_arguments, positive_float, positiv
 from ulsam_nas.output import emit, to_json
 
 SUMMARY = "budget-constrained Optuna search over ULSAM's groups, placement and width"
+EXAMPLES = """
+  ulsam-nas search studies/default.yaml --dry-run     the space's size, what fits, the time
+  ulsam-nas search studies/default.yaml               the main job (~34 min on 2 cores)
+  ulsam-nas search studies/default.yaml --data synthetic --trials 4 --no-schedule
+  ulsam-nas search studies/default.yaml --workers 2 --budget-mmacs 12
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

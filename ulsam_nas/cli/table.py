@@ -10,6 +10,13 @@ from ulsam_nas.output import TABLE_FORMATS, emit, render_frame, to_json
 from ulsam_nas.tables import SORT_KEYS, overhead_table
 
 SUMMARY = "the ULSAM paper's overhead table for any feature-map shape (and the later modules)"
+EXAMPLES = """
+  ulsam-nas table                                     the paper's six modules at 512×14×14
+  ulsam-nas table --channels 96 --height 28 --width 28
+  ulsam-nas table --modules all --sort macs           the six and the five later modules
+  ulsam-nas table --modules se,eca,ulsam --reduction 8 --groups 8
+  ulsam-nas table --convention exact --format latex -o overhead.tex
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from ulsam_nas import attention
@@ -23,6 +24,16 @@ from ulsam_nas.tables import resolve_modules
 
 SUMMARY = "closed forms against fvcore, ptflops and torch's FlopCounterMode"
 EXPLAIN_SUMMARY = "what each FLOP counter counts for one module, term by term"
+EXAMPLES = """
+  ulsam-nas verify                                    every module, 3 random shapes each (~20 s)
+  ulsam-nas verify --modules ulsam,se --samples 20 --batch 4
+  ulsam-nas verify --backbones --samples 50 --report reports
+"""
+EXPLAIN_EXAMPLES = """
+  ulsam-nas explain ulsam                             at 512×14×14, traced by every counter
+  ulsam-nas explain se --channels 96 --height 28 --width 28 --reduction 8
+  ulsam-nas explain non_local --no-trace --json       the projections only, no tracing
+"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--no-known-different", action="store_true", help="skip ptflops' pytorch backend and thop"
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument(
         "--report", metavar="DIR", type=output_folder, help="also write DIR/verification.md and .csv"
     )
@@ -61,7 +73,9 @@ def run(args: argparse.Namespace) -> int:
     cases: list[AnyCase] = list(attention_cases(modules, args.samples, args.seed))
     if args.backbones:
         cases += network_cases(args.samples, args.seed)
-    result = verify(cases, batch=args.batch, known_different=not args.no_known_different)
+    result = verify(
+        cases, batch=args.batch, known_different=not args.no_known_different, progress=_progress(args)
+    )
     markdown = verify_markdown(result, shlex.join(["ulsam-nas", *args.argv]))
     if args.report:
         write_atomic(Path(args.report) / "verification.md", markdown)
@@ -73,11 +87,19 @@ def run(args: argparse.Namespace) -> int:
     return 0 if result.all_match else 1
 
 
+def _progress(args: argparse.Namespace) -> Callable[[str], None] | None:
+    """A line on stderr as tracing starts and as each counter finishes (tracing takes seconds)."""
+    if args.quiet:
+        return None
+    return lambda line: print(f"{args.command}: {line}", file=sys.stderr, flush=True)
+
+
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("module", metavar="MODULE", help=f"one of: {', '.join(attention.list_attention())}")
     add_shape_args(parser)
     add_module_options(parser)
     parser.add_argument("--no-trace", action="store_true", help="only the closed-form projections")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_output_args(parser)
 
@@ -92,7 +114,9 @@ def run_explain(args: argparse.Namespace) -> int:
     given = {f: getattr(config, f) for f in spec.option_names() if f in options}
     attention.attention_cost(args.module, args.channels, args.height, args.width, **given)  # validates
     explanation = explain(
-        Case(spec.key, args.channels, args.height, args.width, given), trace=not args.no_trace
+        Case(spec.key, args.channels, args.height, args.width, given),
+        trace=not args.no_trace,
+        progress=_progress(args),
     )
     emit(to_json(explanation.to_json()) if args.json else explain_text(explanation), args.output)
     return 0

@@ -5,7 +5,8 @@ from __future__ import annotations
 import concurrent.futures
 import multiprocessing
 import platform
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,24 +24,35 @@ from ulsam_nas.errors import InvalidInput
 from ulsam_nas.verify.cases import AnyCase, Case
 from ulsam_nas.verify.tracers import counter_version, trace_cases
 
+Progress = Callable[[str], None]  # told one line as each counter starts and ends
+
 
 def trace_in_subprocesses(
-    counters: list[str], cases: Sequence[AnyCase], batch: int
+    counters: list[str], cases: Sequence[AnyCase], batch: int, progress: Progress | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Trace every case with each counter, one fresh process per counter (run side by side)."""
+    """Trace every case with each counter, one fresh process per counter (run side by side);
+    ``progress`` hears a line when they start and as each counter finishes."""
     context = multiprocessing.get_context("spawn")
     results: dict[str, list[dict[str, Any]]] = {}
     executors = {
         c: concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) for c in counters
     }
+    started = time.perf_counter()
+    if progress:
+        what = f"{len(cases)} case{'s' * (len(cases) != 1)} at batch {batch}"
+        progress(f"tracing {what} with {', '.join(counters)}, each counter in its own process")
     try:
-        futures = {c: ex.submit(trace_cases, c, cases, batch) for c, ex in executors.items()}
-        for counter, future in futures.items():
+        futures = {ex.submit(trace_cases, c, cases, batch): c for c, ex in executors.items()}
+        for done, future in enumerate(concurrent.futures.as_completed(futures), 1):
+            counter = futures[future]
             results[counter] = future.result()
+            if progress:
+                elapsed = time.perf_counter() - started
+                progress(f"  {counter} done ({done}/{len(counters)}, {elapsed:.0f} s)")
     finally:
         for executor in executors.values():
             executor.shutdown(cancel_futures=True)
-    return results
+    return {c: results[c] for c in counters}
 
 
 def explain_residual(cost: Cost, residual: int) -> str:
@@ -104,15 +116,16 @@ def verify(
     cases: Sequence[AnyCase],
     batch: int = 1,
     known_different: bool = True,
+    progress: Progress | None = None,
 ) -> VerifyResult:
     """Trace ``cases`` with the three supported counters (and the known-different ones at batch
     1) and compare each with the closed form projected onto that counter's convention."""
     if batch < 1:
         raise InvalidInput(f"batch={batch} is invalid; allowed: a positive integer")
     others = [c for c in KNOWN_DIFFERENT if counter_version(c)] if known_different else []
-    traced = trace_in_subprocesses(SUPPORTED, cases, batch)
+    traced = trace_in_subprocesses(SUPPORTED, cases, batch, progress)
     if others:
-        traced.update(trace_in_subprocesses(others, cases, 1))
+        traced.update(trace_in_subprocesses(others, cases, 1, progress))
     rows: list[dict[str, Any]] = []
     params: list[dict[str, Any]] = []
     known: list[dict[str, Any]] = []
@@ -182,7 +195,7 @@ class Explanation:
         }
 
 
-def explain(case: Case, trace: bool = True) -> Explanation:
+def explain(case: Case, trace: bool = True, progress: Progress | None = None) -> Explanation:
     """Each counter's total for one module, the terms it includes and drops, and every pairwise
     difference between the counters term by term; with ``trace`` also the traced totals."""
     from ulsam_nas.attention import attention_cost, get_attention
@@ -190,7 +203,7 @@ def explain(case: Case, trace: bool = True) -> Explanation:
     cost = case.cost()
     paper = attention_cost(case.module, case.channels, case.height, case.width, "paper", **case.config)
     available = [c for c in COUNTERS if counter_version(c)]
-    traced = trace_in_subprocesses(available, [case], 1) if trace else {}
+    traced = trace_in_subprocesses(available, [case], 1, progress) if trace else {}
     counters = []
     for key in available:
         convention = COUNTERS[key]
