@@ -1,5 +1,6 @@
 # Sourced by main.sh and test.sh: create or reuse .venv and install the project into it.
-# Re-installs only when pyproject.toml changed since the last install (a stamp holds its hash).
+# Re-installs only when pyproject.toml or scripts/constraints.txt changed since the last install
+# (a stamp holds their hash).
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
 VENV=${VENV:-.venv}
@@ -14,13 +15,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PYTHON" -m venv "$VENV"
 fi
 stamp="$VENV/.ulsam-nas-installed"
-want="$(sha256sum pyproject.toml | cut -d' ' -f1) ${EXTRAS:-}"
+want="$(cat pyproject.toml scripts/constraints.txt | sha256sum | cut -d' ' -f1) ${EXTRAS:-}"
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # This machine's pip configuration warns about absent local mirrors; those lines are noise.
   quiet_pip() { "$VENV/bin/python" -m pip "$@" --quiet --disable-pip-version-check 2> >(grep -v "^WARNING: Location" >&2); }
   quiet_pip install --upgrade pip
-  # torch is pinned to 2.13.0 in pyproject.toml: the small CPU build, not a multi-GB CUDA one.
-  quiet_pip install -e ".${EXTRAS:+[$EXTRAS]}"
+  # pyproject.toml takes a range of torch; the tested build is pinned here (the small CPU
+  # build on these machines' disk, not a multi-GB CUDA one), and so are the other versions that
+  # the README's figures were measured with.
+  quiet_pip install -e ".${EXTRAS:+[$EXTRAS]}" --constraint scripts/constraints.txt
   echo "$want" > "$stamp"
 fi
 export PATH="$PWD/$VENV/bin:$PATH"
