@@ -377,7 +377,10 @@ def test_plan_text_uses_paths_and_integers_are_position_numbers():
             "replace@layer3.1:se:reduction=4 replaces; allowed: placements outside a replaced module",
         ),
         ("insert@layer1:se:reduction=4,replace@layer1:eca", "are both at layer1; allowed: one placement"),
-        ("insert@layer1:se", "insert@layer1:se (at 8×16×16): reduction=16 is larger than channels=8"),
+        (
+            "insert@layer1:se",
+            "insert@layer1:se (at 8×16×16): reduction=16 (the default) is larger than channels=8",
+        ),
         ("insert@999:se", "position 999 is out of range"),
         ("swap@layer1:se:reduction=4", "action 'swap' is not available here; allowed: insert, replace"),
         ("layer1:se", "placement 'layer1:se' is malformed; expected ACTION@PATH"),
