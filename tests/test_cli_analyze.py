@@ -165,6 +165,35 @@ def test_the_remainder_is_refused_or_shown(nets, capsys):
     assert code == 0 and "REMAINDER" not in out  # the module holding it is replaced
 
 
+def test_a_total_with_a_remainder_says_it_is_incomplete_everywhere(nets, capsys):
+    """Text, JSON and breakdown: a total that leaves operators out never looks whole."""
+    args = ("--model", f"{nets}:with_gelu", "--input-size", "3,8,8", "--allow-remainder")
+    code, out, _ = run_main(capsys, *args, "--breakdown")
+    assert code == 0
+    macs_line = next(line for line in out.splitlines() if line.lstrip().startswith("MACs "))
+    assert "INCOMPLETE: 1 operator(s) without a closed form are not in it" in macs_line
+    assert re.search(r"\| 1 +\| GELU .*\| not costed \|", out)
+    code, out, _ = run_main(capsys, *args, "--breakdown", "--json")
+    doc = json.loads(out)
+    assert doc["complete"] is False and doc["ops"]["uncosted_ops"] == 1
+    gelu = next(r for r in doc["layers"] if r["what"] == "GELU")
+    assert gelu["macs"] is None and gelu["complete"] is False
+    assert all(r["complete"] for r in doc["layers"] if r["what"] != "GELU")
+    code, out, _ = run_main(capsys, *args, "--plan", "replace@1:simam", "--json")
+    assert json.loads(out)["complete"] is True
+    code, out, _ = run_main(capsys, *args[:-1])  # the network is refused without the flag
+    assert code == 2
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["cost", "se", "--json"], ["cost", "--backbone", "mobilenet_v2", "--plan", "insert@*:eca", "--json"]],
+)
+def test_closed_forms_are_complete_in_json(capsys, args):
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out)["complete"] is True
+
+
 @pytest.mark.parametrize(
     ("args", "needle"),
     [

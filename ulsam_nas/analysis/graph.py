@@ -13,9 +13,8 @@ from torch import nn
 
 from ulsam_nas.analysis.rules import function_terms, info, module_terms, op_name
 from ulsam_nas.analysis.trace import ModuleCall, TensorInfo, Traced
+from ulsam_nas.cost.cost import UNCOSTED
 from ulsam_nas.errors import InvalidInput
-
-UNCOSTED = "uncosted_ops"  # Cost.ops key: how many operators have no closed form (a count, not elements)
 
 
 @dataclass(frozen=True)

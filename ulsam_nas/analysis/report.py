@@ -122,7 +122,9 @@ def analysis_report(
                 "in_shape": list(r.in_shape),
                 "out_shape": list(r.out_shape),
                 "params": 0 if r.replaced else r.cost.params,
-                "macs": 0 if r.replaced else r.cost.macs,
+                # an operation without a closed form has no MAC figure, never a zero
+                "macs": 0 if r.replaced else (r.cost.macs if r.cost.complete else None),
+                "complete": r.cost.complete,
                 "replaced": r.replaced,
                 "inserted": r.inserted,
             }
@@ -136,17 +138,21 @@ def analysis_text(report: dict[str, Any]) -> str:
         f"{report['model']} ({report['class']}), {_shape(report['input_size'])} input, plan: "
         f"{report['plan'] or 'none (the network as given)'}; {report['convention']} convention, unit MAC"
     )
+    uncosted = report["ops"].get(UNCOSTED, 0)
+    incomplete = (
+        f"  INCOMPLETE: {uncosted} operator(s) without a closed form are not in it" if uncosted else ""
+    )
     ops = {k: v for k, v in report["ops"].items() if k != UNCOSTED}
     lines = [
         head,
         f"  params {report['params']:>15,}",
-        f"  MACs   {report['macs']:>15,}",
+        f"  MACs   {report['macs']:>15,}{incomplete}",
         "  params by kind: " + ", ".join(f"{k} {v:,}" for k, v in report["params_by"].items()),
         "  MACs by op:     " + ", ".join(f"{k} {v:,}" for k, v in report["macs_by"].items()),
     ]
     if ops:
         lines.append("  other ops (elements): " + ", ".join(f"{k} {v:,}" for k, v in ops.items()))
-    if report["ops"].get(UNCOSTED):
+    if uncosted:
         remainder = [Uncosted(u["op"], u["path"], tuple(u["out_shape"]) or None) for u in report["remainder"]]
         lines.append(
             f"  REMAINDER: {report['ops'][UNCOSTED]} operator(s) without a closed form are NOT in "
@@ -182,7 +188,7 @@ def _layer_rows(layers: list[dict[str, Any]]) -> list[dict[str, str]]:
             "in": _shape(r["in_shape"]),
             "out": _shape(r["out_shape"]),
             "params": f"{r['params']:,}",
-            "MACs": f"{r['macs']:,}",
+            "MACs": "not costed" if r["macs"] is None else f"{r['macs']:,}",
         }
         for r in layers
     ]

@@ -150,9 +150,14 @@ def _sum(values: Any) -> Num:
     return total
 
 
+UNCOSTED = "uncosted_ops"  # Cost.ops key: operators without a closed form (a count, not elements)
+
+
 @dataclass(frozen=True)
 class Cost:
-    """Exact integer cost of a module or network under one convention (unit: MAC)."""
+    """Exact integer cost of a module or network under one convention (unit: MAC).  A traced
+    network's operations without a closed form are counted in ``ops[UNCOSTED]`` (a number of
+    operators, not elements): such a cost is not ``complete``."""
 
     params: int
     macs: int
@@ -187,10 +192,16 @@ class Cost:
             convention=self.convention,
         )
 
+    @property
+    def complete(self) -> bool:
+        """Whether every operation is in the totals (no operator without a closed form)."""
+        return not self.ops.get(UNCOSTED, 0)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "convention": self.convention,
             "unit": self.unit,
+            "complete": self.complete,
             "params": self.params,
             "macs": self.macs,
             "params_by": dict(self.params_by),
