@@ -61,9 +61,10 @@ class ResNetLike(nn.Module):
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(x, 1), 1))
 
 
-def resnet_like() -> ResNetLike:
-    """The README's network: ``ResNetLike`` with 16, 32 and 64 channels and 10 classes."""
-    return ResNetLike()
+def resnet_like(width: int = 16, num_classes: int = 10, in_channels: int = 3) -> ResNetLike:
+    """The README's network: ``ResNetLike`` with 16, 32 and 64 channels and 10 classes by
+    default (``--model-args width=32,num_classes=100`` changes them)."""
+    return ResNetLike(width, num_classes, in_channels)
 
 
 def plain_cnn() -> nn.Sequential:

@@ -267,3 +267,67 @@ def test_the_installed_command_imports_from_the_current_directory(nets, tmp_path
     )
     assert bad.returncode == 2 and bad.stdout == "" and "Traceback" not in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+# -- the network as the user names it ----------------------------------------------------------
+def test_a_factory_takes_arguments_as_json_or_pairs(nets, capsys):
+    base = ("--model", f"{nets}:ResNetLike", "--input-size", "3,32,32", "--json")
+    for given in ("width=4", '{"width": 4}'):
+        code, out, _ = run_main(capsys, *base, "--model-args", given)
+        expected = analyze(sys.modules[nets].ResNetLike(width=4), (3, 32, 32)).cost()
+        doc = json.loads(out)
+        assert code == 0 and (doc["params"], doc["macs"]) == (expected.params, expected.macs), given
+        assert doc["model_args"] == {"width": 4}
+    code, out, _ = run_main(capsys, *base[:-1], "--model-args", "width=4")
+    assert out.startswith(f"{nets}:ResNetLike(width=4) (ResNetLike)")
+
+
+@pytest.mark.parametrize(
+    ("given", "words"),
+    [
+        ("width", "'width' is not KEY=VALUE"),
+        ("{width: 4}", "is not valid JSON"),
+        ("[4]", "is not KEY=VALUE"),
+        ("depth=3", "ResNetLike(depth=3) failed: TypeError"),
+    ],
+)
+def test_bad_factory_arguments_are_one_line(nets, capsys, given, words):
+    code, _, err = run_main(
+        capsys, "--model", f"{nets}:ResNetLike", "--input-size", "3,32,32", "--model-args", given
+    )
+    assert code == 2 and err.count("\n") == 1 and words in err, err
+
+
+def test_a_model_file_path_is_a_source_too(nets, capsys, tmp_path):
+    by_module = run_main(capsys, "--model", f"{nets}:resnet_like", "--input-size", "3,32,32", "--json")
+    by_file = run_main(
+        capsys, "--model", f"{tmp_path / nets}.py:resnet_like", "--input-size", "3,32,32", "--json"
+    )
+    assert by_module[0] == by_file[0] == 0
+    assert {k: v for k, v in json.loads(by_module[1]).items() if k != "model"} == {
+        k: v for k, v in json.loads(by_file[1]).items() if k != "model"
+    }
+    code, _, err = run_main(capsys, "--model", "missing.py:f", "--input-size", "3,8,8")
+    assert code == 2 and "missing.py is not a file" in err
+
+
+@pytest.mark.tracer
+def test_trace_checks_a_models_totals_against_every_counter(nets, capsys, tmp_path):
+    """``--trace`` with ``--model`` (a file path and factory arguments, rebuilt in each counter's
+    own process): the closed form projected onto each counter equals its trace."""
+    args = (
+        "--model",
+        f"{tmp_path / nets}.py:ResNetLike",
+        "--model-args",
+        "width=4",
+        "--input-size",
+        "3,16,16",
+    )
+    code, out, _ = run_main(capsys, *args, "--plan", PLAN, "--trace", "--json")
+    rows = json.loads(out)["counters"]
+    assert code == 0 and {r["counter"] for r in rows} >= {"torch", "fvcore", "ptflops_aten", "fvcore params"}
+    assert all(r["match"] for r in rows), rows
+    code, out, _ = run_main(capsys, *args, "--trace")
+    assert code == 0 and "Checked against the counters" in out and "DIFFERENT" not in out
+    code, _, err = run_main(capsys, *args, "--trace", "--allow-remainder")
+    assert code == 2 and "drop --allow-remainder" in err

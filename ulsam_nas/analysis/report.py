@@ -4,10 +4,13 @@ factory, its closed-form cost with a plan, its positions and a per-operation bre
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import json
 import os
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
@@ -23,43 +26,120 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0]}" if text else type(error).__name__
 
 
-def load_model(spec: str) -> nn.Module:
-    """Import ``package.module:factory`` (the current directory first on the path, as
-    ``python -m`` would have it) and call the factory with no arguments."""
-    module_name, colon, attribute = spec.partition(":")
+def load_model(spec: str, kwargs: Mapping[str, Any] | None = None) -> nn.Module:
+    """Import ``package.module:factory`` (the current directory first on the path, as ``python
+    -m`` would have it) or load ``path/to/file.py:factory``, and call the factory with
+    ``kwargs`` (none by default)."""
+    module_name, colon, attribute = spec.rpartition(":")
     if not colon or not module_name.strip() or not attribute.strip():
         raise InvalidInput(
-            f"--model {spec!r} is malformed; expected MODULE:FACTORY, e.g. examples.mynets:resnet_like"
+            f"--model {spec!r} is malformed; expected MODULE:FACTORY or FILE.py:FACTORY, e.g. "
+            "examples.mynets:resnet_like or examples/mynets.py:resnet_like"
         )
+    module = _import_file(spec, module_name) if module_name.endswith(".py") else _import(spec, module_name)
+    factory: Any = module
+    for part in attribute.split("."):
+        if not hasattr(factory, part):
+            raise InvalidInput(f"--model {spec!r}: {module_name!r} has no attribute {attribute!r}")
+        factory = getattr(factory, part)
+    if not callable(factory):
+        raise InvalidInput(f"--model {spec!r}: {attribute!r} is not callable; allowed: a function or class")
+    arguments = dict(kwargs or {})
+    called = f"{attribute}({', '.join(f'{k}={v!r}' for k, v in arguments.items())})"
+    try:
+        model = factory(**arguments)
+    except Exception as error:
+        raise InvalidInput(f"--model {spec!r}: {called} failed: {_first_line(error)}") from None
+    if not isinstance(model, nn.Module):
+        raise InvalidInput(
+            f"--model {spec!r}: {called} returned {type(model).__name__}, not a torch.nn.Module"
+        )
+    return model
+
+
+def _import(spec: str, module_name: str) -> Any:
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
     try:
-        module = importlib.import_module(module_name)
+        return importlib.import_module(module_name)
     except ModuleNotFoundError as error:
         raise InvalidInput(
             f"--model {spec!r}: cannot import {module_name!r} ({_first_line(error)}); allowed: a module "
-            "importable from the current directory or the Python path"
+            "importable from the current directory or the Python path, or a FILE.py"
         ) from None
     except Exception as error:  # the user's module failed while importing: say how, in one line
         raise InvalidInput(
             f"--model {spec!r}: importing {module_name!r} failed: {_first_line(error)}"
         ) from None
-    factory: Any = module
-    for part in attribute.split("."):
-        if not hasattr(factory, part):
-            raise InvalidInput(f"--model {spec!r}: module {module_name!r} has no attribute {attribute!r}")
-        factory = getattr(factory, part)
-    if not callable(factory):
-        raise InvalidInput(f"--model {spec!r}: {attribute!r} is not callable; allowed: a function or class")
+
+
+def _import_file(spec: str, file_name: str) -> Any:
+    """A user's file, imported once under a name derived from its absolute path (so that a
+    process that re-creates the model, such as a counter's, gets the same module); its folder
+    goes first on the path, so it can import the files beside it."""
+    path = os.path.abspath(file_name)
+    if not os.path.isfile(path):
+        raise InvalidInput(f"--model {spec!r}: {file_name} is not a file")
+    name = "ulsam_nas_user_" + re.sub(r"\W", "_", path)
+    if name in sys.modules:
+        return sys.modules[name]
+    folder = os.path.dirname(path)
+    if folder not in sys.path:
+        sys.path.insert(0, folder)
+    found = importlib.util.spec_from_file_location(name, path)
+    if found is None or found.loader is None:
+        raise InvalidInput(f"--model {spec!r}: {file_name} cannot be imported as Python")
+    module = importlib.util.module_from_spec(found)
+    sys.modules[name] = module
     try:
-        model = factory()
+        found.loader.exec_module(module)
     except Exception as error:
-        raise InvalidInput(f"--model {spec!r}: {attribute}() failed: {_first_line(error)}") from None
-    if not isinstance(model, nn.Module):
-        raise InvalidInput(
-            f"--model {spec!r}: {attribute}() returned {type(model).__name__}, not a torch.nn.Module"
-        )
-    return model
+        del sys.modules[name]
+        raise InvalidInput(f"--model {spec!r}: importing {file_name} failed: {_first_line(error)}") from None
+    return module
+
+
+@dataclass(frozen=True)
+class ModelSource:
+    """A user's network as ``--model`` names it: a factory and its arguments.  Calling it builds
+    the model; it pickles by value, so a counter's own process builds the same network."""
+
+    spec: str
+    kwargs: tuple[tuple[str, Any], ...] = ()
+
+    def __call__(self) -> nn.Module:
+        return load_model(self.spec, dict(self.kwargs))
+
+
+def parse_model_args(text: str | None) -> dict[str, Any]:
+    """``--model-args``: a JSON object (``{"num_classes": 10, "widths": [16, 32]}``) or
+    ``key=value`` pairs separated by commas (``num_classes=10,pretrained=false``), each value
+    read as JSON where it is one (numbers, true/false, null) and as a string otherwise."""
+    if text is None or not text.strip():
+        return {}
+    if text.lstrip().startswith("{"):
+        try:
+            found = json.loads(text)
+        except json.JSONDecodeError as error:
+            raise InvalidInput(
+                f"--model-args {text!r} is not valid JSON: {error.msg} (column {error.colno})"
+            ) from None
+        if not isinstance(found, dict):
+            raise InvalidInput(f"--model-args {text!r} is not a JSON object")
+        return found
+    arguments: dict[str, Any] = {}
+    for pair in (p.strip() for p in text.split(",") if p.strip()):
+        key, equals, value = pair.partition("=")
+        if not equals or not key.strip().isidentifier():
+            raise InvalidInput(
+                f"--model-args: {pair!r} is not KEY=VALUE; allowed: k=v,k2=v2 or a JSON object "
+                "(use JSON for lists and strings with commas)"
+            )
+        try:
+            arguments[key.strip()] = json.loads(value.strip())
+        except json.JSONDecodeError:
+            arguments[key.strip()] = value.strip()
+    return arguments
 
 
 def parse_input_size(values: Sequence[str]) -> tuple[int, int, int]:
@@ -85,9 +165,13 @@ def analysis_report(
     convention: str = "exact",
     breakdown: bool = False,
     positions: bool = False,
+    counters: ModelSource | None = None,
+    model_args: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Totals with ``plan`` applied; with ``breakdown`` one row per operation and placed module,
-    with ``positions`` every position a plan can name."""
+    with ``positions`` every position a plan can name; with ``counters`` (the model's source,
+    which each counter's process builds again) the totals checked against every supported
+    counter."""
     cost = analysis.cost(plan, convention)
     replaced = [analysis.positions[p.index].path for p in analysis.resolve(plan) if p.action == "replace"]
     remainder = [
@@ -95,6 +179,7 @@ def analysis_report(
     ]
     report: dict[str, Any] = {
         "model": model,
+        "model_args": dict(counters.kwargs) if counters is not None else dict(model_args or {}),
         "class": type(analysis.model).__name__,
         "input_size": list(analysis.input_size),
         "plan": analysis.plan_text(plan),
@@ -130,12 +215,18 @@ def analysis_report(
             }
             for r in analysis.breakdown(plan, convention)
         ]
+    if counters is not None:
+        from ulsam_nas.analysis.verify import verify_plans
+
+        report["counters"] = verify_plans(counters, analysis.input_size, [report["plan"]])
     return report
 
 
 def analysis_text(report: dict[str, Any]) -> str:
+    called = ", ".join(f"{k}={v!r}" for k, v in report.get("model_args", {}).items())
+    model = f"{report['model']}({called})" if called else report["model"]
     head = (
-        f"{report['model']} ({report['class']}), {_shape(report['input_size'])} input, plan: "
+        f"{model} ({report['class']}), {_shape(report['input_size'])} input, plan: "
         f"{report['plan'] or 'none (the network as given)'}; {report['convention']} convention, unit MAC"
     )
     uncosted = report["ops"].get(UNCOSTED, 0)
@@ -159,6 +250,14 @@ def analysis_text(report: dict[str, Any]) -> str:
             "these totals:"
         )
         lines += [f"    {line}" for line in remainder_lines(remainder)]
+    if "counters" in report:
+        lines += ["", "Checked against the counters (each traced in its own process, eval mode, batch 1):"]
+        for row in report["counters"]:
+            status = "equal" if row["match"] else f"DIFFERENT ({row.get('error', 'see the figures')})"
+            traced = "-" if row["traced"] is None else f"{row['traced']:,}"
+            lines.append(
+                f"  {row['counter']:<22} expected {row['expected']:>15,}  traced {traced:>15}  {status}"
+            )
     if "positions" in report:
         lines += ["", _table(_position_rows(report["positions"]))]
     if "layers" in report:

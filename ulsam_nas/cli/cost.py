@@ -30,6 +30,7 @@ EXAMPLES = """
   ulsam-nas cost --backbone mobilenet_v3_small --plan "swap@*:ulsam:groups=4,swap@6:none"
   ulsam-nas cost --backbone resnet18 --plan "replace@*:se" --convention paper --json
   ulsam-nas cost --model examples.mynets:resnet_like --input-size 3,32,32 --positions
+  ulsam-nas cost --model examples/mynets.py:resnet_like --model-args width=32 --input-size 3,32,32
   ulsam-nas cost --model examples.mynets:resnet_like --input-size 3,32,32 \\
       --plan "insert@layer3.1:ulsam:groups=4,replace@layer2.1:eca"
 """
@@ -92,7 +93,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     network.add_argument("--breakdown", action="store_true", help="per-layer table from the closed form")
     network.add_argument(
-        "--trace", action="store_true", help="with --breakdown: fvcore's traced count per layer"
+        "--trace",
+        action="store_true",
+        help="--backbone with --breakdown: fvcore's traced count per layer; --model: the totals "
+        "checked against torch's FlopCounterMode, fvcore and ptflops (aten), each in its own process",
     )
     add_model_arguments(parser)
     parser.add_argument("--convention", choices=CONVENTIONS, default="exact", help="default: exact")
@@ -107,8 +111,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     model.add_argument(
         "--model",
         metavar="MODULE:FACTORY",
-        help="a network from your code: FACTORY() is called with no arguments (MODULE is imported "
-        "from the current directory or the Python path), e.g. examples.mynets:resnet_like",
+        help="a network from your code: MODULE:FACTORY (MODULE imported from the current directory or "
+        "the Python path) or FILE.py:FACTORY, e.g. examples.mynets:resnet_like or "
+        "examples/mynets.py:resnet_like; FACTORY is called with --model-args",
+    )
+    model.add_argument(
+        "--model-args",
+        metavar="ARGS",
+        help="keyword arguments of FACTORY: a JSON object or k=v,k2=v2 (values read as JSON where "
+        "they are: numbers, true/false, null), e.g. num_classes=10",
     )
     model.add_argument(
         "--input-size",
@@ -126,7 +137,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-MODEL_ONLY = ("input_size", "positions", "allow_remainder")
+MODEL_ONLY = ("input_size", "positions", "allow_remainder", "model_args")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -182,7 +193,7 @@ def run_model(args: argparse.Namespace) -> int:
         raise InvalidInput(
             f"--{stray[0].replace('_', '-')} applies to a MODULE; use --plan options with --model"
         )
-    backbone_only = ("width_mult", "resolution", "num_classes", "in_channels", "stem", "trace")
+    backbone_only = ("width_mult", "resolution", "num_classes", "in_channels", "stem")
     stray = [k for k in backbone_only if getattr(args, k) != NETWORK_DEFAULTS[k]]
     if stray:
         raise InvalidInput(
@@ -190,13 +201,25 @@ def run_model(args: argparse.Namespace) -> int:
         )
     if not args.input_size:
         raise InvalidInput("--model needs --input-size C,H,W (e.g. 3,224,224)")
+    if args.trace and args.allow_remainder:
+        raise InvalidInput(
+            "--trace compares whole totals with the counters, so it needs every operator costed; "
+            "drop --allow-remainder"
+        )
     from ulsam_nas.analysis import analyze
     from ulsam_nas.analysis.graph import UncostedOperators
-    from ulsam_nas.analysis.report import analysis_report, analysis_text, load_model, parse_input_size
+    from ulsam_nas.analysis.report import (
+        ModelSource,
+        analysis_report,
+        analysis_text,
+        parse_input_size,
+        parse_model_args,
+    )
 
     size = parse_input_size(args.input_size)
+    source = ModelSource(args.model, tuple(parse_model_args(args.model_args).items()))
     try:
-        analysis = analyze(load_model(args.model), size, strict=not args.allow_remainder)
+        analysis = analyze(source(), size, strict=not args.allow_remainder)
     except UncostedOperators as error:  # its remedy, said as a flag here
         raise InvalidInput(error.text("--allow-remainder")) from None
     report = analysis_report(
@@ -206,6 +229,8 @@ def run_model(args: argparse.Namespace) -> int:
         convention=args.convention,
         breakdown=args.breakdown,
         positions=args.positions,
+        counters=source if args.trace else None,
+        model_args=dict(source.kwargs),
     )
     emit(to_json(report) if args.json else analysis_text(report), args.output)
     return 0
