@@ -10,6 +10,7 @@ and, for random plans, to every supported counter's trace of the network the pla
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 import torch
@@ -20,7 +21,15 @@ from torch import nn
 
 import ulsam_nas
 from tests.strategies import module_case
-from ulsam_nas import InvalidInput, analyze, attention_cost, create_attention, create_network, network_cost
+from ulsam_nas import (
+    InvalidInput,
+    Placement,
+    analyze,
+    attention_cost,
+    create_attention,
+    create_network,
+    network_cost,
+)
 from ulsam_nas.analysis import UNCOSTED, WithAttention
 from ulsam_nas.analysis.verify import verify_plans
 from ulsam_nas.attention import get_attention, list_attention
@@ -557,3 +566,45 @@ def test_random_plans_equal_every_supported_counter():
         assert len(counted) == len(SUPPORTED) * len(drawn) and len(SUPPORTED) == 3
         assert len([r for r in rows if r["counter"] == "fvcore params"]) == len(drawn)
     assert sum(map(len, plans.values())) == 47
+
+
+# -- path patterns ------------------------------------------------------------------------------
+def test_a_path_pattern_places_a_module_at_every_matching_position():
+    analysis = analyzed("resnet")
+    blocks = [p.path for p in analysis.positions if re.fullmatch(r"layer\d\.\d", p.path)]
+    explicit = ",".join(f"insert@{path}:eca" for path in blocks)
+    assert len(blocks) >= 4
+    assert analysis.plan_text("insert@layer*.*:eca") == analysis.plan_text(explicit)
+    assert analysis.cost("insert@layer*.*:eca") == analysis.cost(explicit)
+    # a placement that names a path overrides the pattern there, in either order
+    mixed = f"insert@{blocks[1]}:ulsam:groups=2,insert@layer*.*:eca"
+    assert analysis.plan_text(mixed) == analysis.plan_text(
+        explicit.replace(f"insert@{blocks[1]}:eca", f"insert@{blocks[1]}:ulsam:groups=2")
+    )
+    # ** crosses path components, * does not
+    deep = [analysis.positions[p.index].path for p in analysis.resolve("insert@layer1.**:eca")]
+    assert any(path.count(".") >= 2 for path in deep) and all(path.startswith("layer1.") for path in deep)
+
+
+def test_replace_at_every_position_takes_only_the_outermost():
+    analysis = analyzed("resnet")
+    replaced = [analysis.positions[p.index].path for p in analysis.resolve("replace@*:simam")]
+    assert replaced and not any(a.startswith(b + ".") for a in replaced for b in replaced)
+    assert all(analysis.positions[p.index].replace for p in analysis.resolve("replace@*:simam"))
+
+
+@pytest.mark.parametrize(
+    ("plan", "needle"),
+    [
+        ("insert@layer9.*:eca", "the pattern 'layer9.*' matches no position where a plan can name"),
+        ("replace@fc*:eca", "the pattern 'fc*' matches no position where replace is allowed"),
+    ],
+)
+def test_a_pattern_that_matches_nothing_is_refused(plan, needle):
+    with pytest.raises(InvalidInput, match=re.escape(needle)):
+        analyzed("resnet").cost(plan)
+
+
+def test_an_every_placement_object_is_refused_in_path_plans():
+    with pytest.raises(InvalidInput, match="write @\\* or a path pattern"):
+        analyzed("resnet").cost([Placement("insert", "*", "eca")])

@@ -12,6 +12,7 @@ named "0", "1", …; the path wins).
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Sequence
 
 from torch import nn
@@ -40,10 +41,6 @@ def position_number(
         if position.path == target:
             return position.index
     allowed = f"allowed: {listing([p.path for p in positions])}"
-    if target == EVERY:
-        raise InvalidInput(
-            f"@{EVERY} (every position) is not available in path plans; name each path, {allowed}"
-        )
     if target in not_positions:
         raise InvalidInput(f"{target!r} is not a position ({not_positions[target]}); {allowed}")
     if target.isdigit() and not _is_module(model, target):
@@ -65,37 +62,104 @@ def _is_module(model: nn.Module, path: str) -> bool:
 
 def _parse_segment(
     segment: str, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
-) -> Placement:
+) -> list[Placement]:
     text = segment.strip()
     head, separator, rest = text.partition(":")
     if "@" not in head:
         raise InvalidInput(f"placement {text!r} is malformed; expected ACTION@PATH[:MODULE][:KEY=VALUE]")
-    action, _, target = head.partition("@")
-    number = position_number(target.strip(), positions, not_positions, model)
-    rewritten = f"{action.strip()}@{number}{separator}{rest}"
-    try:
-        return parse_placement(rewritten)
-    except InvalidInput as error:  # its message quotes the rewritten segment: show the user's
-        raise InvalidInput(str(error).replace(repr(rewritten), repr(text))) from None
+    action, _, target = (part.strip() for part in head.partition("@"))
+    if is_pattern(target):
+        numbers = _matching(text, action, target, positions)
+    else:
+        numbers = [position_number(target, positions, not_positions, model)]
+    found = []
+    for number in numbers:
+        rewritten = f"{action}@{number}{separator}{rest}"
+        try:
+            found.append(parse_placement(rewritten))
+        except InvalidInput as error:  # its message quotes the rewritten segment: show the user's
+            raise InvalidInput(str(error).replace(repr(rewritten), repr(text))) from None
+    return found
+
+
+def is_pattern(target: str) -> bool:
+    """Whether a plan's target is a path pattern (``*``, ``layer*.1``) rather than one path."""
+    return any(c in target for c in "*?[")
+
+
+def _pattern(target: str) -> re.Pattern[str]:
+    """A path pattern as a regular expression: ``*`` and ``?`` stay inside one path component
+    (``layer*.1`` is the second block of every stage, not everything below it), ``**`` crosses
+    components, ``[...]`` is a character class; ``*`` alone is every position."""
+    if target == EVERY:
+        return re.compile(r".+")
+    out = []
+    i = 0
+    while i < len(target):
+        if target.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif target[i] == "*":
+            out.append(r"[^.]*")
+            i += 1
+        elif target[i] == "?":
+            out.append(r"[^.]")
+            i += 1
+        elif target[i] == "[" and "]" in target[i + 1 :]:
+            end = target.index("]", i + 1)
+            out.append("[" + target[i + 1 : end].replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(target[i]))
+            i += 1
+    return re.compile("".join(out))
+
+
+def _matching(text: str, action: str, target: str, positions: Sequence[Position]) -> list[int]:
+    """The positions a pattern names where its action is allowed; for replace only the outermost
+    (a module inside a replaced one goes with it)."""
+    pattern = _pattern(target)
+    found = [p for p in positions if pattern.fullmatch(p.path) and (action != "replace" or p.replace)]
+    if action == "replace":
+        found = [p for p in found if not any(p.path.startswith(q.path + ".") for q in found)]
+    if not found:
+        where = "replace is allowed" if action == "replace" else "a plan can name"
+        candidates = [p.path for p in positions if action != "replace" or p.replace]
+        raise InvalidInput(
+            f"placement {text!r}: the pattern {target!r} matches no position where {where}; "
+            f"allowed: {listing(candidates)}"
+        )
+    return [p.index for p in found]
 
 
 def parse_plan(
     plan: PlanLike, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
 ) -> list[Placement]:
-    """Placements (index = position number) from a plan's text or from Placement objects."""
+    """Placements (index = position number) from a plan's text or from Placement objects.  A
+    pattern (``@*``, ``@layer*.1``) places its module at every matching position where its
+    action is allowed; a placement that names one path overrides it there."""
     if plan is None:
         return []
     if isinstance(plan, str):
         if plan.strip().lower() in ("", "none", "vanilla"):
             return []
-        segments = [s for s in plan.split(",") if s.strip()]
-        return [_parse_segment(s, positions, not_positions, model) for s in segments]
+        named: list[Placement] = []
+        patterned: list[Placement] = []
+        for segment in (s for s in plan.split(",") if s.strip()):
+            target = segment.partition(":")[0].partition("@")[2].strip()
+            found = _parse_segment(segment, positions, not_positions, model)
+            (patterned if is_pattern(target) else named).extend(found)
+        taken = {p.index for p in named}
+        return named + [p for p in patterned if p.index not in taken]
     placements = [plan] if isinstance(plan, Placement) else list(plan)
     for p in placements:
         if not isinstance(p, Placement):
             raise InvalidInput(f"plan entry {p!r} is not a Placement")
         if p.every:
-            raise InvalidInput(f"{p.text()}: every position (@{EVERY}) is not available in path plans")
+            raise InvalidInput(
+                f"{p.text()}: a Placement object names one position here; write @* or a path "
+                "pattern in the plan's text"
+            )
         if p.index >= len(positions):
             raise InvalidInput(
                 f"{p.text()}: position {p.index} is out of range; allowed: 0..{len(positions) - 1}"

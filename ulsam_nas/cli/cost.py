@@ -30,7 +30,8 @@ EXAMPLES = """
   ulsam-nas cost --backbone mobilenet_v3_small --plan "swap@*:ulsam:groups=4,swap@6:none"
   ulsam-nas cost --backbone resnet18 --plan "replace@*:se" --convention paper --json
   ulsam-nas cost --model examples.mynets:resnet_like --input-size 3,32,32 --positions
-  ulsam-nas cost --model examples/mynets.py:resnet_like --model-args width=32 --input-size 3,32,32
+  ulsam-nas cost --model examples/mynets.py:resnet_like --model-args width=32 --input-size 3,32,32 \\
+      --plan "insert@layer*.*:eca"
   ulsam-nas cost --model examples.mynets:resnet_like --input-size 3,32,32 \\
       --plan "insert@layer3.1:ulsam:groups=4,replace@layer2.1:eca"
 """
@@ -87,7 +88,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "separated by commas. ACTION: insert (after the layer), replace (the layer; only where input "
         "and output shapes match), swap (a block's own SE, MobileNetV3; MODULE none removes it). "
         "WHERE: a layer index from 0, * (every index where the action is allowed; a named index "
-        "overrides it), or with --model a module path (--positions lists them). MODULE defaults to "
+        "overrides it), or with --model a module path (--positions lists them) or a path pattern "
+        "(layer*.1: * within one path component, ** across, * alone every position). MODULE defaults to "
         "ulsam. E.g. 'replace@9:ulsam:groups=4,insert@13:groups=8', 'swap@*:eca,swap@6:none', "
         "'insert@layer3.1:se:reduction=8'. none or empty: the plain network",
     )
