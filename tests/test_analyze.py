@@ -568,6 +568,47 @@ def test_random_plans_equal_every_supported_counter():
     assert sum(map(len, plans.values())) == 47
 
 
+# -- the patterns of timm's and torchvision's networks ---------------------------------------------
+NEW_UNITS = ("silu", "gelu", "tanh", "avg_pool", "upsample_nearest", "upsample_bilinear", "group_norm")
+
+
+def test_the_zoo_replica_is_costed_whole():
+    """Functional BatchNorm, LayerNorm and linear inside module subclasses, SiLU, GELU, tanh,
+    average pools, resizes, GroupNorm and both kinds of stochastic depth: no remainder, every
+    parameter counted, every new unit met."""
+    from tests.zoo_replicas import zoo_replica
+
+    model = zoo_replica()
+    analysis = analyze(model, (3, 16, 16))
+    cost = analysis.cost()
+    assert analysis.remainder == () and cost.complete
+    assert cost.params == sum(p.numel() for p in model.parameters())
+    assert all(cost.ops.get(unit) for unit in (*NEW_UNITS, "batch_norm", "layer_norm"))
+    assert cost.macs_by["linear"] > 0
+
+
+@pytest.mark.tracer
+def test_the_zoo_replica_equals_every_supported_counter_under_random_plans():
+    from tests.zoo_replicas import zoo_replica
+
+    analysis = analyze(zoo_replica(), (3, 16, 16))
+    rng = random.Random(2026)
+    plans = ["", *(random_plan(rng, analysis) for _ in range(10))]
+    rows = verify_plans(zoo_replica, (3, 16, 16), plans)
+    assert [r for r in rows if not r["match"]] == []
+    assert len([r for r in rows if r["counter"] in SUPPORTED]) == 3 * len(plans)
+
+
+def test_shape_dependent_control_flow_is_refused_with_the_module_and_reason():
+    from tests.zoo_replicas import shape_dependent
+
+    with pytest.raises(InvalidInput) as error:
+        analyze(shape_dependent(), (3, 15, 15))
+    message = str(error.value)
+    assert "torch.fx cannot trace the model's forward (ShapeDependent)" in message
+    assert len(message.splitlines()) <= 3
+
+
 # -- path patterns ------------------------------------------------------------------------------
 def test_a_path_pattern_places_a_module_at_every_matching_position():
     analysis = analyzed("resnet")

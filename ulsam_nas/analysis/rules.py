@@ -90,6 +90,27 @@ def _layer_norm(m: nn.Module, x: TensorInfo, out: TensorInfo) -> Terms | None:
     return elementwise("layer_norm", x.numel) if m.elementwise_affine else None
 
 
+def _group_norm(m: nn.Module, x: TensorInfo, out: TensorInfo) -> Terms | None:
+    assert isinstance(m, nn.GroupNorm)
+    return elementwise("group_norm", x.numel) if m.affine else None
+
+
+def _upsample(m: nn.Module, x: TensorInfo, out: TensorInfo) -> Terms | None:
+    assert isinstance(m, nn.Upsample)
+    return _resize(str(m.mode), bool(m.align_corners), out)
+
+
+def _resize(mode: str, align_corners: bool, out: TensorInfo) -> Terms | None:
+    """A 2-D resize (the units of fvcore's rule: nearest and bilinear; others have none yet)."""
+    if len(out.shape) != 4:
+        return None
+    if mode == "nearest":
+        return elementwise("upsample_nearest", out.numel)
+    if mode == "bilinear":
+        return elementwise("upsample_bilinear", out.numel)
+    return None
+
+
 def _hardtanh(m: nn.Module, x: TensorInfo, out: TensorInfo) -> Terms | None:
     assert isinstance(m, nn.Hardtanh)
     return elementwise("relu6", out.numel) if (m.min_val, m.max_val) == (0.0, 6.0) else None
@@ -127,6 +148,12 @@ MODULE_RULES: tuple[tuple[type, ModuleRule], ...] = (
     (nn.BatchNorm1d, _batch_norm),
     (nn.BatchNorm2d, _batch_norm),
     (nn.LayerNorm, _layer_norm),
+    (nn.GroupNorm, _group_norm),
+    (nn.SiLU, _output("silu")),
+    (nn.GELU, _output("gelu")),
+    (nn.Tanh, _output("tanh")),
+    (nn.AvgPool2d, _output("avg_pool")),
+    (nn.Upsample, _upsample),
     (nn.ReLU, _output("relu")),
     (nn.ReLU6, _output("relu6")),
     (nn.Hardtanh, _hardtanh),
@@ -264,6 +291,9 @@ def _function_terms(kind: str, node: fx.Node, x: TensorInfo | None, out: TensorI
         "hardswish",
         "hardsigmoid",
         "softmax",
+        "silu",
+        "gelu",
+        "tanh",
     ):
         return elementwise(kind, out.numel)
     if kind == "square":
@@ -288,12 +318,44 @@ def _function_terms(kind: str, node: fx.Node, x: TensorInfo | None, out: TensorI
         return elementwise("global_max_pool", x.numel) if out.shape[-2:] == (1, 1) else None
     if kind == "dropout":
         return NOTHING if _arg(node, 2, "training", True) is False else None
+    if kind == "avg_pool2d":
+        return elementwise("avg_pool", out.numel) if len(x.shape) == 4 else None
+    if kind == "interpolate":
+        return _resize(str(_arg(node, 3, "mode", "nearest")), bool(_arg(node, 4, "align_corners")), out)
+    return _normalization_or_linear(kind, node, x, out)
+
+
+def _normalization_or_linear(kind: str, node: fx.Node, x: TensorInfo, out: TensorInfo) -> Terms | None:
+    """The functionals that modules of other libraries call inside their own classes (timm's
+    BatchNormAct2d, LayerNorm2d and Linear): the same units as the torch modules."""
+    if kind == "batch_norm":  # eval, affine: what nn.BatchNorm2d's rule costs
+        weight, training = _arg(node, 3, "weight"), _arg(node, 5, "training", False)
+        if training is not False or info(weight) is None or len(x.shape) < 2:
+            return None
+        return batch_norm(x.shape[1], x.numel).without_params()
+    if kind == "layer_norm":
+        return elementwise("layer_norm", x.numel) if info(_arg(node, 2, "weight")) is not None else None
+    if kind == "group_norm":
+        return elementwise("group_norm", x.numel) if info(_arg(node, 2, "weight")) is not None else None
+    if kind == "linear":
+        weight = info(_arg(node, 1, "weight"))
+        if weight is None or len(weight.shape) != 2:
+            return None
+        out_features, in_features = weight.shape
+        bias = info(_arg(node, 2, "bias")) is not None
+        rows = out.numel // out_features
+        terms = linear(in_features, out_features, bias and fused_bias(x), rows).without_params()
+        return terms if not bias or fused_bias(x) else terms + elementwise("add", out.numel)
+    if kind == "stochastic_depth":  # torchvision's, fx-wrapped: the identity in eval
+        return NOTHING if _arg(node, 3, "training", True) is False else None
     return None
 
 
 def function_terms(node: fx.Node) -> Terms | None:
     """The compute of a call_function or call_method node (None: no closed form)."""
     kind = FUNCTIONS.get(node.target) if node.op == "call_function" else METHODS.get(str(node.target))
+    if kind is None and node.op == "call_function" and _is_torchvision_stochastic_depth(node.target):
+        kind = "stochastic_depth"
     if kind == "moves":
         return NOTHING
     out = node.meta.get("info")
@@ -306,6 +368,12 @@ def function_terms(node: fx.Node) -> Terms | None:
     if kind is None:
         return None
     return _function_terms(kind, node, first_tensor(node), out)
+
+
+def _is_torchvision_stochastic_depth(target: Any) -> bool:
+    # torchvision cannot be a dependency here (its wheel needs the CUDA torch): known by name.
+    module = getattr(target, "__module__", "") or ""
+    return getattr(target, "__name__", "") == "stochastic_depth" and module.startswith("torchvision")
 
 
 def _has_tensor(value: Any) -> bool:
@@ -335,6 +403,15 @@ _ELEMENTWISE: dict[str, tuple[Any, ...]] = {
     "relu6": (F.relu6,),
     "hardtanh": (F.hardtanh,),
     "sigmoid": (torch.sigmoid, F.sigmoid),
+    "silu": (F.silu,),
+    "gelu": (F.gelu,),
+    "tanh": (torch.tanh, F.tanh),
+    "avg_pool2d": (F.avg_pool2d,),
+    "interpolate": (F.interpolate,),
+    "batch_norm": (F.batch_norm,),
+    "layer_norm": (F.layer_norm,),
+    "group_norm": (F.group_norm,),
+    "linear": (F.linear,),
     "hardswish": (F.hardswish,),
     "hardsigmoid": (F.hardsigmoid,),
     "softmax": (F.softmax, torch.softmax),
@@ -380,6 +457,7 @@ _METHOD_KINDS: dict[str, tuple[str, ...]] = {
     "matmul": ("matmul", "bmm", "mm"),
     "relu": ("relu", "relu_"),
     "sigmoid": ("sigmoid", "sigmoid_"),
+    "tanh": ("tanh", "tanh_"),
     "softmax": ("softmax",),
     "mean": ("mean",),
     "sum": ("sum",),

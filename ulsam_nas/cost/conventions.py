@@ -19,6 +19,11 @@ in eval mode under ``torch.no_grad()`` (``ulsam-nas verify`` re-measures them):
   that bias as ``add`` (measured with torch 2.13, ptflops 0.7.5).
 * ``hardswish`` and ``hardsigmoid`` (``nn.Hardswish``/``nn.Hardsigmoid`` and their functionals)
   are counted by none of the five counters: no multiplier (measured).
+* SiLU, GELU, tanh and k×k average pools (modules and functionals) are counted by none of
+  ``torch``, ``fvcore`` and ``ptflops_aten``; fvcore counts an affine GroupNorm at 5 per element
+  (as LayerNorm), and ``F.interpolate``/``nn.Upsample`` at 1 per output element (nearest) or 4
+  (bilinear) (measured with torch 2.13, fvcore 0.1.5, ptflops 0.7.5; the known-different
+  counters were not measured on these).
 
 Known-different counters (shown, never held to equality; their rules depend on coding style):
 
@@ -89,12 +94,22 @@ COUNTERS: dict[str, CounterConvention] = {
             "fvcore",
             "fvcore FlopCountAnalysis.total()",
             "MAC",
-            {**_MACS, "batch_norm": 2, "layer_norm": 5, "global_avg_pool": 1, "axis_avg_pool": 1},
+            {
+                **_MACS,
+                "batch_norm": 2,
+                "layer_norm": 5,
+                "group_norm": 5,
+                "global_avg_pool": 1,
+                "axis_avg_pool": 1,
+                "upsample_nearest": 1,
+                "upsample_bilinear": 4,
+            },
             True,
-            "MACs + BatchNorm at 2 per element (eval) + LayerNorm at 5 per element + adaptive "
-            "average pooling (global or to one row/column) at 1 per input element; no bias; "
-            "softmax, sigmoid, max-pool, torch.mean/sum and element-wise ops are skipped with a "
-            "warning",
+            "MACs + BatchNorm at 2 per element (eval) + LayerNorm and GroupNorm at 5 per element "
+            "+ adaptive average pooling (global or to one row/column) at 1 per input element + "
+            "a resize at 1 (nearest) or 4 (bilinear) per output element; no bias; softmax, "
+            "sigmoid, SiLU, GELU, tanh, max and average pools, torch.mean/sum and element-wise ops "
+            "are skipped with a warning",
         ),
         CounterConvention(
             "ptflops_aten",

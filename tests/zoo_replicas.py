@@ -1,0 +1,211 @@
+"""Hand-written replicas of how timm's and torchvision's compact networks are built, one pattern
+each, small enough to trace in CI (the real libraries cannot be dependencies here).  Each factory
+is importable by a counter's own process."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchNormAct2d(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: a BatchNorm subclass that calls ``F.batch_norm`` itself, then an
+    activation module."""
+
+    def __init__(self, channels: int, act: type[nn.Module] = nn.SiLU) -> None:
+        super().__init__(channels)
+        self.act = act()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, False, 0.0, self.eps)
+        return self.act(x)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """timm's LayerNorm2d: ``F.layer_norm`` over the channels of an NCHW map."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class Linear(nn.Linear):
+    """timm's Linear: ``F.linear`` called by the subclass."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.weight, self.bias)
+
+
+def drop_path(x: torch.Tensor, p: float, training: bool) -> torch.Tensor:
+    """timm's drop_path: the identity unless training."""
+    if p == 0.0 or not training:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+def stochastic_depth(x: torch.Tensor, p: float, mode: str, training: bool = True) -> torch.Tensor:
+    """torchvision's stochastic depth, which torchvision wraps for torch.fx (one call node)."""
+    if not training or p == 0.0:
+        return x
+    keep = x.new_empty((x.shape[0],) + (1,) * (x.ndim - 1)).bernoulli_(1 - p)
+    return x * keep / (1 - p)
+
+
+stochastic_depth.__module__ = "torchvision.ops.stochastic_depth"  # as torchvision's own is named
+torch.fx.wrap("stochastic_depth")
+
+
+class DownsampleAvg(nn.Module):
+    """ResNet-D's shortcut: a 2×2 average pool (ceil mode, padding not counted), then 1×1 conv + BN."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)
+        self.conv = nn.Conv2d(cin, cout, 1, bias=False)
+        self.bn = nn.BatchNorm2d(cout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bn(self.conv(self.pool(x)))
+
+
+class BasicBlockD(nn.Module):
+    def __init__(self, cin: int, cout: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(cin, cout, 3, stride, 1, bias=False)
+        self.bn1 = BatchNormAct2d(cout, nn.ReLU)
+        self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(cout)
+        self.downsample = DownsampleAvg(cin, cout) if stride != 1 or cin != cout else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return F.relu(self.bn2(self.conv2(self.bn1(self.conv1(x)))) + shortcut)
+
+
+class GhostModuleV2(nn.Module):
+    """GhostNetV2's ghost module: a primary conv, a cheap depthwise conv, concatenated and cut to
+    ``cout``, gated by the DFC attention computed at half resolution and resized back."""
+
+    def __init__(self, cin: int, cout: int) -> None:
+        super().__init__()
+        self.cout = cout
+        init = math.ceil(cout / 2)
+        self.primary = nn.Sequential(nn.Conv2d(cin, init, 1, bias=False), BatchNormAct2d(init, nn.ReLU))
+        self.cheap = nn.Sequential(
+            nn.Conv2d(init, init, 3, 1, 1, groups=init, bias=False), BatchNormAct2d(init, nn.ReLU)
+        )
+        self.short = nn.Sequential(
+            nn.Conv2d(cin, cout, 1, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.Conv2d(cout, cout, (1, 5), 1, (0, 2), groups=cout, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.Conv2d(cout, cout, (5, 1), 1, (2, 0), groups=cout, bias=False),
+            nn.BatchNorm2d(cout),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = self.short(F.avg_pool2d(x, kernel_size=2, stride=2))
+        x1 = self.primary(x)
+        out = torch.cat([x1, self.cheap(x1)], dim=1)[:, : self.cout]
+        return out * F.interpolate(torch.sigmoid(gate), size=out.shape[-2:], mode="nearest")
+
+
+class MBConv(nn.Module):
+    """EfficientNet's inverted residual: expand, depthwise, SE (mean, SiLU), project, stochastic
+    depth, residual."""
+
+    def __init__(self, channels: int, expand: int = 4, drop: float = 0.2) -> None:
+        super().__init__()
+        mid, squeezed = channels * expand, max(1, channels // 4)
+        self.conv_pw = nn.Conv2d(channels, mid, 1, bias=False)
+        self.bn1 = BatchNormAct2d(mid)
+        self.conv_dw = nn.Conv2d(mid, mid, 3, 1, 1, groups=mid, bias=False)
+        self.bn2 = BatchNormAct2d(mid)
+        self.se_reduce = nn.Conv2d(mid, squeezed, 1)
+        self.se_act = nn.SiLU()
+        self.se_expand = nn.Conv2d(squeezed, mid, 1)
+        self.conv_pwl = nn.Conv2d(mid, channels, 1, bias=False)
+        self.bn3 = BatchNormAct2d(channels, nn.Identity)
+        self.drop = drop
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.bn2(self.conv_dw(self.bn1(self.conv_pw(x))))
+        s = self.se_expand(self.se_act(self.se_reduce(y.mean((2, 3), keepdim=True))))
+        y = self.bn3(self.conv_pwl(y * s.sigmoid()))
+        return x + drop_path(y, self.drop, self.training)
+
+
+class ConvNeXtBlock(nn.Module):
+    """ConvNeXt: depthwise 7×7, LayerNorm2d, MLP on channels-last with GELU, layer scale."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv_dw = nn.Conv2d(channels, channels, 7, padding=3, groups=channels)
+        self.norm = nn.LayerNorm(channels, eps=1e-6)
+        self.fc1 = Linear(channels, 4 * channels)
+        self.act = nn.GELU()
+        self.fc2 = Linear(4 * channels, channels)
+        self.gamma = nn.Parameter(torch.full((channels,), 1e-6))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv_dw(x).permute(0, 2, 3, 1)
+        y = self.fc2(self.act(self.fc1(self.norm(y))))
+        return x + stochastic_depth((y * self.gamma).permute(0, 3, 1, 2), 0.1, "row", self.training)
+
+
+class Head(nn.Module):
+    def __init__(self, channels: int, classes: int = 10) -> None:
+        super().__init__()
+        self.norm = LayerNorm2d(channels)
+        self.fc = Linear(channels, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.norm(x).mean((2, 3)))
+
+
+class ZooReplica(nn.Module):
+    """Every pattern above in one small network (16×16 inputs)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 2, 1, bias=False), BatchNormAct2d(16))
+        self.block1 = BasicBlockD(16, 24, 2)
+        self.ghost = GhostModuleV2(24, 24)
+        self.mbconv = MBConv(24)
+        self.convnext = ConvNeXtBlock(24)
+        self.gn = nn.GroupNorm(4, 24)
+        self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
+        self.act = nn.Tanh()
+        self.head = Head(24)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.convnext(self.mbconv(self.ghost(self.block1(self.stem(x)))))
+        x = F.avg_pool2d(self.up(self.act(self.gn(x))), 2)
+        return self.head(F.gelu(x, approximate="tanh"))
+
+
+class ShapeDependent(nn.Module):
+    """MobileViT's unfolding: a branch on the map's size (fx cannot trace it; refused)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x.shape[-2]
+        if h % 2:
+            x = F.interpolate(x, size=(h + 1, h + 1), mode="bilinear")
+        return self.conv(x)
+
+
+def zoo_replica() -> nn.Module:
+    return ZooReplica()
+
+
+def shape_dependent() -> nn.Module:
+    return ShapeDependent()
