@@ -585,6 +585,7 @@ def test_the_zoo_replica_is_costed_whole():
     assert cost.params == sum(p.numel() for p in model.parameters())
     assert all(cost.ops.get(unit) for unit in (*NEW_UNITS, "batch_norm", "layer_norm"))
     assert cost.macs_by["linear"] > 0
+    assert cost.macs_by["attention"] == 2 * 16 * 16 * (12 + 12)  # 2 heads, 4×4 = 16 tokens of width 12
 
 
 @pytest.mark.tracer

@@ -158,6 +158,26 @@ class ConvNeXtBlock(nn.Module):
         return x + stochastic_depth((y * self.gamma).permute(0, 3, 1, 2), 0.1, "row", self.training)
 
 
+class TokenAttention(nn.Module):
+    """A ViT/MobileViT transformer's attention: the map as tokens, multi-head
+    ``F.scaled_dot_product_attention``, a projection, the residual."""
+
+    def __init__(self, channels: int, heads: int = 2) -> None:
+        super().__init__()
+        self.heads = heads
+        self.norm = nn.LayerNorm(channels)
+        self.qkv = nn.Linear(channels, 3 * channels)
+        self.proj = nn.Linear(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, c, h, w = x.shape
+        tokens = x.flatten(2).transpose(1, 2)
+        qkv = self.qkv(self.norm(tokens)).reshape(b, h * w, 3, self.heads, c // self.heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
+        y = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, h * w, c)
+        return x + self.proj(y).transpose(1, 2).reshape(b, c, h, w)
+
+
 class Head(nn.Module):
     def __init__(self, channels: int, classes: int = 10) -> None:
         super().__init__()
@@ -178,13 +198,14 @@ class ZooReplica(nn.Module):
         self.ghost = GhostModuleV2(24, 24)
         self.mbconv = MBConv(24)
         self.convnext = ConvNeXtBlock(24)
+        self.attention = TokenAttention(24)
         self.gn = nn.GroupNorm(4, 24)
         self.up = nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False)
         self.act = nn.Tanh()
         self.head = Head(24)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.convnext(self.mbconv(self.ghost(self.block1(self.stem(x)))))
+        x = self.attention(self.convnext(self.mbconv(self.ghost(self.block1(self.stem(x))))))
         x = F.avg_pool2d(self.up(self.act(self.gn(x))), 2)
         return self.head(F.gelu(x, approximate="tanh"))
 

@@ -346,6 +346,8 @@ def _normalization_or_linear(kind: str, node: fx.Node, x: TensorInfo, out: Tenso
         rows = out.numel // out_features
         terms = linear(in_features, out_features, bias and fused_bias(x), rows).without_params()
         return terms if not bias or fused_bias(x) else terms + elementwise("add", out.numel)
+    if kind == "sdpa":
+        return _attention(node, x, out)
     if kind == "stochastic_depth":  # torchvision's, fx-wrapped: the identity in eval
         return NOTHING if _arg(node, 3, "training", True) is False else None
     return None
@@ -368,6 +370,35 @@ def function_terms(node: fx.Node) -> Terms | None:
     if kind is None:
         return None
     return _function_terms(kind, node, first_tensor(node), out)
+
+
+_UNKNOWN = object()
+
+
+def _value(argument: Any) -> Any:
+    """A plain argument, or the value a traced one had (a forward's ``attn_mask=None``)."""
+    if isinstance(argument, fx.Node):
+        return argument.meta.get("value", _UNKNOWN)
+    return argument
+
+
+def _attention(node: fx.Node, q: TensorInfo, out: TensorInfo) -> Terms | None:
+    """``F.scaled_dot_product_attention(q, k, v)`` without a mask or dropout: Q·Kᵀ (L·S·E MACs per
+    batch and head) and the weights times V (L·S·Ev), a softmax over L·S weights."""
+    k, v = info(_arg(node, 1, "key")), info(_arg(node, 2, "value"))
+    mask, dropout = _value(_arg(node, 3, "attn_mask")), _value(_arg(node, 4, "dropout_p", 0.0))
+    if k is None or v is None or mask is not None or dropout != 0.0:
+        return None
+    if _value(_arg(node, 5, "is_causal", False)) is not False:
+        return None  # the kernels skip the masked half: counted by no convention here yet
+    if len(q.shape) < 3 or len(k.shape) != len(q.shape) or len(v.shape) != len(q.shape):
+        return None
+    length, width, source, value_width = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
+    heads = q.numel // (length * width)
+    if k.shape[-1] != width or v.shape[-2] != source or out.numel != heads * length * value_width:
+        return None  # broadcast or grouped heads: no closed form yet
+    weights = heads * length * source
+    return Terms.of({("macs", "attention"): weights * (width + value_width), ("ops", "softmax"): weights})
 
 
 def _is_torchvision_stochastic_depth(target: Any) -> bool:
@@ -412,6 +443,7 @@ _ELEMENTWISE: dict[str, tuple[Any, ...]] = {
     "layer_norm": (F.layer_norm,),
     "group_norm": (F.group_norm,),
     "linear": (F.linear,),
+    "sdpa": (F.scaled_dot_product_attention,),
     "hardswish": (F.hardswish,),
     "hardsigmoid": (F.hardsigmoid,),
     "softmax": (F.softmax, torch.softmax),

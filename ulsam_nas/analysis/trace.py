@@ -158,6 +158,8 @@ class _Shapes(fx.Interpreter):
         self.current = n
         result = super().run_node(n)
         n.meta["info"] = describe(result)
+        if result is None or isinstance(result, bool | int | float | str):
+            n.meta["value"] = result  # a traced argument's value (a mask that is None, a flag)
         return result
 
 

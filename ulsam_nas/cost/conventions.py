@@ -19,6 +19,10 @@ in eval mode under ``torch.no_grad()`` (``ulsam-nas verify`` re-measures them):
   that bias as ``add`` (measured with torch 2.13, ptflops 0.7.5).
 * ``hardswish`` and ``hardsigmoid`` (``nn.Hardswish``/``nn.Hardsigmoid`` and their functionals)
   are counted by none of the five counters: no multiplier (measured).
+* ``attention`` (the MACs of ``F.scaled_dot_product_attention``) is counted by none of them on
+  the CPU, where it runs a fused kernel (``_scaled_dot_product_flash_attention_for_cpu``) that
+  torch's counter has no formula for; on the meta device torch's counter sees the products and
+  counts them (measured): the projections here are for CPU tracing, as every check runs.
 * SiLU, GELU, tanh and k×k average pools (modules and functionals) are counted by none of
   ``torch``, ``fvcore`` and ``ptflops_aten``; fvcore counts an affine GroupNorm at 5 per element
   (as LayerNorm), and ``F.interpolate``/``nn.Upsample`` at 1 per output element (nearest) or 4

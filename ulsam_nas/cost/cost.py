@@ -22,7 +22,10 @@ from ulsam_nas.cost.symbolic import Num, Poly, as_int, compile_source, poly_sour
 
 CONVENTIONS = ("exact", "paper")
 
-MAC_KINDS = ("conv", "linear", "matmul")
+# "attention": the two products inside F.scaled_dot_product_attention (Q·Kᵀ and softmax·V),
+# apart from "matmul" because the counters see it differently (on the CPU torch's counter, fvcore
+# and ptflops count it as 0: its fused CPU kernel has no formula; measured with torch 2.13).
+MAC_KINDS = ("conv", "linear", "matmul", "attention")
 
 # What one unit of each element-wise operation counts.
 OP_UNITS: dict[str, str] = {
