@@ -58,8 +58,8 @@ def resnet_like():
     return ResNetLike()
 
 
-def with_gelu():
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.GELU(), nn.Conv2d(4, 4, 1))
+def with_elu():
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ELU(), nn.Conv2d(4, 4, 1))
 
 
 def not_a_model():
@@ -146,12 +146,12 @@ def test_breakdown_rows_sum_to_the_totals(nets, capsys):
 
 
 def test_the_remainder_is_refused_or_shown(nets, capsys):
-    args = ("--model", f"{nets}:with_gelu", "--input-size", "3,8,8")
+    args = ("--model", f"{nets}:with_elu", "--input-size", "3,8,8")
     code, out, err = run_main(capsys, *args)
     assert code == 2 and out == ""
     assert err.strip().splitlines() == [
         "ulsam-nas cost: error: no closed form for 1 operator(s) of 1 type(s):",
-        "  GELU ×1, first at 1 (output 4×8×8)",
+        "  ELU ×1, first at 1 (output 4×8×8)",
         "  --allow-remainder costs the rest and lists these as a remainder, left out of the totals and "
         "marked so",
     ]
@@ -159,7 +159,7 @@ def test_the_remainder_is_refused_or_shown(nets, capsys):
     assert code == 0
     assert (
         "REMAINDER: 1 operator(s) without a closed form are NOT in these totals:\n"
-        "    GELU ×1, first at 1 (output 4×8×8)\n" in out
+        "    ELU ×1, first at 1 (output 4×8×8)\n" in out
     )
     code, out, _ = run_main(capsys, *args, "--allow-remainder", "--plan", "replace@1:simam")
     assert code == 0 and "REMAINDER" not in out  # the module holding it is replaced
@@ -167,18 +167,18 @@ def test_the_remainder_is_refused_or_shown(nets, capsys):
 
 def test_a_total_with_a_remainder_says_it_is_incomplete_everywhere(nets, capsys):
     """Text, JSON and breakdown: a total that leaves operators out never looks whole."""
-    args = ("--model", f"{nets}:with_gelu", "--input-size", "3,8,8", "--allow-remainder")
+    args = ("--model", f"{nets}:with_elu", "--input-size", "3,8,8", "--allow-remainder")
     code, out, _ = run_main(capsys, *args, "--breakdown")
     assert code == 0
     macs_line = next(line for line in out.splitlines() if line.lstrip().startswith("MACs "))
     assert "INCOMPLETE: 1 operator(s) without a closed form are not in it" in macs_line
-    assert re.search(r"\| 1 +\| GELU .*\| not costed \|", out)
+    assert re.search(r"\| 1 +\| ELU .*\| not costed \|", out)
     code, out, _ = run_main(capsys, *args, "--breakdown", "--json")
     doc = json.loads(out)
     assert doc["complete"] is False and doc["ops"]["uncosted_ops"] == 1
-    gelu = next(r for r in doc["layers"] if r["what"] == "GELU")
-    assert gelu["macs"] is None and gelu["complete"] is False
-    assert all(r["complete"] for r in doc["layers"] if r["what"] != "GELU")
+    elu = next(r for r in doc["layers"] if r["what"] == "ELU")
+    assert elu["macs"] is None and elu["complete"] is False
+    assert all(r["complete"] for r in doc["layers"] if r["what"] != "ELU")
     code, out, _ = run_main(capsys, *args, "--plan", "replace@1:simam", "--json")
     assert json.loads(out)["complete"] is True
     code, out, _ = run_main(capsys, *args[:-1])  # the network is refused without the flag

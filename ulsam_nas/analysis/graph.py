@@ -49,7 +49,7 @@ SHOWN_TYPES = 5  # operator types a remainder summary lists before "… and N mo
 
 
 def remainder_lines(remainder: Sequence[Uncosted]) -> list[str]:
-    """One line per operator type, most frequent first: "SiLU ×49, first at features.0.2
+    """One line per operator type, most frequent first: "LeakyReLU ×49, first at features.0.2
     (output 32×112×112)"; at most SHOWN_TYPES lines and one saying how many more."""
     by_op: dict[str, list[Uncosted]] = {}
     for u in remainder:
