@@ -218,7 +218,7 @@ def analysis_report(
     if counters is not None:
         from ulsam_nas.analysis.verify import verify_plans
 
-        report["counters"] = verify_plans(counters, analysis.input_size, [report["plan"]])
+        report["counters"] = verify_plans(counters, analysis.input_size, [report["plan"]], analysis=analysis)
     return report
 
 

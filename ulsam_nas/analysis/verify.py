@@ -20,7 +20,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ulsam_nas.analysis.analysis import analyze
+from ulsam_nas.analysis.analysis import Analysis, analyze
 from ulsam_nas.cost.conventions import COUNTERS, SUPPORTED
 
 
@@ -58,10 +58,13 @@ def verify_plans(
     input_size: tuple[int, int, int],
     plans: Sequence[str],
     counters: Sequence[str] = tuple(SUPPORTED),
+    analysis: Analysis | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (plan, counter): expected (the projected closed form), traced, match; and
-    one ``params`` row per plan where the counter reports parameters."""
-    analysis = analyze(factory(), input_size)
+    one ``params`` row per plan where the counter reports parameters.  ``analysis``: the
+    factory's network already analyzed at ``input_size`` (else it is traced here)."""
+    if analysis is None:
+        analysis = analyze(factory(), input_size)
     context = multiprocessing.get_context("spawn")
     executors = {
         c: concurrent.futures.ProcessPoolExecutor(max_workers=1, mp_context=context) for c in counters
