@@ -28,8 +28,7 @@ _NAMES = {"macs": "pareto_macs", "params": "pareto_params", "latency_ms": "paret
 
 
 def _check_target(target: Path) -> None:
-    if target.exists() and not target.is_dir():
-        raise InvalidInput(f"--out {target} is a file; give a folder")
+    # A file there is refused before this by check_output_path; a folder must hold a report.
     if target.is_dir() and any(target.iterdir()):
         ours = (target / "index.html").is_file() or any(
             (target / name).is_file() for name in CALIBRATION_FILES
