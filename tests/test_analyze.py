@@ -495,7 +495,7 @@ class Many(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.act(self.features(x))
-        return torch.atan(x) + torch.sin(x) + torch.cos(x) + torch.exp(x) + torch.erf(x)
+        return torch.atan(x) + torch.sinh(x) + torch.cosh(x) + torch.lgamma(x) + torch.erf(x)
 
 
 def test_a_long_remainder_is_one_line_per_type_and_at_most_a_few():
@@ -526,7 +526,8 @@ def test_untraceable_modules_are_named():
             return x if x.sum() > 0 else -x
 
     model = nn.Sequential(nn.Conv2d(3, 3, 1), nn.Sequential(nn.ReLU(), Branchy()))
-    with pytest.raises(InvalidInput, match=r"torch.fx cannot trace module '1.1' \(Branchy\)"):
+    refusal = r"analyze cannot trace module '1.1' \(Branchy\): its control flow depends on tensor values"
+    with pytest.raises(InvalidInput, match=refusal):
         analyze(model, (3, 8, 8))
 
 
@@ -600,13 +601,34 @@ def test_the_zoo_replica_equals_every_supported_counter_under_random_plans():
     assert len([r for r in rows if r["counter"] in SUPPORTED]) == 3 * len(plans)
 
 
-def test_shape_dependent_control_flow_is_refused_with_the_module_and_reason():
-    from tests.zoo_replicas import shape_dependent
+@pytest.mark.tracer
+def test_a_mobilevit_block_with_a_branch_on_its_size_traces_and_equals_every_counter():
+    """A 16×16 input gives an 8×8 map, cut into 2×2 patches as it is; a 13×13 input gives 7×7,
+    resized to 8×8 and back: the resizes are in the cost exactly when the branch runs."""
+    from tests.zoo_replicas import mobilevit_replica
+
+    small, odd = analyze(mobilevit_replica(), (3, 16, 16)), analyze(mobilevit_replica(), (3, 13, 13))
+    assert not small.cost().ops.get("upsample_bilinear") and not small.cost().ops.get("upsample_nearest")
+    assert (odd.cost().ops["upsample_bilinear"], odd.cost().ops["upsample_nearest"]) == (
+        12 * 8 * 8,
+        12 * 7 * 7,
+    )
+    assert odd.cost().complete and odd.cost().macs_by["attention"] > 0
+    rng = random.Random(2028)
+    plans = ["", *(random_plan(rng, odd) for _ in range(6))]
+    rows = verify_plans(mobilevit_replica, (3, 13, 13), plans)
+    assert [r for r in rows if not r["match"]] == []
+    assert len([r for r in rows if r["counter"] in SUPPORTED]) == 3 * len(plans)
+
+
+def test_control_flow_on_values_is_refused_with_the_module_and_reason():
+    from tests.zoo_replicas import value_dependent
 
     with pytest.raises(InvalidInput) as error:
-        analyze(shape_dependent(), (3, 15, 15))
+        analyze(value_dependent(), (3, 15, 15))
     message = str(error.value)
-    assert "torch.fx cannot trace the model's forward (ShapeDependent)" in message
+    assert "analyze cannot trace module '1' (ValueDependent)" in message
+    assert "control flow depends on tensor values" in message
     assert len(message.splitlines()) <= 3
 
 

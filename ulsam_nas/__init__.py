@@ -1,7 +1,7 @@
 """ulsam-nas: exact costs of attention modules and MobileNets, and a budget-constrained search
 for where ULSAM goes."""
 
-from ulsam_nas.analysis import analyze
+from ulsam_nas.analysis import Call, analyze, register_rule
 from ulsam_nas.attention import (
     attention_cost,
     attention_formula,
@@ -17,6 +17,7 @@ from ulsam_nas.reporting import report
 __version__ = "0.1.0"
 
 __all__ = [
+    "Call",
     "Cost",
     "Formula",
     "InvalidInput",
@@ -30,5 +31,6 @@ __all__ = [
     "list_attention",
     "network_breakdown",
     "network_cost",
+    "register_rule",
     "report",
 ]

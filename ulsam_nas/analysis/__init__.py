@@ -4,5 +4,16 @@ insert or replace attention modules at module paths."""
 from ulsam_nas.analysis.analysis import Analysis, Row, analyze
 from ulsam_nas.analysis.build import WithAttention
 from ulsam_nas.analysis.graph import UNCOSTED, Position, Uncosted
+from ulsam_nas.analysis.rules import Call, register_rule
 
-__all__ = ["UNCOSTED", "Analysis", "Position", "Row", "Uncosted", "WithAttention", "analyze"]
+__all__ = [
+    "UNCOSTED",
+    "Analysis",
+    "Call",
+    "Position",
+    "Row",
+    "Uncosted",
+    "WithAttention",
+    "analyze",
+    "register_rule",
+]

@@ -31,6 +31,7 @@ from ulsam_nas.analysis.graph import (
     parameters,
     within,
 )
+from ulsam_nas.analysis.rules import has_module_rule
 from ulsam_nas.analysis.trace import eval_mode, trace
 from ulsam_nas.attention import attention_cost
 from ulsam_nas.attention._common import check_positive_int
@@ -245,7 +246,7 @@ def analyze(model: nn.Module, input_size: tuple[int, int, int], *, strict: bool 
         raise InvalidInput(f"model must be a torch.nn.Module, got {type(model).__name__}")
     size = _check_input_size(input_size)
     with eval_mode(model):
-        traced = trace(model, size)
+        traced = trace(model, size, has_module_rule)
     items, remainder = cost_nodes(traced, model)
     if strict and remainder:
         raise UncostedOperators(remainder)

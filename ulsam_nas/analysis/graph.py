@@ -11,7 +11,8 @@ from typing import Any
 import torch.fx as fx
 from torch import nn
 
-from ulsam_nas.analysis.rules import function_terms, info, module_terms, op_name
+import ulsam_nas.analysis.torch_rules  # noqa: F401  (registers the tool's own rules)
+from ulsam_nas.analysis.rules import call_of, checked, operator_name, rule_for
 from ulsam_nas.analysis.trace import ModuleCall, TensorInfo, Traced
 from ulsam_nas.cost.cost import UNCOSTED
 from ulsam_nas.errors import InvalidInput
@@ -130,15 +131,14 @@ def cost_nodes(traced: Traced, model: nn.Module) -> tuple[list[Item], list[Uncos
             continue  # placeholders, parameters (get_attr: counted from the tree) and the output
         scope = node.meta.get("scope", ())
         leaf = str(node.target) if node.op == "call_module" else None
-        if leaf is not None:
-            terms = module_terms(model.get_submodule(leaf), node)
-            what = type(model.get_submodule(leaf)).__name__
-            path = leaf
-        else:
-            terms = function_terms(node)
-            what = op_name(node)
-            path = scope[-1] if scope else ""
+        module = model.get_submodule(leaf) if leaf is not None else None
+        operator, rule = rule_for(node, module)
         out = node.meta.get("info")
+        if module is None and not _has_tensor(out):
+            continue  # sizes, Python numbers and comparisons of them cost nothing
+        terms = checked(rule(call_of(node, operator, module)), operator) if rule is not None else None
+        path = leaf if leaf is not None else (scope[-1] if scope else "")
+        what = operator_name(operator)
         inputs = [info(a) for a in (*node.args, *node.kwargs.values())]
         first = next((i for i in inputs if i is not None), None)
         if terms is None:
@@ -150,6 +150,20 @@ def cost_nodes(traced: Traced, model: nn.Module) -> tuple[list[Item], list[Uncos
             values = {key: int(v) for key, v in terms.values.items() if v}
         items.append(Item(index, path, scope, what, _shape(first), _shape(out), values, leaf, terms is None))
     return items, remainder
+
+
+def info(value: Any) -> TensorInfo | None:
+    """The traced tensor behind a graph argument (None for constants and non-tensors)."""
+    if isinstance(value, fx.Node):
+        found = value.meta.get("info")
+        return found if isinstance(found, TensorInfo) else None
+    return None
+
+
+def _has_tensor(value: Any) -> bool:
+    if isinstance(value, TensorInfo):
+        return True
+    return isinstance(value, tuple) and any(_has_tensor(v) for v in value)
 
 
 def parameters(model: nn.Module) -> list[Param]:

@@ -20,6 +20,9 @@ _ELEMENTWISE: dict[str, tuple[Any, ...]] = {
     "relu": (F.relu, torch.relu, F.relu_, torch.relu_),
     "relu6": (F.relu6,),
     "hardtanh": (F.hardtanh,),
+    "leaky_relu": (F.leaky_relu, F.leaky_relu_),
+    "conv": (F.conv1d, F.conv2d),
+    "einsum": (torch.einsum,),
     "sigmoid": (torch.sigmoid, F.sigmoid),
     "silu": (F.silu,),
     "gelu": (F.gelu,),
@@ -33,7 +36,23 @@ _ELEMENTWISE: dict[str, tuple[Any, ...]] = {
     "sdpa": (F.scaled_dot_product_attention,),
     "hardswish": (F.hardswish,),
     "hardsigmoid": (F.hardsigmoid,),
-    "softmax": (F.softmax, torch.softmax),
+    "softmax": (F.softmax, torch.softmax, F.log_softmax, torch.log_softmax),
+    "normalize": (F.normalize,),
+    "cumsum": (torch.cumsum,),
+    "any_reduction": (torch.var, torch.std, torch.norm, torch.logsumexp),
+    "unary_math": (
+        *(torch.exp, torch.log, torch.sqrt, torch.rsqrt, torch.abs, torch.neg, torch.clamp),
+        torch.clip,
+        *(
+            torch.reciprocal,
+            torch.sin,
+            torch.cos,
+            torch.logical_not,
+            operator.neg,
+            operator.invert,
+            operator.abs,
+        ),
+    ),
     "mean": (torch.mean,),
     "sum": (torch.sum,),
     "amax": (torch.amax,),
@@ -64,6 +83,8 @@ _ELEMENTWISE: dict[str, tuple[Any, ...]] = {
         torch.zeros_like,
         torch.ones_like,
         F.pad,
+        *(torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.roll, torch.where),
+        torch.repeat_interleave,
     ),
 }
 FUNCTIONS: dict[Any, str] = {f: kind for kind, functions in _ELEMENTWISE.items() for f in functions}
@@ -77,7 +98,13 @@ _METHOD_KINDS: dict[str, tuple[str, ...]] = {
     "relu": ("relu", "relu_"),
     "sigmoid": ("sigmoid", "sigmoid_"),
     "tanh": ("tanh", "tanh_"),
-    "softmax": ("softmax",),
+    "softmax": ("softmax", "log_softmax"),
+    "cumsum": ("cumsum",),
+    "any_reduction": ("var", "std", "norm", "logsumexp"),
+    "unary_math": (
+        *("exp", "log", "sqrt", "rsqrt", "abs", "neg", "clamp", "clip", "reciprocal", "sin", "cos"),
+        *("exp_", "sqrt_", "clamp_", "neg_", "abs_", "logical_not"),
+    ),
     "mean": ("mean",),
     "sum": ("sum",),
     "amax": ("amax",),
@@ -88,6 +115,9 @@ _METHOD_KINDS: dict[str, tuple[str, ...]] = {
         *("view", "view_as", "reshape", "reshape_as", "flatten", "unflatten", "permute", "transpose"),
         *("t", "contiguous", "expand", "expand_as", "unsqueeze", "squeeze", "size", "dim", "chunk"),
         *("split", "narrow", "clone", "detach", "to", "type_as", "numel", "movedim", "unbind"),
+        *("float", "half", "bfloat16", "double", "type"),  # dtype casts: copies, no arithmetic
+        *("repeat", "repeat_interleave", "roll", "masked_fill", "masked_fill_", "fill_", "zero_"),
+        *("new_zeros", "new_ones", "new_full", "new_empty"),
     ),
 }
 METHODS: dict[str, str] = {m: kind for kind, methods in _METHOD_KINDS.items() for m in methods}

@@ -23,6 +23,11 @@ in eval mode under ``torch.no_grad()`` (``ulsam-nas verify`` re-measures them):
   the CPU, where it runs a fused kernel (``_scaled_dot_product_flash_attention_for_cpu``) that
   torch's counter has no formula for; on the meta device torch's counter sees the products and
   counts them (measured): the projections here are for CPU tracing, as every check runs.
+  Where torch runs its math fallback instead (heads broadcast without ``enable_gqa``, 3-D or 5-D
+  inputs, a head width of V unlike Q's, a 3-D mask, a last dimension not of unit stride), the
+  products are two ``bmm``: torch's counter counts them (2 per MAC), ptflops' aten backend too
+  (1 per MAC), fvcore not (it sees one ``scaled_dot_product_attention`` call); the closed form
+  names them ``attention_math`` (measured with torch 2.13, fvcore 0.1.5, ptflops 0.7.5).
 * SiLU, GELU, tanh and k×k average pools (modules and functionals) are counted by none of
   ``torch``, ``fvcore`` and ``ptflops_aten``; fvcore counts an affine GroupNorm at 5 per element
   (as LayerNorm), and ``F.interpolate``/``nn.Upsample`` at 1 per output element (nearest) or 4
@@ -90,9 +95,10 @@ COUNTERS: dict[str, CounterConvention] = {
             "torch",
             "torch.utils.flop_counter.FlopCounterMode",
             "FLOP (2 per MAC)",
-            {"conv": 2, "linear": 2, "matmul": 2},
+            {"conv": 2, "linear": 2, "matmul": 2, "attention_math": 2},
             True,
-            "2 × MACs of conv, linear and matmul; no bias, BatchNorm, pooling or element-wise ops",
+            "2 × MACs of conv, linear and matmul (attention's too where torch's math fallback runs "
+            "it); no bias, BatchNorm, pooling or element-wise ops",
         ),
         CounterConvention(
             "fvcore",
@@ -103,8 +109,11 @@ COUNTERS: dict[str, CounterConvention] = {
                 "batch_norm": 2,
                 "layer_norm": 5,
                 "group_norm": 5,
+                "plain_layer_norm": 4,
+                "plain_group_norm": 4,
                 "global_avg_pool": 1,
                 "axis_avg_pool": 1,
+                "adaptive_avg_pool": 1,
                 "upsample_nearest": 1,
                 "upsample_bilinear": 4,
             },
@@ -119,9 +128,10 @@ COUNTERS: dict[str, CounterConvention] = {
             "ptflops_aten",
             "ptflops get_model_complexity_info(backend='aten')",
             "MAC",
-            {**_MACS, "bias_add": 1},
+            {**_MACS, "attention_math": 1, "bias_add": 1},
             True,
-            "MACs + one addition per output element of a conv/linear with bias",
+            "MACs (attention's where torch's math fallback runs it) + one addition per output element "
+            "of a conv/linear with bias",
         ),
         CounterConvention(
             "ptflops_pytorch",

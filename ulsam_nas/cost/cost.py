@@ -25,7 +25,9 @@ CONVENTIONS = ("exact", "paper")
 # "attention": the two products inside F.scaled_dot_product_attention (Q·Kᵀ and softmax·V),
 # apart from "matmul" because the counters see it differently (on the CPU torch's counter, fvcore
 # and ptflops count it as 0: its fused CPU kernel has no formula; measured with torch 2.13).
-MAC_KINDS = ("conv", "linear", "matmul", "attention")
+# "attention_math": the same products where torch runs its math fallback instead (broadcast
+# heads, 3-D inputs, ...): as two bmm, which torch's counter and ptflops count, fvcore not.
+MAC_KINDS = ("conv", "linear", "matmul", "attention", "attention_math")
 
 # What one unit of each element-wise operation counts.
 OP_UNITS: dict[str, str] = {
@@ -38,6 +40,8 @@ OP_UNITS: dict[str, str] = {
     "spatial_sum": "input elements summed by a sum over h×w",
     "max_pool": "input elements of a k×k max pool",
     "channel_pool": "input elements reduced by a max or mean over channels",
+    "reduce": "input elements reduced by a sum, mean or max over other axes (tokens, one side)",
+    "adaptive_avg_pool": "input elements of an adaptive average pool to another size (not 1×1, row, column)",
     "relu": "elements through ReLU",
     "relu6": "elements through ReLU6",
     "sigmoid": "elements through a sigmoid",
@@ -46,9 +50,15 @@ OP_UNITS: dict[str, str] = {
     "softmax": "elements through a softmax",
     "layer_norm": "elements normalized by an affine LayerNorm",
     "group_norm": "elements normalized by an affine GroupNorm",
+    "plain_layer_norm": "elements normalized by a LayerNorm without affine parameters",
+    "plain_group_norm": "elements normalized by a GroupNorm without affine parameters",
+    "normalize": "input elements of an L2 normalization (F.normalize)",
+    "cumsum": "input elements of a cumulative sum",
+    "unary_math": "elements through other element-wise math (exp, log, sqrt, abs, clamp, sin, …)",
     "silu": "elements through SiLU (swish)",
     "gelu": "elements through GELU (exact or tanh)",
     "tanh": "elements through tanh",
+    "leaky_relu": "elements through LeakyReLU",
     "avg_pool": "output elements of a k×k average pool (each the mean of its window)",
     "upsample_nearest": "output elements of a nearest-neighbour resize",
     "upsample_bilinear": "output elements of a bilinear resize",
