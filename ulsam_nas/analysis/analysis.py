@@ -33,7 +33,7 @@ from ulsam_nas.analysis.graph import (
 )
 from ulsam_nas.analysis.rules import has_module_rule
 from ulsam_nas.analysis.trace import eval_mode, trace
-from ulsam_nas.attention import attention_cost
+from ulsam_nas.attention import get_attention
 from ulsam_nas.attention._common import check_positive_int
 from ulsam_nas.backbones.network import _paper, sum_costs
 from ulsam_nas.backbones.plan import Placement, PlanLike
@@ -181,7 +181,7 @@ class Analysis:
         found = self._placement_costs.get(key)
         if found is None:
             channels, height, width = self.positions[p.index].out_shape
-            found = attention_cost(p.module, channels, height, width, convention, **p.config)
+            found = get_attention(p.module).resolved_cost(channels, height, width, p.config, convention)
             if p.action == "replace":
                 found = found - self.subtree(p.index, convention)
             if len(self._placement_costs) >= _CACHE_LIMIT:

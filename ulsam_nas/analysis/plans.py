@@ -182,21 +182,24 @@ def resolve_placement(p: Placement, positions: Sequence[Position]) -> Placement:
     """Check a placement against its position (replace needs the same input and output shape;
     the module's options are validated at the output's size) and fill every option's default."""
     position = positions[p.index]
-    text = placement_text(p, positions)
     if p.action not in ACTIONS:  # the backbones' grammar has more (swap: a block's own attention)
         raise InvalidInput(
-            f"{text}: action {p.action!r} is not available here; allowed: {', '.join(ACTIONS)}"
+            f"{placement_text(p, positions)}: action {p.action!r} is not available here; "
+            f"allowed: {', '.join(ACTIONS)}"
         )
     if p.action == "replace" and not position.replace:
         allowed = listing([q.path for q in positions if q.replace])
         raise InvalidInput(
-            f"{text} is not allowed: {position.why_not_replace}; replace is allowed at {allowed}"
+            f"{placement_text(p, positions)} is not allowed: {position.why_not_replace}; "
+            f"replace is allowed at {allowed}"
         )
     channels, height, width = position.out_shape
     try:
         options = get_attention(p.module).resolved_options(channels, height, width, **p.config)
     except InvalidInput as error:
-        raise placement_error(text, f"at {channels}×{height}×{width}", error) from None
+        raise placement_error(
+            placement_text(p, positions), f"at {channels}×{height}×{width}", error
+        ) from None
     return Placement(p.action, p.index, p.module, **options)
 
 

@@ -61,20 +61,26 @@ class AttentionSpec:
     sample_config: Callable[[random.Random, int], dict[str, Any]] = lambda rng, channels: {}
 
     def option_names(self) -> list[str]:
-        return [f.name for f in dataclasses.fields(self.config_cls)]
+        if self.config_cls not in _OPTION_NAMES:
+            _OPTION_NAMES[self.config_cls] = tuple(f.name for f in dataclasses.fields(self.config_cls))
+        return list(_OPTION_NAMES[self.config_cls])
 
     def make_config(self, channels: int, **options: Any) -> Any:
         """Build, resolve and validate this module's config for ``channels``."""
-        unknown = sorted(set(options) - set(self.option_names()))
+        config = self._build(channels, options)
+        self.validate(config, options, channels)
+        return config
+
+    def _build(self, channels: int, options: Mapping[str, Any]) -> Any:
+        names = self.option_names()
+        unknown = sorted(set(options) - set(names))
         if unknown:
-            valid = ", ".join(self.option_names()) or "none"
+            valid = ", ".join(names) or "none"
             raise InvalidInput(f"unknown option {unknown[0]!r} for {self.key}; valid options: {valid}")
         hints = _type_hints(self.config_cls)
         for name, value in options.items():
             _check_type(name, value, hints[name])
-        config = self.config_cls(**options).resolved(channels)
-        self.validate(config, options, channels)
-        return config
+        return self.config_cls(**options).resolved(channels)
 
     def validate(
         self,
@@ -102,9 +108,19 @@ class AttentionSpec:
     def resolved_options(self, channels: int, height: int, width: int, **options: Any) -> dict[str, Any]:
         """Every option of this module at a channels×height×width map, defaults filled in, after
         the config and map-size checks (what a plan's placement stores)."""
-        config = self.make_config(channels, **options)
+        config = self._build(channels, options)
         self.validate(config, options, channels, height, width)
         return {name: getattr(config, name) for name in self.option_names()}
+
+    def resolved_cost(
+        self, channels: int, height: int, width: int, options: Mapping[str, Any], convention: str = "exact"
+    ) -> Cost:
+        """``cost`` of options that ``resolved_options`` returned at this map size (a resolved
+        plan's placement): every option present and already checked, so nothing is checked again
+        (the cost of a plan never seen before is mostly this)."""
+        fixed = tuple((name, options[name]) for name in self.option_names() if name not in self.symbols)
+        numeric = [options[name] for name in self.symbols]
+        return _compiled_cost(self.key, convention, fixed)(channels, height, width, *numeric)
 
     def terms(
         self,
@@ -143,6 +159,7 @@ class AttentionSpec:
 
 
 _TYPE_HINTS: dict[type[Any], dict[str, Any]] = {}
+_OPTION_NAMES: dict[type[Any], tuple[str, ...]] = {}  # configs never change
 
 
 def _type_hints(config_cls: type[Any]) -> dict[str, Any]:
