@@ -416,6 +416,23 @@ def test_repeated_failures_stop_the_run_below_the_target(tmp_path, monkeypatch):
     assert main(["search", str(tmp_path / "study.yaml"), "--quiet"]) == 1
 
 
+def test_a_requested_evaluation_that_raises_anything_is_ended_in_storage(tmp_path, monkeypatch):
+    """Not only a RuntimeError: an OSError once left the trial RUNNING until a later recovery."""
+    from ulsam_nas.search.records import SEARCH
+    from ulsam_nas.search.schedule import Request
+
+    def disk_full(*args, **kwargs):
+        raise OSError("No space left on device")
+
+    search = Search(prepare(load_study_config(small_study(tmp_path))))
+    monkeypatch.setattr("ulsam_nas.search.evaluate.proxy_train", disk_full)
+    request = Request(search.problem.widest_plain, 0, (7,), SEARCH)
+    with pytest.raises(OSError, match="No space left"):
+        search.run_request(request)
+    states = [t.state for t in search.study.get_trials() if not t.user_attrs.get("infeasible")]
+    assert states[-1] == optuna.trial.TrialState.FAIL and optuna.trial.TrialState.RUNNING not in states
+
+
 def test_empty_sections_take_flags_and_data_paths_are_relative_to_the_file(tmp_path):
     import numpy as np
 

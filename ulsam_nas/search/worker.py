@@ -301,10 +301,13 @@ class Search:
                 values = self.evaluator.evaluate(
                     trial, candidate, request.rung, list(request.seeds), self.read(), request.stage
                 )
-        except (RuntimeError, KeyboardInterrupt) as error:
+        except RuntimeError:  # a run that failed (a diverged or broken training): recorded, the study goes on
             self.study.tell(trial, state=FAIL, skip_if_finished=True)
-            if isinstance(error, KeyboardInterrupt):
-                raise
+        except BaseException:
+            # Anything else (an interrupt, a full disk, a bug) stops this worker, but the trial is
+            # ended in storage first, as Optuna's own loop does: never left RUNNING until recovery.
+            self.study.tell(trial, state=FAIL, skip_if_finished=True)
+            raise
         else:
             # A heartbeat may have failed it meanwhile (its copy is queued): then that stands.
             self.study.tell(trial, values, skip_if_finished=True)
