@@ -52,8 +52,16 @@ def random_plans(analysis, count: int, seed: int) -> list[str]:
         if plan not in seen:
             seen.add(plan)
             plans.append(plan)
-    analysis._plans.clear()  # every timed call below meets its plan for the first time
-    analysis._placement_costs.clear()
+    # Every timed call below meets its plan for the first time; what plans share (a segment's
+    # text, a placement's checks and cost) is cached per analysis and warms up during the run,
+    # as it does in a search.
+    for cache in (
+        analysis._plans,
+        analysis._placement_costs,
+        analysis._segments,
+        analysis._resolved_placements,
+    ):
+        cache.clear()
     return plans
 
 

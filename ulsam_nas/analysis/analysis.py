@@ -11,7 +11,7 @@ modules' closed forms: the same arithmetic as ``network_cost``, for any network.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,6 +101,8 @@ class Analysis:
         self._subtrees = self._subtree_costs()
         self._totals: dict[str, Cost] = {"exact": self._plain_total()}
         self._plans: dict[Any, list[Placement]] = {}
+        self._segments: dict[str, Sequence[Placement]] = {}
+        self._resolved_placements: dict[Placement, Placement] = {}
         self._placement_costs: dict[tuple[Placement, str], Cost] = {}
 
     # -- precomputed costs --------------------------------------------------------------------
@@ -164,12 +166,25 @@ class Analysis:
         key: Any = plan if plan is None or isinstance(plan, str | Placement) else tuple(plan)
         found = self._plans.get(key)
         if found is None:
-            parsed = plans.parse_plan(key, self.positions, self._not_positions, self.model)
-            resolved = [plans.resolve_placement(p, self.positions) for p in parsed]
-            found = plans.check_plan(resolved, self.positions)
-            if len(self._plans) >= _CACHE_LIMIT:
-                self._plans.clear()
-            self._plans[key] = found
+            parsed = plans.parse_plan(key, self.positions, self._not_positions, self.model, self._segment)
+            found = plans.check_plan([self._resolved(p) for p in parsed], self.positions)
+            _remember(self._plans, key, found)
+        return found
+
+    def _segment(self, segment: str) -> Sequence[Placement]:
+        """One segment of a plan's text, parsed once per analysis (plans share segments)."""
+        found = self._segments.get(segment)
+        if found is None:
+            found = tuple(plans.segment_placements(segment, self.positions, self._not_positions, self.model))
+            _remember(self._segments, segment, found)
+        return found
+
+    def _resolved(self, p: Placement) -> Placement:
+        """A placement checked against its position with every option filled, once per analysis."""
+        found = self._resolved_placements.get(p)
+        if found is None:
+            found = plans.resolve_placement(p, self.positions)
+            _remember(self._resolved_placements, p, found)
         return found
 
     def plan_text(self, plan: PlanLike) -> str:
@@ -184,9 +199,7 @@ class Analysis:
             found = get_attention(p.module).resolved_cost(channels, height, width, p.config, convention)
             if p.action == "replace":
                 found = found - self.subtree(p.index, convention)
-            if len(self._placement_costs) >= _CACHE_LIMIT:
-                self._placement_costs.clear()
-            self._placement_costs[key] = found
+            _remember(self._placement_costs, key, found)
         return found
 
     def cost(self, plan: PlanLike = None, convention: str = "exact") -> Cost:
@@ -221,6 +234,12 @@ class Analysis:
             f"Analysis({type(self.model).__name__}, {size}, {len(self.positions)} positions, "
             f"{len(self.remainder)} uncosted operators)"
         )
+
+
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    if len(cache) >= _CACHE_LIMIT:
+        cache.clear()
+    cache[key] = value
 
 
 def _check_convention(convention: str) -> None:

@@ -11,9 +11,10 @@ named "0", "1", …; the path wins).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from torch import nn
 
@@ -60,9 +61,10 @@ def _is_module(model: nn.Module, path: str) -> bool:
     return True
 
 
-def _parse_segment(
+def segment_placements(
     segment: str, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
 ) -> list[Placement]:
+    """The placements one segment of a plan's text names (several for a pattern)."""
     text = segment.strip()
     head, separator, rest = text.partition(":")
     if "@" not in head:
@@ -133,11 +135,20 @@ def _matching(text: str, action: str, target: str, positions: Sequence[Position]
 
 
 def parse_plan(
-    plan: PlanLike, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
+    plan: PlanLike,
+    positions: Sequence[Position],
+    not_positions: dict[str, str],
+    model: nn.Module,
+    parse_segment: Callable[[str], Sequence[Placement]] | None = None,
 ) -> list[Placement]:
     """Placements (index = position number) from a plan's text or from Placement objects.  A
     pattern (``@*``, ``@layer*.1``) places its module at every matching position where its
-    action is allowed; a placement that names one path overrides it there."""
+    action is allowed; a placement that names one path overrides it there.  ``parse_segment``
+    reads one comma-separated segment (default: ``segment_placements``; a caller may cache it)."""
+    if parse_segment is None:
+        parse_segment = functools.partial(
+            segment_placements, positions=positions, not_positions=not_positions, model=model
+        )
     if plan is None:
         return []
     if isinstance(plan, str):
@@ -147,7 +158,7 @@ def parse_plan(
         patterned: list[Placement] = []
         for segment in (s for s in plan.split(",") if s.strip()):
             target = segment.partition(":")[0].partition("@")[2].strip()
-            found = _parse_segment(segment, positions, not_positions, model)
+            found = parse_segment(segment)
             (patterned if is_pattern(target) else named).extend(found)
         taken = {p.index for p in named}
         return named + [p for p in patterned if p.index not in taken]
