@@ -211,7 +211,7 @@ def resolve_placement(p: Placement, positions: Sequence[Position]) -> Placement:
         raise placement_error(
             placement_text(p, positions), f"at {channels}×{height}×{width}", error
         ) from None
-    return Placement(p.action, p.index, p.module, **options)
+    return Placement.checked(p.action, p.index, p.module, options)
 
 
 def check_plan(placements: list[Placement], positions: Sequence[Position]) -> list[Placement]:

@@ -118,7 +118,9 @@ class AttentionSpec:
         """``cost`` of options that ``resolved_options`` returned at this map size (a resolved
         plan's placement): every option present and already checked, so nothing is checked again
         (the cost of a plan never seen before is mostly this)."""
-        fixed = tuple((name, options[name]) for name in self.option_names() if name not in self.symbols)
+        if self.config_cls not in _FIXED_NAMES:
+            _FIXED_NAMES[self.config_cls] = tuple(n for n in self.option_names() if n not in self.symbols)
+        fixed = tuple([(name, options[name]) for name in _FIXED_NAMES[self.config_cls]])
         numeric = [options[name] for name in self.symbols]
         return _compiled_cost(self.key, convention, fixed)(channels, height, width, *numeric)
 
@@ -160,6 +162,7 @@ class AttentionSpec:
 
 _TYPE_HINTS: dict[type[Any], dict[str, Any]] = {}
 _OPTION_NAMES: dict[type[Any], tuple[str, ...]] = {}  # configs never change
+_FIXED_NAMES: dict[type[Any], tuple[str, ...]] = {}  # the options compiled into a closed form
 
 
 def _type_hints(config_cls: type[Any]) -> dict[str, Any]:

@@ -92,6 +92,17 @@ class Placement:
         where = EVERY if self._index is None else str(self._index)
         return f"{self.action}@{where}:{self.module}{options}"
 
+    @classmethod
+    def checked(cls, action: str, index: int, module: str, config: dict[str, Any]) -> Placement:
+        """A placement from parts already validated (a resolved plan's: every option filled and
+        checked), without checking them again: the cost model makes one per placement it meets."""
+        placement = object.__new__(cls)
+        placement.action, placement._index, placement.module = action, index, module
+        placement.config = dict(sorted(config.items()))
+        placement._key = ((1, index), action, module, tuple(placement.config.items()))
+        placement._hash = hash(placement._key)
+        return placement
+
     def at(self, index: int) -> Placement:
         """This placement at another index (a ``@*`` placement, expanded)."""
         return Placement(self.action, index, self.module, **self.config)
@@ -121,6 +132,8 @@ def _parse_value(text: str) -> Any:
         return lowered == "true"
     if lowered in ("none", "null"):
         return None
+    if text.isascii() and text.isdigit():
+        return int(text)
     for parse in (int, parse_number):
         try:
             return parse(text)
