@@ -4,7 +4,8 @@ For each model: refused (with the first lines of the reason) or costed; if coste
 parameters equal ``sum(p.numel())`` and whether the closed form projected onto each supported
 counter (torch's FlopCounterMode, fvcore, ptflops' aten backend) equals that counter's trace of
 the same model (each counter in its own process: ``ulsam_nas.analysis.verify.verify_plans``).
-A model is *exact* when all of these hold, *wrong* when any differs, *refused* otherwise.
+A model is *exact* when all of these hold, *wrong* when any differs, *counter failed* when every
+counter that ran agrees but one fails on the model itself, *refused* when ``analyze`` refuses it.
 
 timm and torchvision are not dependencies of this project (torchvision's wheel needs the CUDA
 torch): run this in a scratch venv, for measurement only (see reports/zoo-tracing.md, "Rerun").
@@ -34,6 +35,13 @@ MODELS = (
     *("tv:resnet18", "tv:mobilenet_v2", "tv:mobilenet_v3_small", "tv:mobilenet_v3_large"),
     *("tv:shufflenet_v2_x0_5", "tv:regnet_x_400mf", "tv:squeezenet1_1", "tv:mnasnet0_5"),
     "tv:efficientnet_b0",
+    # a second, wider sweep of families (added with the concrete-shape tracer)
+    *("mobilenetv1_100", "mobileone_s0", "repghostnet_050", "efficientformerv2_s0", "edgenext_xx_small"),
+    *("tiny_vit_5m_224", "mobilenetv4_hybrid_medium", "hgnetv2_b0", "starnet_s1", "ghostnetv3_050"),
+    *("resnet10t", "inception_next_atto", "fasternet_t0", "shvit_s1", "gernet_s", "regnetz_005"),
+    *("skresnet18", "gcresnet33ts", "tf_efficientnet_b0", "tf_mobilenetv3_small_100", "efficientnet_lite0"),
+    *("fbnetc_100", "spnasnet_100", "xcit_nano_12_p16_224", "deit_tiny_patch16_224", "pit_ti_224"),
+    *("tv:regnet_y_400mf", "tv:shufflenet_v2_x1_0", "tv:mnasnet1_0", "tv:convnext_tiny", "tv:swin_t"),
 )
 SIZE = (3, 224, 224)
 
@@ -69,9 +77,14 @@ def measure(name: str) -> dict[str, object]:
     rows = verify_plans(functools.partial(build, name), SIZE, [""])
     checks = [{"counter": "params", "expected": cost.params, "traced": numel, "match": cost.params == numel}]
     checks += [{k: r.get(k) for k in ("counter", "expected", "traced", "match", "error")} for r in rows]
+    ran = [c for c in checks if not c.get("error")]
+    if any(not c["match"] for c in ran):
+        verdict = "wrong"
+    else:
+        verdict = "exact" if len(ran) == len(checks) else "counter failed"
     return {
         "model": name,
-        "verdict": "exact" if all(c["match"] for c in checks) else "wrong",
+        "verdict": verdict,
         "params": cost.params,
         "macs": cost.macs,
         "analyze_seconds": round(seconds, 3),
@@ -80,10 +93,13 @@ def measure(name: str) -> dict[str, object]:
 
 
 def table(results: list[dict[str, object]]) -> str:
-    counts = {v: sum(r["verdict"] == v for r in results) for v in ("exact", "wrong", "refused")}
+    counts = {
+        v: sum(r["verdict"] == v for r in results) for v in ("exact", "counter failed", "wrong", "refused")
+    }
     lines = [
         f"{len(results)} models at 1×3×224×224 (eval): {counts['exact']} exact, {counts['wrong']} wrong, "
-        f"{counts['refused']} refused. Exact: params = sum(numel) and the closed form projected onto "
+        f"{counts['refused']} refused, {counts['counter failed']} where a counter fails on the model "
+        "(the others agree). Exact: params = sum(numel) and the closed form projected onto "
         "torch (FlopCounterMode), fvcore and ptflops (aten) equals each counter's trace.",
         "",
         "| model | verdict | params | MACs | analyze (s) | what differs, or why refused |",
@@ -95,7 +111,9 @@ def table(results: list[dict[str, object]]) -> str:
             lines.append(f"| {r['model']} | refused | | | | {why} |")
             continue
         differs = "; ".join(
-            f"{c['counter']}: expected {c['expected']:,}, traced {c['traced']}"
+            f"{c['counter']} fails on the model: {c['error']}"
+            if c.get("error")
+            else f"{c['counter']}: expected {c['expected']:,}, traced {c['traced']}"
             for c in r["checks"]  # type: ignore[union-attr]
             if not c["match"]
         )
