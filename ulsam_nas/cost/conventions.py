@@ -28,11 +28,14 @@ in eval mode under ``torch.no_grad()`` (``ulsam-nas verify`` re-measures them):
   products are two ``bmm``: torch's counter counts them (2 per MAC), ptflops' aten backend too
   (1 per MAC), fvcore not (it sees one ``scaled_dot_product_attention`` call); the closed form
   names them ``attention_math`` (measured with torch 2.13, fvcore 0.1.5, ptflops 0.7.5).
-* SiLU, GELU, tanh and k×k average pools (modules and functionals) are counted by none of
-  ``torch``, ``fvcore`` and ``ptflops_aten``; fvcore counts an affine GroupNorm at 5 per element
-  (as LayerNorm), and ``F.interpolate``/``nn.Upsample`` at 1 per output element (nearest) or 4
-  (bilinear) (measured with torch 2.13, fvcore 0.1.5, ptflops 0.7.5; the known-different
-  counters were not measured on these).
+* SiLU, GELU, tanh, LeakyReLU, k×k average pools, ``F.normalize``, ``cumsum``, sums, means
+  and maxima over other axes, ``var``/``std``/``norm``/``logsumexp`` and other element-wise math
+  (``exp``, ``log``, ``sqrt``, ``abs``, ``clamp``, ``sin``, ``cos``, powers) are counted by none
+  of ``torch``, ``fvcore`` and ``ptflops_aten``; fvcore counts an affine GroupNorm at 5 per
+  element (as LayerNorm), a LayerNorm or GroupNorm without affine parameters at 4, an adaptive
+  average pool to any size at 1 per input element, and ``F.interpolate``/``nn.Upsample`` at 1
+  per output element (nearest) or 4 (bilinear) (measured with torch 2.13, fvcore 0.1.5, ptflops
+  0.7.5; the known-different counters were not measured on these).
 
 Known-different counters (shown, never held to equality; their rules depend on coding style):
 
