@@ -102,6 +102,7 @@ class Analysis:
         self._totals: dict[str, Cost] = {"exact": self._plain_total()}
         self._plans: dict[Any, list[Placement]] = {}
         self._segments: dict[str, Sequence[Placement]] = {}
+        self._numbers = {p.path: p.index for p in self.positions}
         self._resolved_placements: dict[Placement, Placement] = {}
         self._placement_costs: dict[tuple[Placement, str], Cost] = {}
 
@@ -175,7 +176,11 @@ class Analysis:
         """One segment of a plan's text, parsed once per analysis (plans share segments)."""
         found = self._segments.get(segment)
         if found is None:
-            found = tuple(plans.segment_placements(segment, self.positions, self._not_positions, self.model))
+            found = tuple(
+                plans.segment_placements(
+                    segment, self.positions, self._not_positions, self.model, self._numbers
+                )
+            )
             _remember(self._segments, segment, found)
         return found
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import itertools
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from torch import nn
 
@@ -35,9 +35,16 @@ def listing(paths: Sequence[str]) -> str:
 
 
 def position_number(
-    target: str, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
+    target: str,
+    positions: Sequence[Position],
+    not_positions: dict[str, str],
+    model: nn.Module,
+    numbers: Mapping[str, int] | None = None,
 ) -> int:
-    """The number of the position a plan names by path (or by number)."""
+    """The number of the position a plan names by path (or by number); ``numbers``: path →
+    number, where the caller keeps one."""
+    if numbers is not None and target in numbers:
+        return numbers[target]
     for position in positions:
         if position.path == target:
             return position.index
@@ -62,7 +69,11 @@ def _is_module(model: nn.Module, path: str) -> bool:
 
 
 def segment_placements(
-    segment: str, positions: Sequence[Position], not_positions: dict[str, str], model: nn.Module
+    segment: str,
+    positions: Sequence[Position],
+    not_positions: dict[str, str],
+    model: nn.Module,
+    numbers: Mapping[str, int] | None = None,
 ) -> list[Placement]:
     """The placements one segment of a plan's text names (several for a pattern)."""
     text = segment.strip()
@@ -71,11 +82,11 @@ def segment_placements(
         raise InvalidInput(f"placement {text!r} is malformed; expected ACTION@PATH[:MODULE][:KEY=VALUE]")
     action, _, target = (part.strip() for part in head.partition("@"))
     if is_pattern(target):
-        numbers = _matching(text, action, target, positions)
+        indices = _matching(text, action, target, positions)
     else:
-        numbers = [position_number(target, positions, not_positions, model)]
+        indices = [position_number(target, positions, not_positions, model, numbers)]
     found = []
-    for number in numbers:
+    for number in indices:
         rewritten = f"{action}@{number}{separator}{rest}"
         try:
             found.append(parse_placement(rewritten))
@@ -86,7 +97,7 @@ def segment_placements(
 
 def is_pattern(target: str) -> bool:
     """Whether a plan's target is a path pattern (``*``, ``layer*.1``) rather than one path."""
-    return any(c in target for c in "*?[")
+    return "*" in target or "?" in target or "[" in target
 
 
 def _pattern(target: str) -> re.Pattern[str]:
