@@ -69,3 +69,18 @@ def test_a_forward_that_needs_a_second_input_is_refused_in_one_line():
         analyze(TwoInputs(), (3, 4, 4))
     message = str(error.value)
     assert "the forward's argument 'mask' needs a value" in message and len(message.splitlines()) == 1
+
+
+class Literals(nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        _, _, h, w = x.shape
+        scale = torch.tensor(float(h))
+        mask = torch.ones(h, w).tril()
+        return x * mask / scale + torch.linspace(0, 1, w)
+
+
+def test_tensors_created_in_the_forward_are_values_that_cost_nothing_themselves():
+    """Recorded now (they were constants before sizes became concrete): creating them is not a
+    remainder, and the arithmetic on them is counted."""
+    cost = analyze(Literals(), (3, 4, 4)).cost()
+    assert cost.complete and cost.ops == {"mul": 48, "div": 48, "add": 48}

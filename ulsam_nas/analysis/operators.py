@@ -84,7 +84,9 @@ _ELEMENTWISE: dict[str, tuple[Any, ...]] = {
         torch.ones_like,
         F.pad,
         *(torch.zeros, torch.ones, torch.full, torch.empty, torch.arange, torch.roll, torch.where),
-        torch.repeat_interleave,
+        *(torch.tensor, torch.as_tensor, torch.linspace, torch.eye, torch.full_like, torch.empty_like),
+        *(torch.rand, torch.randn, torch.rand_like, torch.randn_like, torch.meshgrid, torch.broadcast_to),
+        *(torch.flip, torch.gather, torch.index_select, torch.tril, torch.triu, torch.repeat_interleave),
     ),
 }
 FUNCTIONS: dict[Any, str] = {f: kind for kind, functions in _ELEMENTWISE.items() for f in functions}
@@ -117,7 +119,8 @@ _METHOD_KINDS: dict[str, tuple[str, ...]] = {
         *("split", "narrow", "clone", "detach", "to", "type_as", "numel", "movedim", "unbind"),
         *("float", "half", "bfloat16", "double", "type"),  # dtype casts: copies, no arithmetic
         *("repeat", "repeat_interleave", "roll", "masked_fill", "masked_fill_", "fill_", "zero_"),
-        *("new_zeros", "new_ones", "new_full", "new_empty"),
+        *("new_zeros", "new_ones", "new_full", "new_empty", "new_tensor"),
+        *("flip", "gather", "index_select", "tril", "triu", "masked_select", "broadcast_to"),
     ),
 }
 METHODS: dict[str, str] = {m: kind for kind, methods in _METHOD_KINDS.items() for m in methods}
