@@ -89,7 +89,7 @@ def test_the_tools_own_rules_go_through_the_same_registry(registered):
     assert analyze(model, (3, 9, 9)).cost().macs == 1 != exact.macs
 
 
-def test_an_unhashable_or_wrong_operator_and_a_bad_rule_are_refused_in_one_line(registered):
+def test_a_wrong_operator_a_rule_that_is_not_callable_and_a_bad_unit_are_refused_in_one_line(registered):
     with pytest.raises(InvalidInput, match=r"operator=3 is invalid"):
         register_rule(3, lambda call: None)
     with pytest.raises(InvalidInput, match=r"operator=int is a class but not an nn.Module"):

@@ -8,9 +8,10 @@ Parameters are not a rule's business: they are counted once per tensor from the 
 
 ``register_rule(operator, rule)`` keys a rule on
 
-* an ``nn.Module`` subclass: every call of a module of that class is one operation (its forward
-  is not traced through); a class without a rule of its own takes its nearest base class's, as
-  ``nn.ReLU6`` would take ``nn.Hardtanh``'s;
+* an ``nn.Module`` subclass: every call of a module of exactly that class is one operation (its
+  forward is not traced through; torch's own modules are single operations anyway, and one
+  without a rule of its own takes its nearest base class's, as ``nn.ReLU6`` would take
+  ``nn.Hardtanh``'s);
 * a function (``torch.erf``, ``F.linear``, a function of yours wrapped with ``torch.fx.wrap``);
 * a tensor method (``torch.Tensor.erf``: the call ``x.erf()`` as well as ``torch.Tensor.erf(x)``);
 * a function's qualified name (``"torchvision.ops.stochastic_depth.stochastic_depth"``), for a
