@@ -11,7 +11,8 @@ import pandas as pd
 from ulsam_nas.attention import PAPER_MODULES, get_attention, list_attention
 from ulsam_nas.attention._common import number_text
 from ulsam_nas.attention.registry import check_shape
-from ulsam_nas.cost.cost import CONVENTIONS, formula_of
+from ulsam_nas.cost.compose import check_convention
+from ulsam_nas.cost.cost import formula_of
 from ulsam_nas.errors import InvalidInput
 
 REFERENCE = "ulsam"  # the normalized columns divide by this module's counts
@@ -149,8 +150,7 @@ def overhead_table(
     ``reduction=8``) go to every listed module that has them; the others keep their defaults.
     ``sort``: "macs" or "params", ascending (default: registry order)."""
     check_shape(channels, height, width)
-    if convention not in CONVENTIONS:
-        raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+    check_convention(convention)
     if sort is not None and sort not in SORT_KEYS:
         raise InvalidInput(f"sort={sort!r} is unknown; allowed: {', '.join(SORT_KEYS)}")
     given = {k: v for k, v in options.items() if v is not None}

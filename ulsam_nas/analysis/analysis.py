@@ -20,7 +20,6 @@ from torch import nn
 from ulsam_nas.analysis import build as building
 from ulsam_nas.analysis import plans
 from ulsam_nas.analysis.graph import (
-    UNCOSTED,
     Item,
     Param,
     Position,
@@ -35,9 +34,9 @@ from ulsam_nas.analysis.rules import has_module_rule
 from ulsam_nas.analysis.trace import eval_mode, trace
 from ulsam_nas.attention import get_attention
 from ulsam_nas.attention._common import check_positive_int
-from ulsam_nas.backbones.network import _paper, sum_costs
 from ulsam_nas.backbones.plan import Placement, PlanLike
-from ulsam_nas.cost.cost import CONVENTIONS, Cost
+from ulsam_nas.cost.compose import check_convention, paper_of, sum_costs
+from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
 
 _CACHE_LIMIT = 65536  # resolved plans and placement costs kept per analysis
@@ -64,16 +63,6 @@ def make_cost(values: Mapping[tuple[str, str], int], params_by: Mapping[str, int
     ops = {name: v for (kind, name), v in values.items() if kind == "ops" and v}
     params = {name: v for name, v in params_by.items() if v}
     return Cost(sum(params.values()), sum(macs_by.values()), params, macs_by, ops, "exact")
-
-
-def to_paper(exact: Cost) -> Cost:
-    """The ULSAM paper's accounting of network layers (``backbones.network._paper``), keeping the
-    count of operators without a closed form, which no convention may drop silently."""
-    paper = _paper(exact)
-    uncosted = exact.ops.get(UNCOSTED, 0)
-    if not uncosted:
-        return paper
-    return Cost(paper.params, paper.macs, paper.params_by, paper.macs_by, {UNCOSTED: uncosted}, "paper")
 
 
 class Analysis:
@@ -139,13 +128,13 @@ class Analysis:
     def subtree(self, position: int, convention: str = "exact") -> Cost:
         """What replacing a position removes: its module's compute and its own parameters."""
         exact = self._subtrees[position]
-        return exact if convention == "exact" else to_paper(exact)
+        return exact if convention == "exact" else paper_of(exact)
 
     def total(self, convention: str = "exact") -> Cost:
         """The plain network's cost (what ``cost()`` returns without a plan)."""
-        _check_convention(convention)
+        check_convention(convention)
         if convention not in self._totals:
-            self._totals[convention] = to_paper(self._totals["exact"])
+            self._totals[convention] = paper_of(self._totals["exact"])
         return self._totals[convention]
 
     # -- plans --------------------------------------------------------------------------------
@@ -225,7 +214,7 @@ class Analysis:
         """One row per costed operation in network order (with the parameters of the module it
         calls), rows for parameters no costed call uses, and a row per placed module right after
         the module it follows or replaces.  The rows not ``replaced`` sum to ``cost(plan)``."""
-        _check_convention(convention)
+        check_convention(convention)
         from ulsam_nas.analysis.rows import breakdown_rows
 
         return breakdown_rows(self, self.resolve(plan), convention)
@@ -245,11 +234,6 @@ def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
     if len(cache) >= _CACHE_LIMIT:
         cache.clear()
     cache[key] = value
-
-
-def _check_convention(convention: str) -> None:
-    if convention not in CONVENTIONS:
-        raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
 
 
 def _check_input_size(input_size: Iterable[int]) -> tuple[int, int, int]:

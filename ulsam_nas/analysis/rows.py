@@ -9,6 +9,7 @@ from ulsam_nas.analysis.graph import Item, Param, within
 from ulsam_nas.analysis.plans import placement_text
 from ulsam_nas.attention import attention_cost
 from ulsam_nas.backbones.plan import Placement
+from ulsam_nas.cost.compose import paper_of
 from ulsam_nas.cost.cost import Cost
 
 if TYPE_CHECKING:
@@ -30,9 +31,8 @@ def _params_by_leaf(analysis: Analysis) -> tuple[dict[str, list[Param]], list[Pa
 
 
 def _convert(analysis: Analysis, exact: Cost, convention: str) -> Cost:
-    from ulsam_nas.analysis.analysis import to_paper
 
-    return exact if convention == "exact" else to_paper(exact)
+    return exact if convention == "exact" else paper_of(exact)
 
 
 def _item_row(

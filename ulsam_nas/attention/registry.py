@@ -22,7 +22,8 @@ from typing import Any, Protocol
 from torch import nn
 
 from ulsam_nas.attention._common import check_positive_int
-from ulsam_nas.cost.cost import CONVENTIONS, Cost, Formula, Terms, compile_cost, formula_of
+from ulsam_nas.cost.compose import check_convention
+from ulsam_nas.cost.cost import Cost, Formula, Terms, compile_cost, formula_of
 from ulsam_nas.cost.symbolic import Num, Poly
 from ulsam_nas.errors import DefaultOptionInvalid, InvalidInput
 
@@ -133,8 +134,7 @@ class AttentionSpec:
         convention: str = "exact",
         symbolic: bool = False,
     ) -> Terms:
-        if convention not in CONVENTIONS:
-            raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+        check_convention(convention)
         config.validate(channels, height, width)
         args: dict[str, Any] = {f.name: getattr(config, f.name) for f in dataclasses.fields(config)}
         m: Num = channels
@@ -257,8 +257,7 @@ def attention_cost(
     """Closed-form params and MACs of a module on a (channels, height, width) feature map."""
     spec = get_attention(name)
     check_shape(channels, height, width)
-    if convention not in CONVENTIONS:
-        raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+    check_convention(convention)
     cfg = spec.make_config(channels, **config)
     return spec.cost(channels, height, width, cfg, convention)
 

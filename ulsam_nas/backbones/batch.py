@@ -16,7 +16,7 @@ import numpy as np
 
 from ulsam_nas.backbones.network import _placement_cost, _resolve_placement, backbone_table
 from ulsam_nas.backbones.plan import Placement
-from ulsam_nas.cost.cost import CONVENTIONS
+from ulsam_nas.cost.compose import check_convention
 from ulsam_nas.errors import InvalidInput
 
 
@@ -41,8 +41,7 @@ class CostTable:
         stem: str = "imagenet",
         convention: str = "exact",
     ) -> None:
-        if convention not in CONVENTIONS:
-            raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+        check_convention(convention)
         if not widths:
             raise InvalidInput("widths is empty; allowed: one or more width multipliers")
         seen: set[int] = set()

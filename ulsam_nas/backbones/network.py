@@ -22,7 +22,8 @@ from ulsam_nas.attention._common import check_positive_int
 from ulsam_nas.backbones import mobilenet_v1, mobilenet_v2, mobilenet_v3, resnet
 from ulsam_nas.backbones.layers import LayerSpec, out_size
 from ulsam_nas.backbones.plan import REMOVE, Placement, PlanLike, parse_plan, placement_error
-from ulsam_nas.cost.cost import CONVENTIONS, Cost
+from ulsam_nas.cost.compose import check_convention, paper_of, sum_costs
+from ulsam_nas.cost.cost import Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
 
@@ -75,7 +76,7 @@ class LayerRecord:
 
     @functools.cached_property
     def paper(self) -> Cost:
-        return _paper(self.exact)
+        return paper_of(self.exact)
 
     def cost(self, convention: str) -> Cost:
         return self.exact if convention == "exact" else self.paper
@@ -132,12 +133,6 @@ class BackboneTable:
         return frozenset(
             r.spec.position for r in self.layers if r.spec.keeps_shape and r.spec.position not in fixed
         )
-
-
-def _paper(exact: Cost) -> Cost:
-    # The ULSAM paper's accounting of backbone layers: conv/FC weights and FC bias, no BatchNorm.
-    kept = {k: v for k, v in exact.params_by.items() if k in ("weight", "bias")}
-    return Cost(sum(kept.values()), exact.macs, kept, exact.macs_by, {}, "paper")
 
 
 def check_backbone_args(
@@ -264,7 +259,7 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
 def _gate_cost(table: BackboneTable, index: int, convention: str) -> Cost:
     record = table.layers[index]
     exact = record.spec.gate_cost(*record.in_hw)
-    return exact if convention == "exact" else _paper(exact)
+    return exact if convention == "exact" else paper_of(exact)
 
 
 @functools.lru_cache(maxsize=65536)
@@ -299,27 +294,11 @@ def network_cost(
     closed forms (no model is built).  ``exact``: conv/FC weights, FC bias, BatchNorm γ/β;
     conv + FC MACs.  ``paper``: the ULSAM paper's accounting (no BatchNorm; each module at its
     paper cost, e.g. ULSAM 2m params and 2m·hw MACs; replaced layers subtracted)."""
-    if convention not in CONVENTIONS:
-        raise InvalidInput(f"convention={convention!r} is unknown; allowed: {', '.join(CONVENTIONS)}")
+    check_convention(convention)
     table = backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem)
     return sum_costs(
         table.total(convention), [_placement_cost(table, p, convention) for p in resolve_plan(table, plan)]
     )
-
-
-def sum_costs(first: Cost, others: list[Cost]) -> Cost:
-    """``first + others[0] + ...`` with one pass over the breakdowns (the search's hot path)."""
-    if not others:
-        return first
-    params, macs = first.params, first.macs
-    params_by, macs_by, ops = dict(first.params_by), dict(first.macs_by), dict(first.ops)
-    for cost in others:
-        params += cost.params
-        macs += cost.macs
-        for target, source in ((params_by, cost.params_by), (macs_by, cost.macs_by), (ops, cost.ops)):
-            for key, value in source.items():
-                target[key] = target.get(key, 0) + value
-    return Cost(params, macs, params_by, macs_by, ops, first.convention)
 
 
 @dataclass(frozen=True)
