@@ -20,6 +20,7 @@ from matplotlib.transforms import blended_transform_factory
 from ulsam_nas.reporting.data import StudyData, vanilla_key
 from ulsam_nas.reporting.figures import GREY, GroupColours, legend_marker
 from ulsam_nas.search.noise import paired_comparison
+from ulsam_nas.search.space import Candidate
 
 Axis = Literal["macs", "params", "latency_ms"]
 AXES: tuple[Axis, ...] = ("macs", "params", "latency_ms")
@@ -245,7 +246,7 @@ class VanillaDifference:
 def vanilla_difference(data: StudyData, key: str, rung: int) -> VanillaDifference:
     """The candidate's accuracy minus the plain backbone's at the same α, paired over common
     seeds, at ``rung`` (or the highest lower rung where both were trained)."""
-    width = float(key.split("|", 1)[0])
+    width, _ = Candidate.split_key(key)
     vanilla = vanilla_key(width)
     if key == vanilla:
         return VanillaDifference("vanilla")

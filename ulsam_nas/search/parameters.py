@@ -209,8 +209,7 @@ class ParameterSpace:
 
     def candidate(self, key: str) -> Candidate:
         """A configuration from its key "α|plan", with its cost (it must be buildable)."""
-        width_text, _, plan = key.partition("|")
-        assessment = self.assess(float(width_text), plan)
+        assessment = self.assess(*Candidate.split_key(key))
         if assessment.candidate is None:
             raise InvalidInput(f"configuration {key!r} cannot be built: {assessment.reasons[0]}")
         return assessment.candidate

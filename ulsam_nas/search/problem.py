@@ -37,8 +37,7 @@ class Problem:
 
     def candidate(self, key: str) -> Candidate:
         """A buildable configuration from its key "α|plan", with its cost."""
-        width_text, _, plan = key.partition("|")
-        assessment = self.assess(float(width_text), plan)
+        assessment = self.assess(*Candidate.split_key(key))
         if assessment.candidate is None:
             raise InvalidInput(f"configuration {key!r} cannot be built: {assessment.reasons[0]}")
         return assessment.candidate

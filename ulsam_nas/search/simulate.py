@@ -20,6 +20,7 @@ import numpy as np
 from ulsam_nas.backbones.plan import parse_plan
 from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection, select
+from ulsam_nas.search.space import Candidate
 
 # Measured at the shipped first rung (benchmarks/proxy.py, reports/benchmarks.md: 12 paired seeds
 # of three MobileNetV1 α 0.25 architectures on Fashion-MNIST): the seed sd, and the share of the
@@ -143,7 +144,7 @@ def example_space(
     for w, width in enumerate(widths):
         base_macs = int(3_000_000 * width / widths[0])
         for variant in ["plain"] + [f"insert{i}" for i in range(9)] + [f"replace{i}" for i in range(9)]:
-            key = f"{width:g}|{'' if variant == 'plain' else variant}"
+            key = Candidate.key_of(width, "" if variant == "plain" else variant)
             final = 0.86 + 0.004 * w
             proxy = final - 0.04 * (len(widths) - 1 - w) - 0.075 + 0.003 * rng.standard_normal()
             macs = base_macs

@@ -150,5 +150,11 @@ class Candidate:
 
     @staticmethod
     def key_of(width_mult: float, plan: str) -> str:
-        """The value of the study's ``candidate`` parameter: "α|plan"."""
+        """The value of the study's ``candidate`` parameter: "α|plan" (the one place it is built)."""
         return f"{width_mult:g}|{plan}"
+
+    @staticmethod
+    def split_key(key: str) -> tuple[float, str]:
+        """(α, plan) of a candidate key (the one place it is read)."""
+        width_text, _, plan = key.partition("|")
+        return float(width_text), plan
