@@ -90,6 +90,7 @@ class ParameterSpace:
     budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
+        self._assessments: dict[tuple[float, str], Assessment] = {}
         grouped = [m for m in self.space.modules if "groups" in get_attention(m).option_names()]
         self._grouped = set(grouped)
         table = self._table(self.space.width_mults[0])
@@ -174,7 +175,14 @@ class ParameterSpace:
 
     # -- judging a configuration ---------------------------------------------------------------
     def assess(self, width_mult: float, plan: str) -> Assessment:
-        """Cost and constraints of a configuration (closed form; microseconds once cached)."""
+        """Cost and constraints of a configuration (closed form, remembered: a study meets the
+        same configurations again and again)."""
+        found = self._assessments.get((width_mult, plan))
+        if found is None:
+            found = self._assessments[width_mult, plan] = self._assess(width_mult, plan)
+        return found
+
+    def _assess(self, width_mult: float, plan: str) -> Assessment:
         placements = parse_plan(plan)
         constraints = {"modules": float(len(placements) - self.space.max_modules)}
         reasons = []

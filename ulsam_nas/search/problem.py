@@ -27,20 +27,14 @@ class Problem:
     parameters: ParameterSpace
     _data: ImageData | None = None
     _data_by_images: dict[int | None, ImageData] = field(default_factory=dict)
-    _assessments: dict[tuple[float, str], Assessment] = field(default_factory=dict)
 
     def assess(self, width_mult: float, plan: str) -> Assessment:
-        """A configuration's cost and constraints (closed form, remembered)."""
-        if (width_mult, plan) not in self._assessments:
-            self._assessments[width_mult, plan] = self.parameters.assess(width_mult, plan)
-        return self._assessments[width_mult, plan]
+        """A configuration's cost and constraints (``ParameterSpace.assess``)."""
+        return self.parameters.assess(width_mult, plan)
 
     def candidate(self, key: str) -> Candidate:
-        """A buildable configuration from its key "α|plan", with its cost."""
-        assessment = self.assess(*Candidate.split_key(key))
-        if assessment.candidate is None:
-            raise InvalidInput(f"configuration {key!r} cannot be built: {assessment.reasons[0]}")
-        return assessment.candidate
+        """A buildable configuration from its key "α|plan" (``ParameterSpace.candidate``)."""
+        return self.parameters.candidate(key)
 
     @property
     def network(self) -> dict[str, Any]:
