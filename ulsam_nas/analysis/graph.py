@@ -13,7 +13,7 @@ from torch import nn
 
 import ulsam_nas.analysis.torch_rules  # noqa: F401  (registers the tool's own rules)
 from ulsam_nas.analysis.rules import call_of, checked, operator_name, rule_for
-from ulsam_nas.analysis.trace import ModuleCall, TensorInfo, Traced
+from ulsam_nas.analysis.trace import ModuleCall, TensorInfo, Traced, contains
 from ulsam_nas.cost.cost import UNCOSTED
 from ulsam_nas.errors import InvalidInput
 
@@ -134,7 +134,7 @@ def cost_nodes(traced: Traced, model: nn.Module) -> tuple[list[Item], list[Uncos
         module = model.get_submodule(leaf) if leaf is not None else None
         operator, rule = rule_for(node, module)
         out = node.meta.get("info")
-        if module is None and not _has_tensor(out):
+        if module is None and not contains(out, TensorInfo):
             continue  # sizes, Python numbers and comparisons of them cost nothing
         terms = checked(rule(call_of(node, operator, module)), operator) if rule is not None else None
         path = leaf if leaf is not None else (scope[-1] if scope else "")
@@ -158,12 +158,6 @@ def info(value: Any) -> TensorInfo | None:
         found = value.meta.get("info")
         return found if isinstance(found, TensorInfo) else None
     return None
-
-
-def _has_tensor(value: Any) -> bool:
-    if isinstance(value, TensorInfo):
-        return True
-    return isinstance(value, tuple) and any(_has_tensor(v) for v in value)
 
 
 def parameters(model: nn.Module) -> list[Param]:

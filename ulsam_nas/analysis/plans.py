@@ -43,11 +43,10 @@ def position_number(
 ) -> int:
     """The number of the position a plan names by path (or by number); ``numbers``: path →
     number, where the caller keeps one."""
-    if numbers is not None and target in numbers:
+    if numbers is None:
+        numbers = {p.path: p.index for p in positions}
+    if target in numbers:
         return numbers[target]
-    for position in positions:
-        if position.path == target:
-            return position.index
     allowed = f"allowed: {listing([p.path for p in positions])}"
     if target in not_positions:
         raise InvalidInput(f"{target!r} is not a position ({not_positions[target]}); {allowed}")

@@ -153,20 +153,25 @@ class _RecordEveryCall(TorchFunctionMode):
 
     def __torch_function__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
         kwargs = kwargs or {}
-        if self.tracer.running or _has_proxy((args, kwargs)) or getattr(func, "__name__", "") == "__get__":
+        if (
+            self.tracer.running
+            or contains((args, kwargs), fx.Proxy)
+            or getattr(func, "__name__", "") == "__get__"
+        ):
             return func(*args, **kwargs)  # a real run, fx's own proxy path, or a property read
         if torch.overrides.is_tensor_method_or_property(func):
             return self.tracer.create_proxy("call_method", func.__name__, args, kwargs)
         return self.tracer.create_proxy("call_function", func, args, kwargs)
 
 
-def _has_proxy(value: Any) -> bool:
-    if isinstance(value, fx.Proxy):
+def contains(value: Any, kind: type) -> bool:
+    """Whether ``value``, or anything in its tuples, lists and dicts, is a ``kind``."""
+    if isinstance(value, kind):
         return True
     if isinstance(value, tuple | list):
-        return any(_has_proxy(v) for v in value)
+        return any(contains(v, kind) for v in value)
     if isinstance(value, dict):
-        return any(_has_proxy(v) for v in value.values())
+        return any(contains(v, kind) for v in value.values())
     return False
 
 
@@ -236,9 +241,9 @@ class _Tracer(fx.Tracer):
         self.values[node] = value
         with self.real():
             node.meta["info"] = describe(value)
-            if not _has_tensor(value):
+            if not contains(value, torch.Tensor):
                 node.meta["value"] = value  # a traced argument's value (a size, a mask that is None)
-            if _has_tensor(value) or any(n in self.on_data for n in node.all_input_nodes):
+            if contains(value, torch.Tensor) or any(n in self.on_data for n in node.all_input_nodes):
                 self.on_data.add(node)
         return node
 
@@ -325,16 +330,6 @@ def _attribute(root: nn.Module, dotted: str) -> Any:
     for name in dotted.split("."):
         value = getattr(value, name)
     return value
-
-
-def _has_tensor(value: Any) -> bool:
-    if isinstance(value, torch.Tensor):
-        return True
-    if isinstance(value, tuple | list):
-        return any(_has_tensor(v) for v in value)
-    if isinstance(value, dict):
-        return any(_has_tensor(v) for v in value.values())
-    return False
 
 
 def _attention_classes() -> tuple[type[nn.Module], ...]:

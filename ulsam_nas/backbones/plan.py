@@ -51,15 +51,18 @@ class Placement:
                 )
         else:
             get_attention(module)
-        self.action = action
         # "every" is its own state, not an integer: no number a user writes can mean it.
-        self._index: int | None = None if index == EVERY else int(index)
+        self._fill(action, None if index == EVERY else int(index), module, config)
+
+    def _fill(self, action: str, index: int | None, module: str, config: dict[str, Any]) -> None:
+        self.action = action
+        self._index: int | None = index
         self.module = module
         self.config: dict[str, Any] = dict(sorted(config.items()))
         # Placements are values (treat them as immutable): key and hash are computed once, since
         # the cost model looks them up in caches on every plan it evaluates.  An every-placement
         # sorts first.
-        order = (0, 0) if self._index is None else (1, self._index)
+        order = (0, 0) if index is None else (1, index)
         self._key = (order, action, module, tuple(self.config.items()))
         self._hash = hash(self._key)
 
@@ -97,10 +100,7 @@ class Placement:
         """A placement from parts already validated (a resolved plan's: every option filled and
         checked), without checking them again: the cost model makes one per placement it meets."""
         placement = object.__new__(cls)
-        placement.action, placement._index, placement.module = action, index, module
-        placement.config = dict(sorted(config.items()))
-        placement._key = ((1, index), action, module, tuple(placement.config.items()))
-        placement._hash = hash(placement._key)
+        placement._fill(action, index, module, config)
         return placement
 
     def at(self, index: int) -> Placement:
