@@ -24,7 +24,7 @@ from _report import write_section
 
 from ulsam_nas.backbones import Placement, backbone_table, create_network, network_cost, plan_text
 from ulsam_nas.backbones import network as network_module
-from ulsam_nas.backbones.batch import CostTable
+from ulsam_nas.networks.batch import CostTable
 
 BACKBONE, WIDTH, RESOLUTION = "mobilenet_v2", 1.0, 224
 
@@ -122,7 +122,7 @@ def main() -> None:
         for i in (3, 5, 8, 12, 15)
     ]  # g = 16 is invalid at some widths: the evaluator flags those
     build_start = time.perf_counter()
-    cost_table = CostTable(BACKBONE, widths, slots, RESOLUTION)
+    cost_table = CostTable([backbone_table(BACKBONE, w, RESOLUTION) for w in widths], slots)
     build_s = time.perf_counter() - build_start
     rng = np.random.default_rng(0)
     count = 2_000_000

@@ -53,6 +53,7 @@ import optuna
 from _report import write_section
 
 from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.network import study_network
 from ulsam_nas.search.parameters import Budget, ParameterSpace
 from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.simulate import MEASURED_NOISE, StructuredTruth
@@ -85,15 +86,14 @@ LARGE_SPACE = {
     "max_modules": 4,
 }
 LARGE_BUDGET_MMACS = 60.0
-NETWORK_V1 = {"resolution": 32, "num_classes": 10, "in_channels": 1, "stem": "small"}
+DATA_SHAPE = {"resolution": 32, "num_classes": 10, "in_channels": 1}  # the stem is the space's
 
 
 def spaces() -> dict[str, ParameterSpace]:
     config = load_study_config(ROOT / "studies" / "default.yaml")
     default = prepare(config).parameters
-    large = ParameterSpace(
-        SearchSpace.model_validate(LARGE_SPACE), {**NETWORK_V1}, Budget(LARGE_BUDGET_MMACS * 1e6)
-    )
+    space = SearchSpace.model_validate(LARGE_SPACE)
+    large = ParameterSpace(space, study_network(space, **DATA_SHAPE), Budget(LARGE_BUDGET_MMACS * 1e6))
     return {"default": default, "large": large}
 
 

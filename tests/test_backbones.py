@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 
 from ulsam_nas import Placement, create_network, network_cost
 from ulsam_nas.backbones import BACKBONES, backbone_table, network_breakdown, parse_plan, plan_text
-from ulsam_nas.backbones.batch import CostTable
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.batch import CostTable
 from ulsam_nas.verify.cases import BACKBONE_WIDTHS, random_plan
 
 
@@ -220,7 +220,7 @@ def test_batch_evaluator_equals_the_scalar_closed_form():
         [None] + [Placement(a, i, "ulsam", groups=g) for a in ("insert", "replace") for g in (1, 4, 16)]
         for i in (3, 9, 13)
     ]
-    table = CostTable("mobilenet_v1", widths, slots, resolution=64)
+    table = CostTable([backbone_table("mobilenet_v1", w, resolution=64) for w in widths], slots)
     width_index, choices, costs = table.enumerate_all()
     assert len(width_index) == 3 * 7**3
     rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.networks.plan import parse_plan
 from ulsam_nas.search.effects import effect_sentence, estimate_effects
 
 POSITIONS = [7, 9, 11, 13]

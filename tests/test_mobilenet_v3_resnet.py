@@ -8,8 +8,8 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from ulsam_nas import Placement, attention_cost, create_network, network_cost
 from ulsam_nas.backbones import backbone_table, network_breakdown, resolve_plan
-from ulsam_nas.backbones.plan import plan_text
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.plan import plan_text
 
 # torchvision's model cards: parameters and GFLOPS (their "GFLOPS" are conv + linear MACs).
 PUBLISHED = {

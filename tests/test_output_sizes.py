@@ -18,8 +18,8 @@ from torch import nn
 from tests.aten_counts import closed_form_terms, count_network
 from ulsam_nas import Placement, create_network, network_cost
 from ulsam_nas.backbones import backbone_table, network_breakdown
-from ulsam_nas.backbones.batch import CostTable
 from ulsam_nas.backbones.layers import out_size
+from ulsam_nas.networks.batch import CostTable
 from ulsam_nas.verify.cases import random_plan
 
 BACKBONES = ("mobilenet_v1", "mobilenet_v2")
@@ -110,7 +110,7 @@ def test_batch_evaluator_at_an_odd_resolution_equals_the_built_networks():
         [None, Placement("replace", 5, "ulsam", groups=4), Placement("insert", 5, "cbam", reduction=4)],
         [None, Placement("insert", 12, "se", reduction=8), Placement("insert", 12, "non_local")],
     ]
-    table = CostTable("mobilenet_v1", widths, slots, resolution=57, num_classes=10)
+    table = CostTable([backbone_table("mobilenet_v1", w, 57, 10) for w in widths], slots)
     width_index, choices, costs = table.enumerate_all()
     assert costs.valid.all()
     for i in range(len(width_index)):

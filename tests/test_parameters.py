@@ -16,6 +16,7 @@ from ulsam_nas.backbones import backbone_table, plan_text, resolve_plan
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.network import study_network
 from ulsam_nas.search.parameters import Budget, ParameterSpace
 from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.space import SearchSpace
@@ -23,6 +24,7 @@ from ulsam_nas.search.worker import Search
 
 ROOT = Path(__file__).resolve().parent.parent
 NETWORK = {"resolution": 32, "num_classes": 10, "in_channels": 1, "stem": "small"}
+SHAPE = {"resolution": 32, "num_classes": 10, "in_channels": 1}  # the data's; the stem is the space's
 SPACE = {
     "backbone": "mobilenet_v1",
     "stem": "small",
@@ -34,7 +36,11 @@ SPACE = {
 
 
 def parameter_space(**changes: object) -> ParameterSpace:
-    return ParameterSpace(SearchSpace.model_validate({**SPACE, **changes}), NETWORK, Budget(12.5e6))
+    return ParameterSpace(
+        space := SearchSpace.model_validate({**SPACE, **changes}),
+        study_network(space, **SHAPE),
+        Budget(12.5e6),
+    )
 
 
 def every_configuration(parameters: ParameterSpace) -> list[tuple[float, str]]:
@@ -241,7 +247,9 @@ V3_SPACE = {
 
 
 def test_se_blocks_keep_swap_or_remove_and_every_draw_round_trips():
-    parameters = ParameterSpace(SearchSpace.model_validate(V3_SPACE), NETWORK, Budget())
+    parameters = ParameterSpace(
+        space := SearchSpace.model_validate(V3_SPACE), study_network(space, **SHAPE), Budget()
+    )
     assert parameters.distributions["at4"].choices == ("none", "swap", "remove")
     configurations = every_configuration(parameters)
     # Per block: keep the SE, ULSAM g 2 or 4, ECA, or remove: 5 × 5.
@@ -265,4 +273,4 @@ def test_se_blocks_keep_swap_or_remove_and_every_draw_round_trips():
 def test_a_space_that_swaps_where_there_is_no_se_is_refused():
     space = SearchSpace.model_validate({**V3_SPACE, "positions": [{"index": 2, "actions": ["swap"]}]})
     with pytest.raises(InvalidInput, match="position 2: swap is not allowed there in mobilenet_v3_small"):
-        ParameterSpace(space, NETWORK, Budget())
+        ParameterSpace(space, study_network(space, **SHAPE), Budget())

@@ -34,10 +34,11 @@ from ulsam_nas.analysis.rules import has_module_rule
 from ulsam_nas.analysis.trace import eval_mode, trace
 from ulsam_nas.attention import get_attention
 from ulsam_nas.attention._common import check_positive_int
-from ulsam_nas.backbones.plan import Placement, PlanLike
-from ulsam_nas.cost.compose import check_convention, paper_of, sum_costs
+from ulsam_nas.cost.compose import check_convention, paper_of
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.core import plan_cost
+from ulsam_nas.networks.plan import Placement, PlanLike
 
 _CACHE_LIMIT = 65536  # resolved plans and placement costs kept per analysis
 
@@ -80,6 +81,7 @@ class Analysis:
         ends: dict[str, int],
     ) -> None:
         self.model = model
+        self.name = type(model).__name__  # how messages name it; analyze's caller may say more
         self.input_size = input_size
         self.items = tuple(items)
         self.params = tuple(params)
@@ -150,6 +152,12 @@ class Analysis:
             return self.positions[target]
         return self.positions[plans.position_number(target, self.positions, self._not_positions, self.model)]
 
+    def find(self, target: str) -> list[int]:
+        """The position numbers a path, a position number or a path pattern (``layer*.1``) names."""
+        if plans.is_pattern(target):
+            return plans.matching(f"insert@{target}", "insert", target, self.positions)
+        return [plans.position_number(target, self.positions, self._not_positions, self.model, self._numbers)]
+
     def resolve(self, plan: PlanLike) -> list[Placement]:
         """A plan's placements (index = position number), validated, every option filled, in
         network order; cached per plan."""
@@ -185,7 +193,30 @@ class Analysis:
         """The canonical text of a plan, with paths ("" for the plain network)."""
         return plans.plan_text(self.resolve(plan), self.positions)
 
-    def _placement_cost(self, p: Placement, convention: str) -> Cost:
+    # -- the Network protocol (ulsam_nas.networks.core) ----------------------------------------
+    @property
+    def last_index(self) -> int:
+        return len(self.positions) - 1
+
+    def allowed(self, action: str) -> list[int]:
+        """Positions where ``action`` is allowed: insert anywhere, replace where the output keeps
+        the input's shape; swap nowhere (a traced model exposes no gates)."""
+        if action == "insert":
+            return list(range(len(self.positions)))
+        if action == "replace":
+            return [p.index for p in self.positions if p.replace]
+        return []
+
+    def where(self, index: int) -> str:
+        return self.positions[index].path or "(the model)"
+
+    def module_shape(self, index: int, action: str) -> tuple[int, int, int]:
+        return self.positions[index].out_shape
+
+    def resolve_placement(self, placement: Placement) -> Placement:
+        return self._resolved(placement)
+
+    def placement_cost(self, p: Placement, convention: str) -> Cost:
         key = (p, convention)
         found = self._placement_costs.get(key)
         if found is None:
@@ -202,9 +233,7 @@ class Analysis:
         and MAC; ``paper`` keeps only conv/linear weights and biases of the network's own
         layers, and each module at its paper cost.  ``ops["uncosted_ops"]`` counts operators
         without a closed form (see ``remainder``)."""
-        total = self.total(convention)
-        placements = self.resolve(plan)
-        return sum_costs(total, [self._placement_cost(p, convention) for p in placements])
+        return plan_cost(self, plan, convention)
 
     def build(self, plan: PlanLike) -> nn.Module:
         """A copy of the model with the plan's modules (see ``analyze.build`` for the names)."""

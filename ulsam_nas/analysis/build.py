@@ -18,7 +18,7 @@ from torch import nn
 
 from ulsam_nas.analysis.graph import Position
 from ulsam_nas.attention import create_attention
-from ulsam_nas.backbones.plan import Placement
+from ulsam_nas.networks.plan import Placement
 
 
 class WithAttention(nn.Module):

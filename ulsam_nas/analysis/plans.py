@@ -1,6 +1,6 @@
 """Placement plans over an analyzed network, written with module paths.
 
-The grammar is the backbones' (``ulsam_nas.backbones.plan``) with a module path where the
+The grammar is the backbones' (``ulsam_nas.networks.plan``) with a module path where the
 backbones have a layer index: ``insert@layer3.1:ulsam:groups=4,replace@layer4.1:eca``.  A path is
 looked up among the analysis's positions and rewritten to the position's number, so that the
 backbones' parser reads the rest (module, options) and a plan is a list of ordinary
@@ -20,8 +20,8 @@ from torch import nn
 
 from ulsam_nas.analysis.graph import Position
 from ulsam_nas.attention import get_attention
-from ulsam_nas.backbones.plan import EVERY, Placement, PlanLike, parse_placement, placement_error
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.plan import EVERY, Placement, PlanLike, parse_placement, placement_error
 
 SHOWN = 12  # positions an error message lists before "… (N in all)"
 ACTIONS = ("insert", "replace")
@@ -81,7 +81,7 @@ def segment_placements(
         raise InvalidInput(f"placement {text!r} is malformed; expected ACTION@PATH[:MODULE][:KEY=VALUE]")
     action, _, target = (part.strip() for part in head.partition("@"))
     if is_pattern(target):
-        indices = _matching(text, action, target, positions)
+        indices = matching(text, action, target, positions)
     else:
         indices = [position_number(target, positions, not_positions, model, numbers)]
     found = []
@@ -127,7 +127,7 @@ def _pattern(target: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
-def _matching(text: str, action: str, target: str, positions: Sequence[Position]) -> list[int]:
+def matching(text: str, action: str, target: str, positions: Sequence[Position]) -> list[int]:
     """The positions a pattern names where its action is allowed; for replace only the outermost
     (a module inside a replaced one goes with it)."""
     pattern = _pattern(target)

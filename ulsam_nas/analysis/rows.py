@@ -8,9 +8,9 @@ from typing import TYPE_CHECKING
 from ulsam_nas.analysis.graph import Item, Param, within
 from ulsam_nas.analysis.plans import placement_text
 from ulsam_nas.attention import attention_cost
-from ulsam_nas.backbones.plan import Placement
 from ulsam_nas.cost.compose import paper_of
 from ulsam_nas.cost.cost import Cost
+from ulsam_nas.networks.plan import Placement
 
 if TYPE_CHECKING:
     from ulsam_nas.analysis.analysis import Analysis, Row

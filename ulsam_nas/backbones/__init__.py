@@ -12,7 +12,7 @@ from ulsam_nas.backbones.network import (
     network_cost,
     resolve_plan,
 )
-from ulsam_nas.backbones.plan import Placement, parse_plan, plan_text
+from ulsam_nas.networks.plan import Placement, parse_plan, plan_text
 
 __all__ = [
     "BACKBONES",

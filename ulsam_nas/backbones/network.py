@@ -21,11 +21,12 @@ from ulsam_nas.attention import create_attention, get_attention
 from ulsam_nas.attention._common import check_positive_int
 from ulsam_nas.backbones import mobilenet_v1, mobilenet_v2, mobilenet_v3, resnet
 from ulsam_nas.backbones.layers import LayerSpec, out_size
-from ulsam_nas.backbones.plan import REMOVE, Placement, PlanLike, parse_plan, placement_error
 from ulsam_nas.cost.compose import check_convention, paper_of, sum_costs
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.core import plan_cost
+from ulsam_nas.networks.plan import REMOVE, Placement, PlanLike, parse_plan, placement_error
 
 STEMS = ("imagenet", "small")
 
@@ -99,7 +100,7 @@ class BackboneTable:
     def _totals(self) -> dict[str, Cost]:
         return {}
 
-    def total(self, convention: str) -> Cost:
+    def total(self, convention: str = "exact") -> Cost:
         """The plain backbone's cost (computed once per convention)."""
         if convention not in self._totals:
             self._totals[convention] = sum_costs(
@@ -126,6 +127,38 @@ class BackboneTable:
         if action == "swap":
             return self.swappable()
         return list(range(self.last_index + 1))
+
+    # -- the Network protocol (ulsam_nas.networks.core) ----------------------------------------
+    @property
+    def name(self) -> str:
+        return self.backbone
+
+    def where(self, index: int) -> str:
+        return f"layer {index}"
+
+    def module_shape(self, index: int, action: str) -> tuple[int, int, int]:
+        record = self.layers[index]
+        return (record.spec.module_channels(action), *record.out_hw)
+
+    def resolve(self, plan: PlanLike) -> list[Placement]:
+        return resolve_plan(self, plan)
+
+    def resolve_placement(self, placement: Placement) -> Placement:
+        return _resolve_placement(self, placement)
+
+    def placement_cost(self, placement: Placement, convention: str) -> Cost:
+        return _placement_cost(self, placement, convention)
+
+    def build(self, plan: PlanLike) -> nn.Module:
+        return create_network(
+            self.backbone,
+            self.width_mult,
+            plan,
+            self.resolution,
+            self.num_classes,
+            self.in_channels,
+            self.stem,
+        )
 
     @functools.cached_property
     def _replaceable(self) -> frozenset[int]:
@@ -295,9 +328,8 @@ def network_cost(
     conv + FC MACs.  ``paper``: the ULSAM paper's accounting (no BatchNorm; each module at its
     paper cost, e.g. ULSAM 2m params and 2m·hw MACs; replaced layers subtracted)."""
     check_convention(convention)
-    table = backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem)
-    return sum_costs(
-        table.total(convention), [_placement_cost(table, p, convention) for p in resolve_plan(table, plan)]
+    return plan_cost(
+        backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem), plan, convention
     )
 
 

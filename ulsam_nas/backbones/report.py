@@ -7,8 +7,8 @@ from typing import Any
 import pandas as pd
 
 from ulsam_nas.backbones.network import backbone_table, network_breakdown, network_cost, resolve_plan
-from ulsam_nas.backbones.plan import PlanLike, plan_text
 from ulsam_nas.cost.conventions import COUNTERS
+from ulsam_nas.networks.plan import PlanLike, plan_text
 
 
 def network_report(

@@ -12,7 +12,7 @@ from typing import Any
 import optuna
 import pandas as pd
 
-from ulsam_nas.backbones.plan import plan_facts
+from ulsam_nas.networks.plan import plan_facts
 from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.records import stage_of
 from ulsam_nas.search.results import StudyResults

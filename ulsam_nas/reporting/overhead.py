@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 import pandas as pd
 
-from ulsam_nas.backbones.network import backbone_table
-from ulsam_nas.backbones.plan import REMOVE, parse_plan
+from ulsam_nas.networks.plan import REMOVE, parse_plan
 from ulsam_nas.output import render_frame
 from ulsam_nas.reporting.data import StudyData
+from ulsam_nas.search.network import network_of_attrs
 from ulsam_nas.tables import OverheadTable, overhead_table
 
 
@@ -30,26 +30,16 @@ class PlacedShape:
 
 def placed_shapes(data: StudyData) -> list[PlacedShape]:
     """The (channels, height, width) of every module slot among the trained candidates."""
-    network = data.network
     found: dict[tuple[int, int, int], tuple[dict[str, None], set[int]]] = {}
     for _, row in data.points.drop_duplicates("candidate").iterrows():
-        table = backbone_table(
-            row["backbone"],
-            float(row["width_mult"]),
-            network.get("resolution", 224),
-            network.get("num_classes", 1000),
-            network.get("in_channels", 3),
-            network.get("stem", "imagenet"),
-        )
-        layers = {record.spec.position: record for record in table.layers}
+        network = network_of_attrs(row["backbone"], data.network).at(float(row["width_mult"]))
         for placement in parse_plan(row["plan"]):
             if placement.module == REMOVE:
                 continue
-            record = layers[placement.index]
-            shape = (record.spec.module_channels(placement.action), *record.out_hw)
+            shape = network.module_shape(placement.index, placement.action)
             where, groups = found.setdefault(shape, ({}, set()))
             verb = {"insert": "after", "replace": "replacing", "swap": "for the SE of"}[placement.action]
-            where[f"α{row['width_mult']:g} {verb} layer {placement.index}"] = None
+            where[f"α{row['width_mult']:g} {verb} {network.where(placement.index)}"] = None
             if "groups" in placement.config:
                 groups.add(int(placement.config["groups"]))
     return [

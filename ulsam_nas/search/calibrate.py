@@ -36,8 +36,8 @@ import torch
 import torch.nn.functional as F
 from scipy import stats
 
-from ulsam_nas.backbones.plan import plan_facts
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.plan import plan_facts
 from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.noise import pooled_sd, seeds_needed, validation_sampling_sd
 from ulsam_nas.search.problem import Problem, prepare

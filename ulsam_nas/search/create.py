@@ -10,9 +10,8 @@ from typing import Any
 
 import optuna
 
-from ulsam_nas.backbones.network import resolve_plan
-from ulsam_nas.backbones.plan import plan_text
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.plan import plan_text
 from ulsam_nas.search.config import SCHEMA, StudyConfig, study_identity
 from ulsam_nas.search.evaluate import candidate_record
 from ulsam_nas.search.problem import Problem
@@ -152,7 +151,7 @@ def _enqueue_baselines(study: optuna.Study, problem: Problem) -> None:
         if not space.paper_plan:
             break
         try:
-            plan = plan_text(resolve_plan(problem.table(width), space.paper_plan))
+            plan = plan_text(problem.at(width).resolve(space.paper_plan))
             candidate = problem.candidate(Candidate.key_of(width, plan))
             problem.parameters.params_of(width, plan)
         except InvalidInput:

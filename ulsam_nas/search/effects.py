@@ -32,7 +32,7 @@ import numpy as np
 import optuna
 from scipy import stats
 
-from ulsam_nas.backbones.plan import REMOVE, parse_plan
+from ulsam_nas.networks.plan import REMOVE, parse_plan
 
 LEVEL = 0.95
 

@@ -49,7 +49,7 @@ def candidate_record(problem: Problem, candidate: Candidate, rung: int) -> dict[
         "candidate": candidate.key,
         "plan": candidate.plan,
         "width_mult": candidate.width_mult,
-        "backbone": problem.space.backbone,
+        "backbone": problem.parameters.network.name,
         "groups": groups_of(candidate.plan),
         "modules": candidate.modules,
         "macs": candidate.macs,

@@ -32,10 +32,11 @@ import numpy as np
 import optuna
 
 from ulsam_nas.attention import get_attention
-from ulsam_nas.backbones.batch import BatchCost, CostTable
-from ulsam_nas.backbones.network import backbone_table, network_cost, resolve_plan
-from ulsam_nas.backbones.plan import REMOVE, Placement, parse_plan, plan_text
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks import Network, plan_cost
+from ulsam_nas.networks.batch import BatchCost, CostTable
+from ulsam_nas.networks.plan import REMOVE, Placement, parse_plan, plan_text
+from ulsam_nas.search.network import StudyNetwork
 from ulsam_nas.search.space import Candidate, SearchSpace
 
 NONE = "none"
@@ -83,31 +84,84 @@ class Assessment:
         return all(v <= 0 for v in self.constraints.values())
 
 
+@dataclass(frozen=True)
+class SlotPosition:
+    """A position of the space resolved against the network: its number and the actions it
+    offers (a path pattern in the space becomes one per matching position)."""
+
+    index: int
+    actions: tuple[str, ...]
+
+
 @dataclass
 class ParameterSpace:
     space: SearchSpace
-    network: dict[str, Any]  # resolution, num_classes, in_channels, stem
+    network: StudyNetwork
     budget: Budget = field(default_factory=Budget)
 
     def __post_init__(self) -> None:
         self._assessments: dict[tuple[float, str], Assessment] = {}
         grouped = [m for m in self.space.modules if "groups" in get_attention(m).option_names()]
         self._grouped = set(grouped)
-        table = self._table(self.space.width_mults[0])
-        for position in self.space.positions:
-            if position.index > table.last_index:
-                raise InvalidInput(
-                    f"position {position.index} is out of range for {self.space.backbone}; "
-                    f"allowed: 0..{table.last_index}"
-                )
-            for action in position.actions:
-                allowed = table.allowed("swap" if action == "remove" else action)
-                if position.index not in allowed:
-                    raise InvalidInput(
-                        f"position {position.index}: {action} is not allowed there in {self.space.backbone}; "
-                        f"allowed at: {', '.join(map(str, allowed)) or 'none'}"
-                    )
+        self.positions = self._resolve_positions()
         self._check_groups_usable()
+
+    def _resolve_positions(self) -> tuple[SlotPosition, ...]:
+        """Each position of the space checked against the network at every width (a brought
+        network must offer the same positions at each), patterns expanded."""
+        first = self._table(self.space.width_mults[0])
+        for width in self.space.width_mults[1:]:
+            other = self._table(width)
+            if [other.where(i) for i in range(other.last_index + 1)] != [
+                first.where(i) for i in range(first.last_index + 1)
+            ]:
+                raise InvalidInput(
+                    f"{self.network.name} has other positions at width {width:g} than at "
+                    f"{self.space.width_mults[0]:g}; allowed: widths that change channels, not modules"
+                )
+        found: dict[int, SlotPosition] = {}
+        for position in self.space.positions:
+            named = position.path if position.path is not None else str(position.index)
+            indices = _indices(first, position.path, position.index)
+            for index in indices:
+                actions = []
+                for action in position.actions:
+                    allowed = first.allowed("swap" if action == "remove" else action)
+                    if index in allowed:
+                        actions.append(action)
+                    elif len(indices) == 1:
+                        where = (
+                            ", ".join(map(str, allowed))
+                            if len(allowed) <= 24
+                            else f"{len(allowed)} positions"
+                        )
+                        raise InvalidInput(
+                            f"position {named}: {action} is not allowed there in {self.network.name}; "
+                            f"allowed at: {where or 'none'}"
+                        )
+                if index in found:
+                    raise InvalidInput(f"position {named} names {first.where(index)} again; allowed: once")
+                if actions:
+                    found[index] = SlotPosition(index, tuple(actions))
+            for action in position.actions:
+                if not any(action in found[i].actions for i in indices if i in found):
+                    raise InvalidInput(f"position {named}: {action} is allowed at none of its positions")
+        self._check_nesting(first, found)
+        return tuple(found[i] for i in sorted(found))
+
+    def _check_nesting(self, network: Any, found: dict[int, SlotPosition]) -> None:
+        """A module placed inside one a plan replaces would go with it: the space may not offer
+        both (its configuration counts assume every combination builds)."""
+        paths = {i: network.where(i) for i in found}
+        for outer, slot in found.items():
+            if "replace" not in slot.actions:
+                continue
+            for path in paths.values():
+                if path.startswith(paths[outer] + "."):
+                    raise InvalidInput(
+                        f"positions {path} and {paths[outer]} nest, and {paths[outer]} may be replaced; "
+                        "allowed: positions outside one that a plan may replace"
+                    )
 
     # -- parameters ----------------------------------------------------------------------------
     @cached_property
@@ -116,7 +170,7 @@ class ParameterSpace:
         found: dict[str, optuna.distributions.BaseDistribution] = {
             WIDTH: optuna.distributions.IntDistribution(0, len(self.space.width_mults) - 1)
         }
-        for position in self.space.positions:
+        for position in self.positions:
             found[action_name(position.index)] = optuna.distributions.CategoricalDistribution(
                 [NONE, *position.actions]
             )
@@ -135,7 +189,7 @@ class ParameterSpace:
         (width multiplier, canonical plan)."""
         width = self.space.width_mults[trial.suggest_int(WIDTH, 0, len(self.space.width_mults) - 1)]
         placements = []
-        for position in self.space.positions:
+        for position in self.positions:
             action = trial.suggest_categorical(action_name(position.index), [NONE, *position.actions])
             if action == NONE:
                 continue
@@ -157,8 +211,8 @@ class ParameterSpace:
         if width_mult not in self.space.width_mults:
             raise InvalidInput(f"width {width_mult:g} is not in the space; allowed: {self.space.width_mults}")
         params: dict[str, Any] = {WIDTH: self.space.width_mults.index(width_mult)}
-        by_index = {p.index: p for p in resolve_plan(self._table(width_mult), plan)}
-        for position in self.space.positions:
+        by_index = {p.index: p for p in self._table(width_mult).resolve(parse_plan(plan))}
+        for position in self.positions:
             placement = by_index.pop(position.index, None)
             params[action_name(position.index)] = _action_of(placement)
             if placement is None or placement.module == REMOVE:
@@ -188,20 +242,23 @@ class ParameterSpace:
         reasons = []
         if constraints["modules"] > 0:
             reasons.append(f"{len(placements)} modules, more than max_modules {self.space.max_modules}")
-        table = self._table(width_mult)
+        network = self._table(width_mult)
         invalid = []
         for placement in placements:
             try:
-                resolve_plan(table, [placement])
+                network.resolve_placement(placement)
             except InvalidInput as error:
+                invalid.append(str(error))
+        if not invalid:
+            try:
+                network.resolve(placements)
+            except InvalidInput as error:  # placements that cannot go together (one inside another)
                 invalid.append(str(error))
         constraints["invalid"] = float(len(invalid))
         reasons += invalid
         candidate = None
         if not invalid:
-            cost = network_cost(
-                self.space.backbone, width_mult, placements, convention=self.budget.convention, **self.network
-            )
+            cost = plan_cost(network, placements, self.budget.convention)
             candidate = Candidate(width_mult, plan_text(placements), cost.macs, cost.params, len(placements))
             if math.isfinite(self.budget.macs):
                 constraints["macs"] = cost.macs / self.budget.macs - 1
@@ -227,11 +284,9 @@ class ParameterSpace:
     def cost_table(self) -> CostTable:
         """Each position's options (nothing first) at every width, costed once."""
         return CostTable(
-            self.space.backbone,
-            self.space.width_mults,
-            [[None, *self._options(position)] for position in self.space.positions],
+            [self._table(width) for width in self.space.width_mults],
+            [[None, *self._options(position)] for position in self.positions],
             convention=self.budget.convention,
-            **self.network,
         )
 
     def configuration_counts(self) -> dict[float, int]:
@@ -328,14 +383,14 @@ class ParameterSpace:
     def configuration(self, width_rank: int, choices: Sequence[int]) -> tuple[float, str]:
         """(width multiplier, canonical plan) of one row of ``enumerate`` or ``sample``."""
         width = self.space.width_mults[int(width_rank)]
-        placements = resolve_plan(self._table(width), self.cost_table.placements(choices))
+        placements = self._table(width).resolve(self.cost_table.placements(choices))
         return width, plan_text(placements)
 
     # -- helpers --------------------------------------------------------------------------------
-    def _table(self, width_mult: float) -> Any:
-        return backbone_table(self.space.backbone, width_mult, **self.network)
+    def _table(self, width_mult: float) -> Network:
+        return self.network.at(width_mult)
 
-    def _options(self, position: Any) -> list[Placement]:
+    def _options(self, position: SlotPosition) -> list[Placement]:
         found = []
         for action in position.actions:
             if action == "remove":
@@ -351,12 +406,12 @@ class ParameterSpace:
     def _check_groups_usable(self) -> None:
         """A group count that divides the channels of no position at any width is a mistake in
         the space file, refused naming the channels there."""
-        if not self._grouped or not self.space.positions:
+        if not self._grouped or not self.positions:
             return
         channels = {
-            self._table(width).layers[p.index].spec.module_channels(action)
+            self._table(width).module_shape(p.index, action)[0]
             for width in self.space.width_mults
-            for p in self.space.positions
+            for p in self.positions
             for action in p.actions
             if action != "remove"
         }
@@ -366,6 +421,18 @@ class ParameterSpace:
                     f"groups {g} divides the channels of no position at any width "
                     f"(channels there: {', '.join(str(c) for c in sorted(channels))}); use divisors of them"
                 )
+
+
+def _indices(network: Any, path: str | None, index: int | None) -> list[int]:
+    """The position numbers a space's position names."""
+    if path is not None:
+        return list(network.find(path))
+    assert index is not None  # the schema requires one of index and path
+    if index > network.last_index:
+        raise InvalidInput(
+            f"position {index} is out of range for {network.name}; allowed: 0..{network.last_index}"
+        )
+    return [index]
 
 
 def _action_of(placement: Placement | None) -> str:

@@ -11,10 +11,11 @@ from typing import Any
 
 from torch import nn
 
-from ulsam_nas.backbones.network import backbone_table, create_network
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks import Network
 from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.data import DataShape, ImageData, describe_source, load_data
+from ulsam_nas.search.network import study_network
 from ulsam_nas.search.parameters import Assessment, Budget, ParameterSpace
 from ulsam_nas.search.space import Candidate, SearchSpace, load_space
 
@@ -38,8 +39,9 @@ class Problem:
 
     @property
     def network(self) -> dict[str, Any]:
-        """The arguments besides backbone, width and plan that every candidate is built with."""
-        return self.parameters.network
+        """The arguments besides backbone, width and plan that every candidate is built with (the
+        study's ``network`` attribute)."""
+        return self.parameters.network.attrs()
 
     @property
     def data(self) -> ImageData:
@@ -52,11 +54,12 @@ class Problem:
         return self._data
 
     def build(self, candidate: Candidate) -> nn.Module:
-        return create_network(self.space.backbone, candidate.width_mult, candidate.plan, **self.network)
+        """A candidate's model, initialised under torch's current seed."""
+        return self.parameters.network.build(candidate.width_mult, candidate.plan)
 
-    def table(self, width_mult: float) -> Any:
-        """The backbone's layer table at ``width_mult`` (for resolving plans)."""
-        return backbone_table(self.space.backbone, width_mult, **self.network)
+    def at(self, width_mult: float) -> Network:
+        """The network at ``width_mult`` (its positions, costs and plans)."""
+        return self.parameters.network.at(width_mult)
 
     def data_for(self, rung: int) -> ImageData:
         """The training data of a rung (its image count; the validation images never change)."""
@@ -105,12 +108,7 @@ def prepare(config: StudyConfig) -> Problem:
         config.budget.mparams * 1e6 if config.budget.mparams else math.inf,
         config.budget.convention,
     )
-    network = {
-        "resolution": proxy.resolution,
-        "num_classes": shape.num_classes,
-        "in_channels": shape.in_channels,
-        "stem": space.stem,
-    }
+    network = study_network(space, proxy.resolution, shape.num_classes, shape.in_channels)
     problem = Problem(config, space, shape, ParameterSpace(space, network, budget))
     cheapest = problem.parameters.cheapest()
     fewest = problem.parameters.fewest_params()

@@ -29,7 +29,7 @@ from typing import Any
 
 import optuna
 
-from ulsam_nas.backbones.plan import plan_facts
+from ulsam_nas.networks.plan import plan_facts
 from ulsam_nas.search.schedule import Costs, Ladder, Results
 
 SEARCH = "search"  # the stage of the sampler's trials and of the first rung's requested evaluations

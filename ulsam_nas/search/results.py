@@ -13,6 +13,7 @@ import optuna
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import StudyConfig, settings_fingerprint, stored_config
 from ulsam_nas.search.effects import effect_sentence, estimate_effects, importance
+from ulsam_nas.search.network import network_of_attrs
 from ulsam_nas.search.noise import TEST_NAME, summarize
 from ulsam_nas.search.records import (
     FINISHED,
@@ -162,9 +163,13 @@ class StudyResults:
             for seed, accuracy in found.items()
         ]
         space = self.space
-        positions = [p.index for p in space.positions] if space else []
-        modules = list(space.modules) if space else ["ulsam"]
         names = [n for n in self.user_attrs.get("parameters", []) if "." not in n]
+        # The sampler's at{i} parameters name the positions as the network resolved them (a
+        # brought network's path patterns included).
+        positions = sorted(int(n[2:]) for n in names if n.startswith("at") and n[2:].isdigit())
+        if not positions and space is not None:
+            positions = [p.index for p in space.positions if p.index is not None]
+        modules = list(space.modules) if space else ["ulsam"]
         trained = [
             t
             for t in self.trials
@@ -209,10 +214,7 @@ class StudyResults:
 
     def _candidate(self, entry: Ranked) -> dict[str, Any]:
         attrs = self.first[entry.key]
-        call = (
-            f"ulsam_nas.create_network({attrs['backbone']!r}, width_mult={attrs['width_mult']!r}, "
-            f"plan={attrs['plan']!r}" + "".join(f", {k}={v!r}" for k, v in self.network.items()) + ")"
-        )
+        call = network_of_attrs(attrs["backbone"], self.network).code(attrs["width_mult"], attrs["plan"])
         fidelity = self.ladder.fidelities[entry.rung]
         comparison = entry.comparison
         return {

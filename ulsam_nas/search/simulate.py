@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ulsam_nas.backbones.plan import parse_plan
+from ulsam_nas.networks.plan import parse_plan
 from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection, select
 from ulsam_nas.search.space import Candidate

@@ -22,6 +22,7 @@ from pydantic import (
     PositiveInt,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from ulsam_nas.attention import list_attention
@@ -34,20 +35,35 @@ class _Strict(BaseModel):
 
 
 class Position(_Strict):
-    """A layer index and what may happen there besides nothing: ``insert`` a module after the
-    layer, ``replace`` the layer, ``swap`` the block's own attention (MobileNetV3's SE) for a
+    """A layer index (a brought network: a position number, or a module ``path`` or path pattern
+    such as ``layer*.1``) and what may happen there besides nothing: ``insert`` a module after
+    the layer, ``replace`` the layer, ``swap`` the block's own attention (MobileNetV3's SE) for a
     module, or ``remove`` that attention."""
 
-    index: int = Field(ge=0)
+    index: int | None = Field(default=None, ge=0)
+    path: str | None = Field(default=None, min_length=1)
     actions: list[Literal["insert", "replace", "swap", "remove"]] = Field(default=["insert"], min_length=1)
+
+    @model_validator(mode="after")
+    def _index_or_path(self) -> Position:
+        if (self.index is None) == (self.path is None):
+            raise ValueError("a position needs exactly one of index and path")
+        return self
 
 
 class SearchSpace(_Strict):
     """The schema of a search_spaces/*.yaml file."""
 
     description: str = ""
-    backbone: Literal["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18"]
+    backbone: (
+        Literal["mobilenet_v1", "mobilenet_v2", "mobilenet_v3_large", "mobilenet_v3_small", "resnet18"] | None
+    ) = None
     stem: Literal["imagenet", "small"] = "imagenet"
+    # A brought network instead of a backbone: ``package.module:factory`` or ``file.py:factory``,
+    # called with model_args and, where width_arg names one, the width as that argument.
+    model: str | None = Field(default=None, min_length=3)
+    model_args: dict[str, Any] = Field(default_factory=dict)
+    width_arg: str | None = Field(default=None, min_length=1)
     width_mults: list[PositiveFloat] = Field(min_length=1)
     positions: list[Position] = Field(default_factory=list)
     groups: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 4, 8, 16], min_length=1)
@@ -88,13 +104,31 @@ class SearchSpace(_Strict):
                 raise ValueError(f"module {module!r} is unknown; allowed: {', '.join(list_attention())}")
         return list(dict.fromkeys(keys))
 
-    @field_validator("positions")
-    @classmethod
-    def _distinct_positions(cls, positions: list[Position]) -> list[Position]:
-        indices = [p.index for p in positions]
-        if len(set(indices)) != len(indices):
-            raise ValueError(f"positions repeat an index: {indices}")
-        return sorted(positions, key=lambda p: p.index)
+    @model_validator(mode="after")
+    def _one_network(self) -> SearchSpace:
+        if (self.backbone is None) == (self.model is None):
+            raise ValueError("a space needs exactly one of backbone and model")
+        if self.model is None:
+            for key in ("model_args", "width_arg"):
+                if key in self.model_fields_set:
+                    raise ValueError(f"{key} applies to model; a backbone's width is width_mults")
+            paths = [p.path for p in self.positions if p.path is not None]
+            if paths:
+                raise ValueError(f"a backbone's positions are layer indices, not paths (got {paths[0]!r})")
+            indices = [p.index for p in self.positions]
+            if len(set(indices)) != len(indices):
+                raise ValueError(f"positions repeat an index: {indices}")
+            return self
+        if "stem" in self.model_fields_set:
+            raise ValueError("stem applies to backbone; a brought network is what its factory builds")
+        if self.width_arg is None and len(self.width_mults) > 1:
+            raise ValueError(
+                f"{len(self.width_mults)} widths but no width_arg: name the factory argument the "
+                "widths are passed as, or give one width"
+            )
+        if self.width_arg is not None and self.width_arg in self.model_args:
+            raise ValueError(f"width_arg {self.width_arg!r} is also in model_args; give it in one place")
+        return self
 
 
 def one_line(error: ValidationError, source: str) -> str:

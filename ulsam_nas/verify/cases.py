@@ -13,9 +13,9 @@ from torch import nn
 from ulsam_nas.attention import attention_cost, create_attention, get_attention, list_attention
 from ulsam_nas.attention._common import number_text
 from ulsam_nas.backbones.network import BACKBONES, backbone_table, create_network, network_cost, resolve_plan
-from ulsam_nas.backbones.plan import REMOVE, Placement, plan_text
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.plan import REMOVE, Placement, plan_text
 
 DEFAULT_SHAPE = (512, 14, 14)
 MAX_CHANNELS = 256

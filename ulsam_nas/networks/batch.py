@@ -1,9 +1,9 @@
 """Costs of whole arrays of configurations at once (numpy), for exhaustive enumeration.
 
-A configuration is a width (an index into ``widths``) and, for each *slot* (one layer index),
+A configuration is a width (an index into the networks, one per width) and, for each *slot* (one position),
 the choice of one option there (an index into that slot's options; option 0 may be ``None``,
 meaning nothing at that layer).  Each option's cost change is computed once per width from the
-closed forms; a configuration's cost is the plain backbone's plus the sum of its options'
+closed forms; a configuration's cost is the plain network's plus the sum of its options'
 changes, so millions of configurations cost one gather and one sum.
 """
 
@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ulsam_nas.backbones.network import _placement_cost, _resolve_placement, backbone_table
-from ulsam_nas.backbones.plan import Placement
 from ulsam_nas.cost.compose import check_convention
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.core import Network
+from ulsam_nas.networks.plan import Placement
 
 
 @dataclass
@@ -28,40 +28,35 @@ class BatchCost:
 
 
 class CostTable:
-    """Per-width backbone totals and per-(width, slot, option) cost changes."""
+    """Per-width network totals and per-(width, slot, option) cost changes."""
 
     def __init__(
         self,
-        backbone: str,
-        widths: Sequence[float],
+        networks: Sequence[Network],
         slots: Sequence[Sequence[Placement | None]],
-        resolution: int = 224,
-        num_classes: int = 1000,
-        in_channels: int = 3,
-        stem: str = "imagenet",
         convention: str = "exact",
     ) -> None:
+        """``networks``: the network at each width (any source); ``slots``: each slot's options
+        at one position of its own (``None``: nothing there)."""
         check_convention(convention)
-        if not widths:
-            raise InvalidInput("widths is empty; allowed: one or more width multipliers")
+        if not networks:
+            raise InvalidInput("networks is empty; allowed: the network at one or more widths")
         seen: set[int] = set()
         for slot in slots:
             indices = {p.index for p in slot if p is not None}
             if len(indices) != 1 or indices & seen:
                 raise InvalidInput("each slot must hold options at one layer index of its own (None allowed)")
             seen |= indices
-        self.widths = list(widths)
         self.slots = [list(slot) for slot in slots]
         options = max((len(slot) for slot in slots), default=1)
-        shape = (len(self.widths), len(self.slots), options)
-        self.base_params = np.zeros(len(self.widths), dtype=np.int64)
-        self.base_macs = np.zeros(len(self.widths), dtype=np.int64)
+        shape = (len(networks), len(self.slots), options)
+        self.base_params = np.zeros(len(networks), dtype=np.int64)
+        self.base_macs = np.zeros(len(networks), dtype=np.int64)
         self.delta_params = np.zeros(shape, dtype=np.int64)
         self.delta_macs = np.zeros(shape, dtype=np.int64)
         self.option_valid = np.zeros(shape, dtype=bool)
-        for w, width in enumerate(self.widths):
-            table = backbone_table(backbone, width, resolution, num_classes, in_channels, stem)
-            total = table.total(convention)
+        for w, network in enumerate(networks):
+            total = network.total(convention)
             self.base_params[w], self.base_macs[w] = total.params, total.macs
             for s, slot in enumerate(self.slots):
                 for o, placement in enumerate(slot):
@@ -69,10 +64,10 @@ class CostTable:
                         self.option_valid[w, s, o] = True
                         continue
                     try:
-                        resolved = _resolve_placement(table, placement)
+                        resolved = network.resolve_placement(placement)
                     except InvalidInput:
                         continue  # e.g. groups not dividing the channels at this width
-                    change = _placement_cost(table, resolved, convention)
+                    change = network.placement_cost(resolved, convention)
                     self.delta_params[w, s, o] = change.params
                     self.delta_macs[w, s, o] = change.macs
                     self.option_valid[w, s, o] = True
@@ -90,7 +85,7 @@ class CostTable:
 
     def enumerate_all(self) -> tuple[np.ndarray, np.ndarray, BatchCost]:
         """Every configuration of the space: (width_index, choices, costs)."""
-        sizes = [len(self.widths)] + [len(slot) for slot in self.slots]
+        sizes = [len(self.base_macs)] + [len(slot) for slot in self.slots]
         grid = np.indices(sizes).reshape(len(sizes), -1).T
         width_index, choices = grid[:, 0], grid[:, 1:]
         return width_index, choices, self.evaluate(width_index, choices)

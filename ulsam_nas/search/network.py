@@ -1,0 +1,193 @@
+"""The network a study searches over, at each of its widths: a built-in backbone (``backbone:``
+in the space) or the user's own (``model: package.module:factory`` or ``path/to/file.py:factory``
+with ``model_args``, the width being one factory argument the space names).
+
+Either way the study sees a :class:`ulsam_nas.networks.Network` per width (positions, exact
+costs, plans) and builds candidates through ``build``; a brought network is traced once per
+width (cached) and built afresh by its factory for every training run, so a seed initialises
+all of it, not only the modules a plan adds.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ulsam_nas.analysis import Analysis, analyze
+from ulsam_nas.analysis.build import build as build_with
+from ulsam_nas.analysis.report import load_model
+from ulsam_nas.backbones.network import backbone_table, create_network
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks import Network
+from ulsam_nas.networks.plan import PlanLike, parse_plan
+from ulsam_nas.search.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class BuiltinNetwork:
+    """A built-in backbone at the data's shape (the study's ``network`` attribute as it was)."""
+
+    backbone: str
+    resolution: int
+    num_classes: int
+    in_channels: int
+    stem: str = "imagenet"
+
+    @property
+    def name(self) -> str:
+        return self.backbone
+
+    def at(self, width: float) -> Network:
+        return backbone_table(
+            self.backbone, width, self.resolution, self.num_classes, self.in_channels, self.stem
+        )
+
+    def build(self, width: float, plan: PlanLike) -> nn.Module:
+        return create_network(
+            self.backbone, width, plan, self.resolution, self.num_classes, self.in_channels, self.stem
+        )
+
+    def attrs(self) -> dict[str, Any]:
+        """What the study stores as its ``network`` attribute."""
+        return {
+            "resolution": self.resolution,
+            "num_classes": self.num_classes,
+            "in_channels": self.in_channels,
+            "stem": self.stem,
+        }
+
+    def code(self, width: float, plan: str) -> str:
+        """Python that builds a candidate."""
+        extra = "".join(f", {k}={v!r}" for k, v in self.attrs().items())
+        return f"ulsam_nas.create_network({self.backbone!r}, width_mult={width!r}, plan={plan!r}{extra})"
+
+
+@dataclass(frozen=True)
+class BroughtNetwork:
+    """The user's network: ``factory(**model_args, width_arg=width)``, traced at the data's
+    input size."""
+
+    model: str
+    model_args_json: str  # the factory's fixed arguments, as JSON (hashable: traces are cached)
+    width_arg: str | None
+    resolution: int
+    num_classes: int
+    in_channels: int
+
+    @property
+    def name(self) -> str:
+        return self.model
+
+    def arguments(self, width: float) -> dict[str, Any]:
+        """The factory's arguments at ``width`` (an integral width is passed as an int: channel
+        counts)."""
+        found = json.loads(self.model_args_json)
+        if self.width_arg is not None:
+            found[self.width_arg] = int(width) if float(width).is_integer() else width
+        return found
+
+    def at(self, width: float) -> Analysis:
+        return _traced(self, width)
+
+    def build(self, width: float, plan: PlanLike) -> nn.Module:
+        analysis = self.at(width)
+        placements = analysis.resolve(_placements(plan))
+        model = load_model(self.model, self.arguments(width))
+        return build_with(model, placements, analysis.positions)
+
+    def attrs(self) -> dict[str, Any]:
+        return {
+            "resolution": self.resolution,
+            "num_classes": self.num_classes,
+            "in_channels": self.in_channels,
+            "model": self.model,
+            "model_args": json.loads(self.model_args_json),
+            "width_arg": self.width_arg,
+        }
+
+    def code(self, width: float, plan: str) -> str:
+        arguments = ", ".join(f"{k}={v!r}" for k, v in self.arguments(width).items())
+        size = (self.in_channels, self.resolution, self.resolution)
+        return (
+            f"ulsam_nas.analyze(load_model({self.model!r}, dict({arguments})), {size}).build("
+            f"{plan!r})  # load_model: ulsam_nas.analysis.report; plan indices are position numbers"
+        )
+
+
+StudyNetwork = BuiltinNetwork | BroughtNetwork
+
+
+def _placements(plan: PlanLike) -> PlanLike:
+    """A study's plans are written with position numbers (``insert@5``): parsed by the index
+    grammar, so that a Sequential child named ``5`` never takes the number's place."""
+    return parse_plan(plan) if isinstance(plan, str) else plan
+
+
+@functools.lru_cache(maxsize=64)
+def _traced(network: BroughtNetwork, width: float) -> Analysis:
+    model = load_model(network.model, network.arguments(width))
+    size = (network.in_channels, network.resolution, network.resolution)
+    with torch.no_grad():
+        model.eval()
+        try:
+            output = model(torch.zeros(1, *size))
+        except Exception as error:
+            raise InvalidInput(
+                f"model {network.model!r} at {network.width_arg or 'width'}={width:g} fails on a "
+                f"1×{'×'.join(map(str, size))} input (the data's shape): {type(error).__name__}: "
+                f"{str(error).splitlines()[0] if str(error) else ''}"
+            ) from None
+    if not isinstance(output, torch.Tensor) or tuple(output.shape) != (1, network.num_classes):
+        got = tuple(output.shape) if isinstance(output, torch.Tensor) else type(output).__name__
+        raise InvalidInput(
+            f"model {network.model!r} returns {got} for one image; the data has "
+            f"{network.num_classes} classes: allowed: logits of shape (1, {network.num_classes}) "
+            "(set the class count in model_args)"
+        )
+    analysis = analyze(model, size)
+    analysis.name = network.model
+    return analysis
+
+
+def _json(arguments: dict[str, Any]) -> str:
+    return json.dumps(arguments, sort_keys=True)
+
+
+def study_network(space: SearchSpace, resolution: int, num_classes: int, in_channels: int) -> StudyNetwork:
+    """The network a space names, at the data's shape."""
+    if space.model is not None:
+        return BroughtNetwork(
+            space.model,
+            _json(space.model_args),
+            space.width_arg,
+            resolution,
+            num_classes,
+            in_channels,
+        )
+    assert space.backbone is not None  # the schema requires one of backbone and model
+    return BuiltinNetwork(space.backbone, resolution, num_classes, in_channels, space.stem)
+
+
+def network_of_attrs(backbone: str, attrs: dict[str, Any]) -> StudyNetwork:
+    """A stored study's network from its ``backbone`` and ``network`` attributes."""
+    if "model" in attrs:
+        return BroughtNetwork(
+            attrs["model"],
+            _json(attrs.get("model_args", {})),
+            attrs.get("width_arg"),
+            attrs["resolution"],
+            attrs["num_classes"],
+            attrs["in_channels"],
+        )
+    return BuiltinNetwork(
+        backbone,
+        attrs.get("resolution", 224),
+        attrs.get("num_classes", 1000),
+        attrs.get("in_channels", 3),
+        attrs.get("stem", "imagenet"),
+    )
