@@ -3,7 +3,7 @@
 For each model: refused (with the first lines of the reason) or costed; if costed, whether the
 parameters equal ``sum(p.numel())`` and whether the closed form projected onto each supported
 counter (torch's FlopCounterMode, fvcore, ptflops' aten backend) equals that counter's trace of
-the same model (each counter in its own process: ``ulsam_nas.analysis.verify.verify_plans``).
+the same model (each counter in its own process: ``ulsam_nas.verify.plans.verify_plans``).
 A model is *exact* when all of these hold, *wrong* when any differs, *counter failed* when every
 counter that ran agrees but one fails on the model itself, *refused* when ``analyze`` refuses it.
 
@@ -62,7 +62,7 @@ def measure(name: str) -> dict[str, object]:
     import torch
 
     from ulsam_nas import InvalidInput, analyze
-    from ulsam_nas.analysis.verify import verify_plans
+    from ulsam_nas.verify.plans import verify_plans
 
     torch.set_num_threads(1)
     model = build(name).eval()

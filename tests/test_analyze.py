@@ -31,11 +31,11 @@ from ulsam_nas import (
     network_cost,
 )
 from ulsam_nas.analysis import UNCOSTED, WithAttention
-from ulsam_nas.analysis.verify import verify_plans
 from ulsam_nas.attention import get_attention, list_attention
 from ulsam_nas.backbones import BACKBONES
 from ulsam_nas.cost.conventions import SUPPORTED
 from ulsam_nas.cost.cost import Cost
+from ulsam_nas.verify.plans import verify_plans
 
 
 # -- networks written as users write them ---------------------------------------------------------

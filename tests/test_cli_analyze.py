@@ -199,7 +199,7 @@ def test_closed_forms_are_complete_in_json(capsys, args):
     [
         (
             ["--model", "no_colon", "--input-size", "3,8,8"],
-            "--model 'no_colon' is malformed; expected MODULE:FACTORY",
+            "model 'no_colon' is malformed; expected MODULE:FACTORY",
         ),
         (
             ["--model", "no_such_module_q7:f", "--input-size", "3,8,8"],

@@ -17,6 +17,7 @@ from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import load_study_config
 from ulsam_nas.search.liveness import fail_dead
+from ulsam_nas.search.network import study_network
 from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.records import counts_toward_target
@@ -64,6 +65,7 @@ trials: 6
 
 
 NETWORK = {"resolution": 32, "num_classes": 10, "in_channels": 1, "stem": "small"}
+SHAPE = {"resolution": 32, "num_classes": 10, "in_channels": 1}  # the data's; the stem is the space's
 
 
 def configurations(parameters: ParameterSpace) -> set[tuple[float, str]]:
@@ -78,7 +80,7 @@ def configurations(parameters: ParameterSpace) -> set[tuple[float, str]]:
 @pytest.mark.parametrize("path", SPACES, ids=lambda p: p.name)
 def test_shipped_spaces_load_and_contain_the_plain_backbone(path):
     space = load_space(path)
-    parameters = ParameterSpace(space, {**NETWORK, "stem": space.stem})
+    parameters = ParameterSpace(space, study_network(space, **SHAPE))
     if parameters.product_size() > 100_000:  # MobileNetV3-Small's SE space: 30 M, sampled instead
         widths, choices = parameters.sample(np.random.default_rng(0), 2_000)
         found = {
@@ -94,7 +96,7 @@ def test_shipped_spaces_load_and_contain_the_plain_backbone(path):
 
 def test_a_group_count_not_dividing_the_channels_is_an_infeasible_draw(tmp_path):
     space = load_space(write(tmp_path / "s.yaml", SPACE.replace("groups: [1, 4]", "groups: [1, 4, 256]")))
-    parameters = ParameterSpace(space, NETWORK)
+    parameters = ParameterSpace(space, study_network(space, **SHAPE))
     plans = {plan for w, plan in configurations(parameters) if w == 0.25}
     # α 0.25: layer 9 has 128 channels (no g=256 there), layer 12 has 256.
     assert "replace@9:ulsam:groups=4" in plans and "insert@12:ulsam:groups=256" in plans
@@ -108,7 +110,7 @@ def test_groups_dividing_no_position_are_refused_naming_the_channels(tmp_path):
     space = load_space(write(tmp_path / "s.yaml", SPACE.replace("groups: [1, 4]", "groups: [1, 3, 4]")))
     with pytest.raises(InvalidInput, match=r"groups 3 divides the channels of no position at any width "
                        r"\(channels there: 128, 256, 512\)"):  # fmt: skip
-        ParameterSpace(space, NETWORK)
+        ParameterSpace(space, study_network(space, **SHAPE))
 
 
 @pytest.mark.parametrize(

@@ -2,6 +2,7 @@
 for where ULSAM goes."""
 
 from ulsam_nas.analysis import Call, analyze, register_rule
+from ulsam_nas.analysis.source import load_model
 from ulsam_nas.attention import (
     attention_cost,
     attention_formula,
@@ -29,6 +30,7 @@ __all__ = [
     "create_network",
     "get_attention",
     "list_attention",
+    "load_model",
     "network_breakdown",
     "network_cost",
     "register_rule",

@@ -1,7 +1,7 @@
 """Exact closed-form costs of any traceable network (``analyze``), its positions, and plans that
 insert or replace attention modules at module paths."""
 
-from ulsam_nas.analysis.analysis import Analysis, Row, analyze
+from ulsam_nas.analysis.analysis import Analysis, analyze
 from ulsam_nas.analysis.build import WithAttention
 from ulsam_nas.analysis.graph import UNCOSTED, Position, Uncosted
 from ulsam_nas.analysis.rules import Call, register_rule
@@ -11,7 +11,6 @@ __all__ = [
     "Analysis",
     "Call",
     "Position",
-    "Row",
     "Uncosted",
     "WithAttention",
     "analyze",

@@ -11,8 +11,7 @@ modules' closed forms: the same arithmetic as ``network_cost``, for any network.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from torch import nn
@@ -30,6 +29,7 @@ from ulsam_nas.analysis.graph import (
     parameters,
     within,
 )
+from ulsam_nas.analysis.rows import breakdown_rows, make_cost
 from ulsam_nas.analysis.rules import has_module_rule
 from ulsam_nas.analysis.trace import eval_mode, trace
 from ulsam_nas.attention import get_attention
@@ -37,33 +37,10 @@ from ulsam_nas.attention._common import check_positive_int
 from ulsam_nas.cost.compose import check_convention, paper_of
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.networks.core import plan_cost
+from ulsam_nas.networks.core import Row, plan_cost
 from ulsam_nas.networks.plan import Placement, PlanLike
 
 _CACHE_LIMIT = 65536  # resolved plans and placement costs kept per analysis
-
-
-@dataclass(frozen=True)
-class Row:
-    """One line of a breakdown: an operation of the network, its parameters, or a module a plan
-    places (``inserted``); ``replaced`` rows are in a module the plan replaces (not in the
-    total)."""
-
-    name: str  # module path ('' is the model's own forward); an inserted module's path once built
-    index: int  # the position number when ``name`` is a position, else -1
-    what: str
-    in_shape: tuple[int, ...]
-    out_shape: tuple[int, ...]
-    cost: Cost
-    replaced: bool = False
-    inserted: bool = False
-
-
-def make_cost(values: Mapping[tuple[str, str], int], params_by: Mapping[str, int]) -> Cost:
-    macs_by = {name: v for (kind, name), v in values.items() if kind == "macs" and v}
-    ops = {name: v for (kind, name), v in values.items() if kind == "ops" and v}
-    params = {name: v for name, v in params_by.items() if v}
-    return Cost(sum(params.values()), sum(macs_by.values()), params, macs_by, ops, "exact")
 
 
 class Analysis:
@@ -244,8 +221,6 @@ class Analysis:
         calls), rows for parameters no costed call uses, and a row per placed module right after
         the module it follows or replaces.  The rows not ``replaced`` sum to ``cost(plan)``."""
         check_convention(convention)
-        from ulsam_nas.analysis.rows import breakdown_rows
-
         return breakdown_rows(self, self.resolve(plan), convention)
 
     def end_of(self, path: str) -> int:

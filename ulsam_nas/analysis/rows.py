@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from ulsam_nas.analysis.graph import Item, Param, within
@@ -10,10 +11,18 @@ from ulsam_nas.analysis.plans import placement_text
 from ulsam_nas.attention import attention_cost
 from ulsam_nas.cost.compose import paper_of
 from ulsam_nas.cost.cost import Cost
+from ulsam_nas.networks.core import Row
 from ulsam_nas.networks.plan import Placement
 
 if TYPE_CHECKING:
-    from ulsam_nas.analysis.analysis import Analysis, Row
+    from ulsam_nas.analysis.analysis import Analysis
+
+
+def make_cost(values: Mapping[tuple[str, str], int], params_by: Mapping[str, int]) -> Cost:
+    macs_by = {name: v for (kind, name), v in values.items() if kind == "macs" and v}
+    ops = {name: v for (kind, name), v in values.items() if kind == "ops" and v}
+    params = {name: v for name, v in params_by.items() if v}
+    return Cost(sum(params.values()), sum(macs_by.values()), params, macs_by, ops, "exact")
 
 
 def _params_by_leaf(analysis: Analysis) -> tuple[dict[str, list[Param]], list[Param]]:
@@ -38,7 +47,6 @@ def _convert(analysis: Analysis, exact: Cost, convention: str) -> Cost:
 def _item_row(
     analysis: Analysis, item: Item, params: list[Param], replaced: list[str], convention: str
 ) -> Row:
-    from ulsam_nas.analysis.analysis import Row, make_cost
 
     params_by: dict[str, int] = defaultdict(int)
     for p in params:
@@ -56,7 +64,6 @@ def _item_row(
 
 
 def _module_row(analysis: Analysis, p: Placement, convention: str) -> Row:
-    from ulsam_nas.analysis.analysis import Row
 
     position = analysis.positions[p.index]
     channels, height, width = position.out_shape
@@ -67,7 +74,6 @@ def _module_row(analysis: Analysis, p: Placement, convention: str) -> Row:
 
 
 def breakdown_rows(analysis: Analysis, placements: list[Placement], convention: str) -> list[Row]:
-    from ulsam_nas.analysis.analysis import Row, make_cost
 
     replaced = [analysis.positions[p.index].path for p in placements if p.action == "replace"]
     pending = sorted(placements, key=lambda p: analysis.end_of(analysis.positions[p.index].path))

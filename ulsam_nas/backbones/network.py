@@ -25,7 +25,7 @@ from ulsam_nas.cost.compose import check_convention, paper_of, sum_costs
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.networks.core import plan_cost
+from ulsam_nas.networks.core import Row, plan_cost
 from ulsam_nas.networks.plan import REMOVE, Placement, PlanLike, parse_plan, placement_error
 
 STEMS = ("imagenet", "small")
@@ -333,17 +333,6 @@ def network_cost(
     )
 
 
-@dataclass(frozen=True)
-class BreakdownRow:
-    name: str  # the submodule's name in the model built by create_network
-    index: int
-    what: str
-    in_shape: tuple[int, int, int]
-    out_shape: tuple[int, int, int]
-    cost: Cost
-    replaced: bool = False
-
-
 def network_breakdown(
     backbone: str,
     width_mult: float = 1.0,
@@ -353,7 +342,7 @@ def network_breakdown(
     in_channels: int = 3,
     stem: str = "imagenet",
     convention: str = "exact",
-) -> list[BreakdownRow]:
+) -> list[Row]:
     """Per-layer closed forms in network order: backbone layers, modules, and the head."""
     table = backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem)
     by_index = {p.index: p for p in resolve_plan(table, plan)}
@@ -365,18 +354,19 @@ def network_breakdown(
             shape = (record.spec.module_channels(placement.action), *record.out_hw)
             name = _module_name(placement)
             rows.append(
-                BreakdownRow(
+                Row(
                     name,
                     record.spec.position,
                     placement.text(),
                     shape,
                     shape,
                     _placed_module_cost(record, placement, convention),
+                    inserted=True,
                 )
             )
     last = table.layers[-1]
     rows.append(
-        BreakdownRow(
+        Row(
             "head",
             table.last_index + 1,
             _head_text(backbone, width_mult, num_classes),
@@ -390,14 +380,14 @@ def network_breakdown(
 
 def _layer_row(
     table: BackboneTable, record: LayerRecord, placement: Placement | None, convention: str
-) -> BreakdownRow:
+) -> Row:
     spec = record.spec
     cost, what = record.cost(convention), spec.describe()
     if placement is not None and placement.action == "swap":
         # The block without its SE; the module that takes the SE's place gets its own row.
         cost = cost - _gate_cost(table, spec.position, convention)
         what += " (SE removed)" if placement.module == REMOVE else " (SE swapped out)"
-    return BreakdownRow(
+    return Row(
         _layer_name(spec.position),
         spec.position,
         what,

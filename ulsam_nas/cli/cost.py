@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.trace and not args.breakdown:
         raise InvalidInput("--trace needs --breakdown")
-    from ulsam_nas.backbones.report import network_report, network_text
+    from ulsam_nas.verify.backbone_report import network_report, network_text
 
     network = {
         k: getattr(args, k) for k in ("width_mult", "resolution", "num_classes", "in_channels", "stem")
@@ -210,8 +210,8 @@ def run_model(args: argparse.Namespace) -> int:
         )
     from ulsam_nas.analysis import analyze
     from ulsam_nas.analysis.graph import UncostedOperators
-    from ulsam_nas.analysis.report import (
-        ModelSource,
+    from ulsam_nas.analysis.source import ModelSource
+    from ulsam_nas.verify.model_report import (
         analysis_report,
         analysis_text,
         parse_input_size,

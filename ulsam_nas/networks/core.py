@@ -9,6 +9,7 @@ search, the batch cost table and the reports work with either.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from torch import nn
@@ -16,6 +17,22 @@ from torch import nn
 from ulsam_nas.cost.compose import check_convention, sum_costs
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.networks.plan import Placement, PlanLike
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a network's breakdown, whatever its source: a layer or operation of the
+    network (with its parameters), or a module a plan places (``inserted``).  ``replaced`` rows
+    are in a layer the plan replaces (not in the total); the other rows sum to the plan's cost."""
+
+    name: str  # the submodule's name in the model the plan builds ('' is a model's own forward)
+    index: int  # the position number when ``name`` is a position, else -1
+    what: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    cost: Cost
+    replaced: bool = False
+    inserted: bool = False
 
 
 @runtime_checkable

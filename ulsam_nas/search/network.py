@@ -20,7 +20,7 @@ from torch import nn
 
 from ulsam_nas.analysis import Analysis, analyze
 from ulsam_nas.analysis.build import build as build_with
-from ulsam_nas.analysis.report import load_model
+from ulsam_nas.analysis.source import load_model
 from ulsam_nas.backbones.network import backbone_table, create_network
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks import Network
@@ -111,11 +111,12 @@ class BroughtNetwork:
         }
 
     def code(self, width: float, plan: str) -> str:
-        arguments = ", ".join(f"{k}={v!r}" for k, v in self.arguments(width).items())
+        """Python that builds a candidate (its plan written with module paths)."""
+        paths = self.at(width).plan_text(_placements(plan))
         size = (self.in_channels, self.resolution, self.resolution)
         return (
-            f"ulsam_nas.analyze(load_model({self.model!r}, dict({arguments})), {size}).build("
-            f"{plan!r})  # load_model: ulsam_nas.analysis.report; plan indices are position numbers"
+            f"ulsam_nas.analyze(ulsam_nas.load_model({self.model!r}, {self.arguments(width)!r}), "
+            f"{size}).build({paths!r})"
         )
 
 

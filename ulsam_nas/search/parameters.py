@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import optuna
 
+from ulsam_nas.analysis.plans import listing
 from ulsam_nas.attention import get_attention
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks import Network, plan_cost
@@ -130,14 +131,12 @@ class ParameterSpace:
                     if index in allowed:
                         actions.append(action)
                     elif len(indices) == 1:
-                        where = (
-                            ", ".join(map(str, allowed))
-                            if len(allowed) <= 24
-                            else f"{len(allowed)} positions"
+                        where = listing(
+                            [str(i) if position.path is None else first.where(i) for i in allowed]
                         )
                         raise InvalidInput(
                             f"position {named}: {action} is not allowed there in {self.network.name}; "
-                            f"allowed at: {where or 'none'}"
+                            f"allowed at: {where}"
                         )
                 if index in found:
                     raise InvalidInput(f"position {named} names {first.where(index)} again; allowed: once")

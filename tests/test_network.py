@@ -1,0 +1,179 @@
+"""The network a study searches over (ulsam_nas.search.network): a built-in backbone or one the
+user brings, with the width as a factory argument, positions by path or pattern."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ulsam_nas import analyze
+from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.network import BroughtNetwork, network_of_attrs, study_network
+from ulsam_nas.search.parameters import Budget, ParameterSpace
+from ulsam_nas.search.space import SearchSpace
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = str(ROOT / "examples" / "mynets.py") + ":resnet_like"
+SHAPE = {"resolution": 16, "num_classes": 10, "in_channels": 1}
+SPACE = {
+    "model": MODEL,
+    "model_args": {"num_classes": 10, "in_channels": 1},
+    "width_arg": "width",
+    "width_mults": [4, 8],
+    "positions": [{"path": "layer*.1", "actions": ["insert", "replace"]}, {"path": "layer2.0"}],
+    "groups": [1, 2, 4],
+    "max_modules": 2,
+}
+
+
+def parameters_of(budget: float = float("inf"), **changes: object) -> ParameterSpace:
+    space = SearchSpace.model_validate({**SPACE, **changes})
+    return ParameterSpace(space, study_network(space, **SHAPE), Budget(budget))
+
+
+def test_patterns_become_positions_and_every_configuration_costs_what_the_trace_counts():
+    parameters = parameters_of()
+    network = parameters.network.at(8)
+    assert [network.where(p.index) for p in parameters.positions] == [
+        "layer1.1",
+        "layer2.0",
+        "layer2.1",
+        "layer3.1",
+    ]
+    assert [p.actions for p in parameters.positions] == [
+        ("insert", "replace"),
+        ("insert",),
+        *[("insert", "replace")] * 2,
+    ]
+    widths, choices = parameters.sample(np.random.default_rng(0), 12)
+    for w, row in zip(widths, choices, strict=True):
+        width, plan = parameters.configuration(int(w), [int(c) for c in row])
+        candidate = parameters.assess(width, plan).candidate
+        assert candidate is not None
+        torch.manual_seed(0)
+        model = parameters.network.build(width, plan).eval()
+        # The plan's arithmetic (plain total − replaced subtrees + modules) against a fresh trace
+        # of the model the plan builds, and the parameters it holds.
+        assert candidate.macs == analyze(model, (1, 16, 16)).cost().macs
+        assert candidate.params == sum(p.numel() for p in model.parameters())
+
+
+def test_the_batch_table_equals_the_scalar_cost_on_a_brought_network():
+    parameters = parameters_of()
+    widths, choices = parameters.sample(np.random.default_rng(1), 40)
+    batch, _ = parameters.costed(widths, choices)
+    for i, (w, row) in enumerate(zip(widths, choices, strict=True)):
+        width, plan = parameters.configuration(int(w), [int(c) for c in row])
+        found = parameters.assess(width, plan).candidate
+        assert found is not None and (found.macs, found.params) == (batch.macs[i], batch.params[i])
+    assert sum(parameters.configuration_counts().values()) > 40
+
+
+def test_each_build_initialises_the_whole_network_under_the_current_seed():
+    network = study_network(SearchSpace.model_validate(SPACE), **SHAPE)
+    plan = parameters_of().configuration(1, [1, 0, 0, 0])[1]
+
+    def first_weight(seed: int) -> torch.Tensor:
+        torch.manual_seed(seed)
+        return network.build(8, plan).stem[0].weight.detach().clone()
+
+    assert torch.equal(first_weight(3), first_weight(3))
+    assert not torch.equal(first_weight(3), first_weight(4))
+
+
+def test_the_code_a_user_pastes_builds_the_candidate():
+    parameters = parameters_of()
+    width, plan = parameters.configuration(1, [2, 0, 0, 1])
+    network = network_of_attrs(MODEL, parameters.network.attrs())
+    assert network == parameters.network
+    import ulsam_nas  # noqa: F401  (the code names it)
+
+    model = eval(network.code(width, plan))
+    candidate = parameters.assess(width, plan).candidate
+    assert candidate is not None and sum(p.numel() for p in model.parameters()) == candidate.params
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"backbone": "mobilenet_v1"}, "exactly one of backbone and model"),
+        ({"width_arg": None}, "2 widths but no width_arg"),
+        ({"stem": "small"}, "stem applies to backbone"),
+        ({"model_args": {"width": 8}}, "width_arg 'width' is also in model_args"),
+        ({"positions": [{"index": 1, "path": "stem"}]}, "exactly one of index and path"),
+    ],
+)
+def test_bad_brought_spaces_name_the_problem(changes, message):
+    with pytest.raises(ValueError, match=message):
+        SearchSpace.model_validate({**SPACE, **changes})
+
+
+def test_a_backbone_position_given_as_a_path_is_refused():
+    with pytest.raises(ValueError, match="a backbone's positions are layer indices"):
+        SearchSpace.model_validate(
+            {"backbone": "mobilenet_v1", "width_mults": [0.5], "positions": [{"path": "a"}]}
+        )
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        (
+            {"model_args": {"num_classes": 7, "in_channels": 1}},
+            r"returns \(1, 7\) for one image; the data has 10",
+        ),
+        ({"model_args": {"num_classes": 10, "in_channels": 3}}, "fails on a 1×1×16×16 input"),
+        ({"positions": [{"path": "layer9.*"}]}, "matches no position"),
+        ({"positions": [{"path": "layer2.0", "actions": ["replace"]}]}, "replace is not allowed there"),
+        ({"positions": [{"path": "layer1", "actions": ["replace"]}, {"path": "layer1.1"}]}, "nest"),
+        ({"model": "examples/nothing.py:f"}, "is not a file"),
+    ],
+)
+def test_a_brought_network_that_cannot_serve_the_space_is_refused_in_one_line(changes, message):
+    with pytest.raises(InvalidInput, match=message) as error:
+        parameters_of(**changes)
+    assert "\n" not in str(error.value)
+
+
+def test_a_model_whose_positions_change_with_the_width_is_refused(tmp_path):
+    source = tmp_path / "deeper.py"
+    source.write_text(
+        "from torch import nn\n"
+        "def net(depth, num_classes=10):\n"
+        "    layers = [nn.Conv2d(1, 8, 3, padding=1)]\n"
+        "    layers += [nn.Conv2d(8, 8, 3, padding=1) for _ in range(depth)]\n"
+        "    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, num_classes)]\n"
+        "    return nn.Sequential(*layers, *head)\n"
+    )
+    space = {
+        "model": f"{source}:net",
+        "width_arg": "depth",
+        "width_mults": [1, 2],
+        "positions": [{"index": 1}],
+    }
+    with pytest.raises(InvalidInput, match="other positions at width 2"):
+        parameters_of(**{**space, "model_args": {}})
+
+
+def test_a_sequential_child_named_like_a_number_keeps_the_numbers_meaning(tmp_path):
+    # A study's plans name positions by number: "insert@2" is position 2 (here "0.1"), never
+    # the child named "2" (position 4).
+    source = tmp_path / "nested.py"
+    source.write_text(
+        "from torch import nn\n"
+        "def net():\n"
+        "    first = nn.Sequential(nn.Conv2d(1, 8, 3, padding=1), nn.BatchNorm2d(8))\n"
+        "    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)]\n"
+        "    return nn.Sequential(first, nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1), *head)\n"
+    )
+    network = BroughtNetwork(f"{source}:net", "{}", None, 16, 10, 1)
+    analysis = network.at(1)
+    assert analysis.where(2) == "0.1" and analysis.find("2") == [4]
+    torch.manual_seed(0)
+    built = network.build(1, "insert@2:ulsam:groups=4")
+    assert type(built.get_submodule("0.1")).__name__ == "WithAttention"
+    assert type(built.get_submodule("2")).__name__ == "Conv2d"
+    assert "(1, 16, 16)).build('insert@0.1:ulsam:groups=4')" in network.code(1, "insert@2:ulsam:groups=4")
