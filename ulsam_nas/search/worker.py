@@ -2,6 +2,9 @@
 the ``trials`` target is reached, then the stage phase (the fidelity schedule's requested
 evaluations) until the schedule is complete.  Several workers may share a study; each step of
 the loop reads the study's trials once, and each trial reads them once more after it is claimed.
+
+A trial its worker abandoned (the process died, its heartbeat went stale, or it was interrupted)
+is ended as FAIL and handed to ``requeue_abandoned``, the one policy for all three.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread
+from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
 
 from ulsam_nas.search.claims import (
     Surplus,
@@ -23,13 +26,14 @@ from ulsam_nas.search.claims import (
 )
 from ulsam_nas.search.create import create_or_load
 from ulsam_nas.search.evaluate import MAX_WAIT_SECONDS, Evaluator, Values, candidate_record
-from ulsam_nas.search.liveness import Liveness, fail_dead, fail_stale, requeue_search_trial
+from ulsam_nas.search.liveness import Liveness, fail_stale
 from ulsam_nas.search.parameters import Assessment
 from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import (
     SEARCH,
     Trials,
     collect_results,
+    counts_toward_target,
     is_infeasible,
     is_search_trial,
     per_seed,
@@ -49,6 +53,60 @@ MAX_CONSECUTIVE_INFEASIBLE = 2000
 # progress(stage, done, total, trials): called with the step's read of the study's trials
 Progress = Callable[[str, int, int, Sequence[optuna.trial.FrozenTrial]], None]
 FAIL, COMPLETE = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
+RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
+# A configuration whose training kills its worker (out of memory, say) is queued again at most
+# this many times: every restart would otherwise draw it first and die on it again.
+MAX_REQUEUES = 2
+QUEUED_ATTRS = ("baseline",)  # what create.py queues a trial with; its claimant writes the rest
+
+
+def requeue_abandoned(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """The one policy for a trial its worker abandoned (died, went heartbeat-stale or was
+    interrupted), applied by the one caller whose write ended it as FAIL: the storage refuses to
+    end an ended trial, so of several workers that find it only one queues anything.
+
+    A search trial's configuration is queued again like any queued configuration (its fixed
+    parameters, ``baseline`` if it was one; the claimant writes its record for the run at
+    hand), with Optuna's retry lineage (``failed_trial``, ``retry_history``), at most
+    MAX_REQUEUES times.  A requested evaluation is not queued: the schedule asks for its missing
+    seeds again, and a copy would be a second claim on that work.  A trial that died before its
+    parameters were drawn has nothing to queue: its slot is free and the sampler draws again.
+    Returns whether a copy was queued."""
+    attrs = trial.user_attrs
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if not trial.params or not counts_toward_target(attrs) or len(history) > MAX_REQUEUES:
+        return False
+    lineage = {"failed_trial": history[0], "retry_history": history}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=WAITING,
+            system_attrs={"fixed_params": dict(trial.params), **lineage},
+            user_attrs={name: attrs[name] for name in QUEUED_ATTRS if name in attrs},
+        )
+    )
+    return True
+
+
+def fail_and_requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """End a trial its worker left RUNNING as FAIL and, if this caller's write is the one that
+    ended it, apply the policy; False when it had already ended."""
+    try:
+        if not study._storage.set_trial_state_values(trial._trial_id, state=FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # finished since it was read (its heartbeat, its worker, or another worker)
+    requeue_abandoned(study, trial)
+    return True
+
+
+def fail_dead(study: optuna.Study, trials: Trials, liveness: Liveness) -> list[int]:
+    """Fail the RUNNING trials of ``trials`` (a recent read) whose worker was a process of this
+    host that is gone, each by the policy; returns the numbers of those this caller ended."""
+    return [
+        trial.number
+        for trial in trials
+        if trial.state == RUNNING and liveness.dead_here(trial) and fail_and_requeue(study, trial)
+    ]
 
 
 class Patience:
@@ -81,6 +139,10 @@ class Search:
         self.liveness = Liveness()
         config = self.config
         self.storage = open_storage(config.storage_url, config.heartbeat_interval, config.grace_period)
+        if is_heartbeat_enabled(self.storage):
+            # Optuna's loop fails stale trials itself, then calls this: a stale trial gets the
+            # policy every abandoned trial gets, not open_storage's copy of any kind of trial.
+            self.storage.heartbeat_stale_trial_callback = requeue_abandoned
         self.study = create_or_load(problem, self.storage, baselines)
         self.evaluator = Evaluator(problem, self.read_failing_stale, self.liveness)
         self._target = config.trials
@@ -210,17 +272,27 @@ class Search:
                 catch=(RuntimeError,),
                 callbacks=[lambda _, trial: finished.append(trial)],
             )
-        except KeyboardInterrupt:
-            # Optimize failed the trial: queue its candidate again, so a rerun trains it (not
-            # when the interrupt came after the trial was told COMPLETE).
-            interrupted = self.study._storage.get_trial(self._current) if self._current is not None else None
-            if interrupted is not None and interrupted.state == FAIL:
-                requeue_search_trial(self.study, interrupted)
+        except BaseException as stop:
+            self._abandon(stop)
             raise
         trial = finished[0]
         if trial.state == FAIL and not trial.user_attrs.get("surplus"):
             return "failed"
         return "infeasible" if is_infeasible(trial.user_attrs) else "ok"
+
+    def _abandon(self, stop: BaseException) -> None:
+        """This worker stops inside a search trial: the trial is ended in storage and given to
+        the policy, so a rerun trains its configuration (not once it was told COMPLETE, nor
+        after an error of its own run, which failed on its own account like a RuntimeError)."""
+        if self._current is None:
+            return
+        trial = self.storage.get_trial(self._current)
+        if trial.state == RUNNING:  # Optuna's loop ends a trial on Exception and KeyboardInterrupt only
+            fail_and_requeue(self.study, trial)
+        elif trial.state == FAIL and isinstance(stop, KeyboardInterrupt):
+            # Optuna's loop failed it in this process: had another worker ended it first, the
+            # loop's tell would have raised that instead of the interrupt.
+            requeue_abandoned(self.study, trial)
 
     def _search_objective(self, trial: optuna.Trial) -> Values:
         """A drawn trial, or a queued evaluation of a later stage (its attributes say which).  A
@@ -306,9 +378,10 @@ class Search:
         except BaseException:
             # Anything else (an interrupt, a full disk, a bug) stops this worker, but the trial is
             # ended in storage first, as Optuna's own loop does: never left RUNNING until recovery.
-            self.study.tell(trial, state=FAIL, skip_if_finished=True)
+            # The policy queues nothing for a requested evaluation (the schedule asks again).
+            requeue_abandoned(self.study, self.study.tell(trial, state=FAIL, skip_if_finished=True))
             raise
         else:
-            # A heartbeat may have failed it meanwhile (its copy is queued): then that stands.
+            # A heartbeat may have failed it meanwhile (the schedule asks again): then that stands.
             self.study.tell(trial, values, skip_if_finished=True)
         return self.study._storage.get_trial(trial._trial_id)
