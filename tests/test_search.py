@@ -16,6 +16,7 @@ import torch
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.liveness import fail_dead
 from ulsam_nas.search.network import study_network
 from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.problem import prepare
@@ -23,7 +24,7 @@ from ulsam_nas.search.records import counts_toward_target
 from ulsam_nas.search.results import best_candidates
 from ulsam_nas.search.space import load_space
 from ulsam_nas.search.storage import redact
-from ulsam_nas.search.worker import Search, fail_dead
+from ulsam_nas.search.worker import Search
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))

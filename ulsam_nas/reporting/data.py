@@ -56,6 +56,7 @@ def _candidate_columns(key: str, attrs: dict[str, Any]) -> dict[str, Any]:
         "backbone": attrs["backbone"],
         "width_mult": attrs["width_mult"],
         "plan": plan,
+        "where": attrs.get("where", plan),  # a brought network's plan with module paths
         "placement": facts.placement,
         "groups": facts.shared_groups,
         "groups_label": facts.groups_label,

@@ -281,7 +281,7 @@ def pareto_table(data: StudyData, thousands: bool = True) -> pd.DataFrame:
             {
                 "Backbone": row["backbone"],
                 "α": f"{row['width_mult']:g}",
-                "Plan": row["plan"] or "(none)",
+                "Plan": row["where"] or "(none)",
                 "g": row["groups_label"].removeprefix("g=") or "-",
                 "Params": f"{row['params']:,}" if thousands else row["params"],
                 "MACs": f"{row['macs']:,}" if thousands else row["macs"],

@@ -10,8 +10,9 @@ workers, and how a worker claims a trial.
   every earlier live trial has written what it evaluates (a drawn trial does so milliseconds
   after it starts), then waits for an earlier live trial training the same seeds
   (``evaluate.Evaluator.known_seeds``) and reuses them.
-* A retry copy queued by the heartbeat is claimed by moving it from WAITING to RUNNING, which
-  succeeds for exactly one worker."""
+* A queued trial (a baseline, an abandoned search trial's configuration queued again by
+  ``liveness.requeue_abandoned``, or a requested evaluation's copy that older studies hold) is
+  claimed by moving it from WAITING to RUNNING, which succeeds for exactly one worker."""
 
 from __future__ import annotations
 
@@ -103,9 +104,9 @@ def claim_request(
 def claim_queued_request(
     study: optuna.Study, trials: Trials, liveness: Liveness
 ) -> tuple[optuna.Trial, Request] | None:
-    """Claim a requested evaluation queued again after its worker died (the heartbeat's retry
-    copy, which keeps its attributes) and write this worker as its owner; None when there is
-    none."""
+    """Claim a requested evaluation queued again after its worker died (a copy with its
+    attributes, which studies written before ``liveness.requeue_abandoned`` may hold: it queues
+    none now) and write this worker as its owner; None when there is none."""
     for queued in trials:
         attrs = queued.user_attrs
         if queued.state != optuna.trial.TrialState.WAITING or is_search_trial(attrs):

@@ -45,9 +45,14 @@ class Column:
 
 
 def design(
-    observations: Sequence[tuple[float, str, int]], positions: Sequence[int], modules: Sequence[str]
+    observations: Sequence[tuple[float, str, int]],
+    positions: Sequence[int],
+    modules: Sequence[str],
+    names: Mapping[int, str] | None = None,
 ) -> list[Column]:
-    """The factor columns for observations (width, plan, seed)."""
+    """The factor columns for observations (width, plan, seed); ``names``: how a position is
+    called (a brought network's module path), where not ``layer INDEX``."""
+    names = names or {}
     widths = sorted({w for w, _, _ in observations})
     placements = [parse_plan(plan) for _, plan, _ in observations]
     columns = [
@@ -74,7 +79,7 @@ def design(
             columns.append(
                 Column(
                     "position",
-                    f"at layer {index} vs {first}",
+                    f"at {names.get(index, f'layer {index}')} vs {names.get(first, first)}",
                     np.array([float(sum(x.index == index for x in p)) for p in placements]),
                 )
             )
@@ -103,6 +108,7 @@ def estimate_effects(
     positions: Sequence[int] = (),
     modules: Sequence[str] = ("ulsam",),
     level: float = LEVEL,
+    names: Mapping[int, str] | None = None,
 ) -> list[dict[str, Any]]:
     """Each factor's effect on accuracy from observations (width, plan, seed, accuracy): a list
     of {factor, level, estimate, ci_low, ci_high, n, resolved} (fractions; None where the data
@@ -112,7 +118,7 @@ def estimate_effects(
     y = np.array([o[3] for o in observations], dtype=float)
     seeds = sorted({o[2] for o in observations})
     blocks = [np.array([float(o[2] == s) for o in observations]) for s in seeds]
-    columns = design([(o[0], o[1], o[2]) for o in observations], positions, modules)
+    columns = design([(o[0], o[1], o[2]) for o in observations], positions, modules, names)
     matrix = np.column_stack(blocks)  # one intercept per seed
     where: dict[int, int] = {}  # column -> its index in the matrix
     rank = np.linalg.matrix_rank(matrix)

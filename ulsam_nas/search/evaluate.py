@@ -62,7 +62,15 @@ def candidate_record(problem: Problem, candidate: Candidate, rung: int) -> dict[
         "seed": problem.config.proxy.seed,
         "duplicate_of": None,
         "over_budget": False,
+        **_where(problem, candidate),
     }
+
+
+def _where(problem: Problem, candidate: Candidate) -> dict[str, str]:
+    """A brought network's plan with module paths (``where``), for every report to show; a
+    built-in's plan is already what a reader knows."""
+    label = problem.parameters.network.label(candidate.width_mult, candidate.plan)
+    return {} if label == candidate.plan else {"where": label}
 
 
 def values_of(problem: Problem, accuracy: float, candidate: Candidate) -> Values:

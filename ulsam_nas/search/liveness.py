@@ -1,9 +1,10 @@
 """Is a trial's worker still alive, and what happens to its trial when it is not.
 
 A worker on this host is checked by pid; a worker on another host is taken as alive until the
-database storage's heartbeat fails its trial (Optuna then queues a copy for retry).  A dead
-worker's search trial is failed and its candidate queued again for the sampler's loop; a dead
-worker's requested evaluation is only failed, since the schedule asks for it again."""
+database storage's heartbeat fails its trial.  However a trial is abandoned (its process died,
+its heartbeat went stale, its worker was interrupted), it is ended as FAIL and goes through one
+policy, ``requeue_abandoned``: a search trial's configuration is queued again (a bounded number of
+times), a requested evaluation only failed, since the schedule asks for it again."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 import optuna
 from optuna.storages._heartbeat import is_heartbeat_enabled
 
-from ulsam_nas.search.records import Trials, is_search_trial, owner_of
+from ulsam_nas.search.records import Trials, counts_toward_target, owner_of
 
 
 def pid_alive(pid: int) -> bool:
@@ -55,34 +56,67 @@ class Liveness:
 
 def fail_stale(study: optuna.Study) -> None:
     """On a database storage, fail the trials whose heartbeat is older than the grace period
-    (the storage queues a copy of each for retry); call it before reading the trials."""
+    (each then goes through ``requeue_abandoned``); call it before reading the trials."""
     if is_heartbeat_enabled(study._storage):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             optuna.storages.fail_stale_trials(study)
 
 
+FAIL, RUNNING, WAITING = (
+    optuna.trial.TrialState.FAIL,
+    optuna.trial.TrialState.RUNNING,
+    optuna.trial.TrialState.WAITING,
+)
+# A configuration whose training kills its worker (out of memory, say) is queued again at most
+# this many times: every restart would otherwise draw it first and die on it again.
+MAX_REQUEUES = 2
+QUEUED_ATTRS = ("baseline",)  # what create.py queues a trial with; its claimant writes the rest
+
+
+def requeue_abandoned(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+    """The one policy for a trial its worker abandoned (died, went heartbeat-stale or was
+    interrupted), applied by the one caller whose write ended it as FAIL: the storage refuses to
+    end an ended trial, so of several workers that find it only one queues anything.
+
+    A search trial's configuration is queued again like any queued configuration (its fixed
+    parameters, ``baseline`` if it was one; the claimant writes its record for the run at
+    hand), with Optuna's retry lineage (``failed_trial``, ``retry_history``), at most
+    MAX_REQUEUES times.  A requested evaluation is not queued: the schedule asks for its missing
+    seeds again, and a copy would be a second claim on that work.  A trial that died before its
+    parameters were drawn has nothing to queue: its slot is free and the sampler draws again.
+    """
+    attrs = trial.user_attrs
+    history = [*trial.system_attrs.get("retry_history", []), trial.number]
+    if not trial.params or not counts_toward_target(attrs) or len(history) > MAX_REQUEUES:
+        return
+    lineage = {"failed_trial": history[0], "retry_history": history}
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=WAITING,
+            system_attrs={"fixed_params": dict(trial.params), **lineage},
+            user_attrs={name: attrs[name] for name in QUEUED_ATTRS if name in attrs},
+        )
+    )
+
+
+def fail_and_requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
+    """End a trial its worker left RUNNING as FAIL and, if this caller's write is the one that
+    ended it, apply the policy; False when it had already ended."""
+    try:
+        if not study._storage.set_trial_state_values(trial._trial_id, state=FAIL):
+            return False
+    except optuna.exceptions.UpdateFinishedTrialError:
+        return False  # finished since it was read (its heartbeat, its worker, or another worker)
+    requeue_abandoned(study, trial)
+    return True
+
+
 def fail_dead(study: optuna.Study, trials: Trials, liveness: Liveness) -> list[int]:
     """Fail the RUNNING trials of ``trials`` (a recent read) whose worker was a process of this
-    host that is gone; returns their numbers.  Of several workers failing one trial, exactly one
-    succeeds (the storage refuses to finish a finished trial) and only it queues a search
-    trial's candidate again; a requested evaluation is not queued (the schedule asks again)."""
-    recovered = []
-    for trial in trials:
-        if trial.state != optuna.trial.TrialState.RUNNING or not liveness.dead_here(trial):
-            continue
-        try:
-            study._storage.set_trial_state_values(trial._trial_id, state=optuna.trial.TrialState.FAIL)
-        except optuna.exceptions.UpdateFinishedTrialError:
-            continue  # finished since ``trials`` was read (its heartbeat, or another worker)
-        requeue_search_trial(study, trial)
-        recovered.append(trial.number)
-    return recovered
-
-
-def requeue_search_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-    """Queue a failed search trial's configuration (its parameters) for the sampler's loop
-    (nothing for a requested evaluation, which the schedule requests again while its seeds are
-    missing)."""
-    if trial.params and is_search_trial(trial.user_attrs):
-        study.enqueue_trial(dict(trial.params))
+    host that is gone, each by the policy; returns the numbers of those this caller ended."""
+    return [
+        trial.number
+        for trial in trials
+        if trial.state == RUNNING and liveness.dead_here(trial) and fail_and_requeue(study, trial)
+    ]

@@ -52,6 +52,10 @@ class BuiltinNetwork:
             self.backbone, width, plan, self.resolution, self.num_classes, self.in_channels, self.stem
         )
 
+    def label(self, width: float, plan: str) -> str:
+        """A plan as a reader knows it (a built-in's plans name layer indices already)."""
+        return plan
+
     def attrs(self) -> dict[str, Any]:
         """What the study stores as its ``network`` attribute."""
         return {
@@ -78,6 +82,8 @@ class BroughtNetwork:
     resolution: int
     num_classes: int
     in_channels: int
+    classes_arg: str | None = None
+    channels_arg: str | None = None
 
     @property
     def name(self) -> str:
@@ -89,6 +95,10 @@ class BroughtNetwork:
         found = json.loads(self.model_args_json)
         if self.width_arg is not None:
             found[self.width_arg] = int(width) if float(width).is_integer() else width
+        if self.classes_arg is not None:
+            found[self.classes_arg] = self.num_classes
+        if self.channels_arg is not None:
+            found[self.channels_arg] = self.in_channels
         return found
 
     def at(self, width: float) -> Analysis:
@@ -100,6 +110,10 @@ class BroughtNetwork:
         model = load_model(self.model, self.arguments(width))
         return build_with(model, placements, analysis.positions)
 
+    def label(self, width: float, plan: str) -> str:
+        """A plan with module paths for position numbers (``insert@layer3.1:ulsam:groups=4``)."""
+        return self.at(width).plan_text(_placements(plan))
+
     def attrs(self) -> dict[str, Any]:
         return {
             "resolution": self.resolution,
@@ -108,6 +122,8 @@ class BroughtNetwork:
             "model": self.model,
             "model_args": json.loads(self.model_args_json),
             "width_arg": self.width_arg,
+            "classes_arg": self.classes_arg,
+            "channels_arg": self.channels_arg,
         }
 
     def code(self, width: float, plan: str) -> str:
@@ -148,7 +164,7 @@ def _traced(network: BroughtNetwork, width: float) -> Analysis:
         raise InvalidInput(
             f"model {network.model!r} returns {got} for one image; the data has "
             f"{network.num_classes} classes: allowed: logits of shape (1, {network.num_classes}) "
-            "(set the class count in model_args)"
+            "(name the factory's class-count argument as classes_arg)"
         )
     analysis = analyze(model, size)
     analysis.name = network.model
@@ -169,6 +185,8 @@ def study_network(space: SearchSpace, resolution: int, num_classes: int, in_chan
             resolution,
             num_classes,
             in_channels,
+            space.classes_arg,
+            space.channels_arg,
         )
     assert space.backbone is not None  # the schema requires one of backbone and model
     return BuiltinNetwork(space.backbone, resolution, num_classes, in_channels, space.stem)
@@ -184,6 +202,8 @@ def network_of_attrs(backbone: str, attrs: dict[str, Any]) -> StudyNetwork:
             attrs["resolution"],
             attrs["num_classes"],
             attrs["in_channels"],
+            attrs.get("classes_arg"),
+            attrs.get("channels_arg"),
         )
     return BuiltinNetwork(
         backbone,

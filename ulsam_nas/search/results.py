@@ -11,6 +11,7 @@ from typing import Any
 import optuna
 
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.plan import parse_placement
 from ulsam_nas.search.config import StudyConfig, settings_fingerprint, stored_config
 from ulsam_nas.search.effects import effect_sentence, estimate_effects, importance
 from ulsam_nas.search.network import network_of_attrs
@@ -68,7 +69,7 @@ class StudyResults:
 
     def label(self, key: str) -> str:
         attrs = self.first[key]
-        return f"{attrs['plan'] or 'plain'} (α {attrs['width_mult']:g})"
+        return f"{attrs.get('where', attrs['plan']) or 'plain'} (α {attrs['width_mult']:g})"
 
     def partial(self) -> list[str]:
         """Why the study is not finished (running or queued trials, search trials or a stage's
@@ -151,6 +152,16 @@ class StudyResults:
             ),
         }  # fmt: skip
 
+    def _position_names(self) -> dict[int, str]:
+        """A brought network's positions by module path, read off its plans (``plan`` with
+        numbers, ``where`` with paths: the same placements in the same order)."""
+        names = {}
+        for attrs in self.first.values():
+            if "where" in attrs:
+                for numbered, named in zip(attrs["plan"].split(","), attrs["where"].split(","), strict=True):
+                    names[parse_placement(numbered).index] = named.partition("@")[2].partition(":")[0]
+        return names
+
     def effects(self) -> dict[str, Any]:
         """Factor effects (``effects``) from every trained evaluation at the rung with the most
         trained candidates, and Optuna's importance of the sampler's parameters."""
@@ -180,7 +191,7 @@ class StudyResults:
         ]
         distributions = trained[0].distributions if trained else {}
         return {
-            "effects": estimate_effects(observations, positions, modules),
+            "effects": estimate_effects(observations, positions, modules, names=self._position_names()),
             "effects_rung": rung,
             "effects_candidates": len(self.results[rung]),
             "effects_observations": len(observations),
@@ -221,6 +232,7 @@ class StudyResults:
             "trial": self._first_number(entry.key),
             "candidate": entry.key,
             "plan": attrs["plan"],
+            "where": attrs.get("where", attrs["plan"]),
             "backbone": attrs["backbone"],
             "width_mult": attrs["width_mult"],
             "groups": attrs.get("groups"),
@@ -371,7 +383,7 @@ def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool) -> str:
         f"{rank}. validation accuracy {c['accuracy']:.4f}{se} ({len(c['seeds'])} seeds, {c['stage']}, "
         f"{c['epochs']} epochs{test}) {tie}\n"
         f"   {c['macs'] / 1e6:.3f} MMACs  {c['params']:,} params  latency {latency}  "
-        f"α {c['width_mult']:g}  plan {c['plan'] or '(none)'}\n"
+        f"α {c['width_mult']:g}  plan {c['where'] or '(none)'}\n"
         f"   {c['create_network']}"
     )
 

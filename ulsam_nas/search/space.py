@@ -64,6 +64,10 @@ class SearchSpace(_Strict):
     model: str | None = Field(default=None, min_length=3)
     model_args: dict[str, Any] = Field(default_factory=dict)
     width_arg: str | None = Field(default=None, min_length=1)
+    # The factory arguments that receive the data's class count and input channels (without
+    # them the model must fit the data as model_args build it).
+    classes_arg: str | None = Field(default=None, min_length=1)
+    channels_arg: str | None = Field(default=None, min_length=1)
     width_mults: list[PositiveFloat] = Field(min_length=1)
     positions: list[Position] = Field(default_factory=list)
     groups: list[PositiveInt] = Field(default_factory=lambda: [1, 2, 4, 8, 16], min_length=1)
@@ -109,7 +113,7 @@ class SearchSpace(_Strict):
         if (self.backbone is None) == (self.model is None):
             raise ValueError("a space needs exactly one of backbone and model")
         if self.model is None:
-            for key in ("model_args", "width_arg"):
+            for key in ("model_args", "width_arg", "classes_arg", "channels_arg"):
                 if key in self.model_fields_set:
                     raise ValueError(f"{key} applies to model; a backbone's width is width_mults")
             paths = [p.path for p in self.positions if p.path is not None]
@@ -126,8 +130,17 @@ class SearchSpace(_Strict):
                 f"{len(self.width_mults)} widths but no width_arg: name the factory argument the "
                 "widths are passed as, or give one width"
             )
-        if self.width_arg is not None and self.width_arg in self.model_args:
-            raise ValueError(f"width_arg {self.width_arg!r} is also in model_args; give it in one place")
+        named = {
+            "width_arg": self.width_arg,
+            "classes_arg": self.classes_arg,
+            "channels_arg": self.channels_arg,
+        }
+        given = [(key, argument) for key, argument in named.items() if argument is not None]
+        for key, argument in given:
+            if argument in self.model_args:
+                raise ValueError(f"{key} {argument!r} is also in model_args; give it in one place")
+        if len({argument for _, argument in given}) < len(given):
+            raise ValueError(f"{', '.join(k for k, _ in given)} name one factory argument twice")
         return self
 
 

@@ -4,7 +4,6 @@ from anything shown."""
 
 from __future__ import annotations
 
-import copy
 import time
 import warnings
 from pathlib import Path
@@ -14,6 +13,7 @@ import optuna
 
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.liveness import requeue_abandoned
 
 SCHEMA_ATTEMPTS = 5  # opening a database storage while other workers create its tables
 
@@ -34,17 +34,6 @@ def journal_storage(path: str) -> optuna.storages.JournalStorage:
     return optuna.storages.JournalStorage(JournalFileBackend(path, lock_obj=JournalFileOpenLock(path)))
 
 
-class RetryWithoutOwner(optuna.storages.RetryHeartbeatStaleTrialCallback):
-    """Queue a heartbeat-stale trial again (at most ``max_retry`` times) without its dead
-    worker's ``owner``: whoever claims the copy writes its own, and until then no worker on the
-    dead one's host mistakes the copy for that worker's trial."""
-
-    def __call__(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
-        ownerless = copy.copy(trial)
-        ownerless.user_attrs = {k: v for k, v in trial.user_attrs.items() if k != "owner"}
-        super().__call__(study, ownerless)
-
-
 def open_storage(url: str, heartbeat_interval: int, grace_period: int) -> Any:
     """The storage a worker writes to: a JournalStorage for a file path (created with its
     folder), an RDBStorage whose heartbeats fail a dead worker's trial for a database URL."""
@@ -60,7 +49,7 @@ def open_storage(url: str, heartbeat_interval: int, grace_period: int) -> Any:
                     engine_kwargs={"pool_pre_ping": True},
                     heartbeat_interval=heartbeat_interval,
                     grace_period=grace_period,
-                    heartbeat_stale_trial_callback=RetryWithoutOwner(max_retry=2),
+                    heartbeat_stale_trial_callback=requeue_abandoned,
                 )
         except Exception as error:  # SQLAlchemy's messages can echo the URL: say which part failed
             # Workers starting together on an empty database race to create Optuna's tables: the

@@ -4,7 +4,7 @@ evaluations) until the schedule is complete.  Several workers may share a study;
 the loop reads the study's trials once, and each trial reads them once more after it is claimed.
 
 A trial its worker abandoned (the process died, its heartbeat went stale, or it was interrupted)
-is ended as FAIL and handed to ``requeue_abandoned``, the one policy for all three.
+is ended as FAIL and handed to ``liveness.requeue_abandoned``, the one policy for all three.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 
 import optuna
-from optuna.storages._heartbeat import get_heartbeat_thread, is_heartbeat_enabled
+from optuna.storages._heartbeat import get_heartbeat_thread
 
 from ulsam_nas.search.claims import (
     Surplus,
@@ -26,14 +26,13 @@ from ulsam_nas.search.claims import (
 )
 from ulsam_nas.search.create import create_or_load
 from ulsam_nas.search.evaluate import MAX_WAIT_SECONDS, Evaluator, Values, candidate_record
-from ulsam_nas.search.liveness import Liveness, fail_stale
+from ulsam_nas.search.liveness import Liveness, fail_and_requeue, fail_dead, fail_stale, requeue_abandoned
 from ulsam_nas.search.parameters import Assessment
 from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import (
     SEARCH,
     Trials,
     collect_results,
-    counts_toward_target,
     is_infeasible,
     is_search_trial,
     per_seed,
@@ -54,59 +53,6 @@ MAX_CONSECUTIVE_INFEASIBLE = 2000
 Progress = Callable[[str, int, int, Sequence[optuna.trial.FrozenTrial]], None]
 FAIL, COMPLETE = optuna.trial.TrialState.FAIL, optuna.trial.TrialState.COMPLETE
 RUNNING, WAITING = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.WAITING
-# A configuration whose training kills its worker (out of memory, say) is queued again at most
-# this many times: every restart would otherwise draw it first and die on it again.
-MAX_REQUEUES = 2
-QUEUED_ATTRS = ("baseline",)  # what create.py queues a trial with; its claimant writes the rest
-
-
-def requeue_abandoned(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-    """The one policy for a trial its worker abandoned (died, went heartbeat-stale or was
-    interrupted), applied by the one caller whose write ended it as FAIL: the storage refuses to
-    end an ended trial, so of several workers that find it only one queues anything.
-
-    A search trial's configuration is queued again like any queued configuration (its fixed
-    parameters, ``baseline`` if it was one; the claimant writes its record for the run at
-    hand), with Optuna's retry lineage (``failed_trial``, ``retry_history``), at most
-    MAX_REQUEUES times.  A requested evaluation is not queued: the schedule asks for its missing
-    seeds again, and a copy would be a second claim on that work.  A trial that died before its
-    parameters were drawn has nothing to queue: its slot is free and the sampler draws again.
-    Returns whether a copy was queued."""
-    attrs = trial.user_attrs
-    history = [*trial.system_attrs.get("retry_history", []), trial.number]
-    if not trial.params or not counts_toward_target(attrs) or len(history) > MAX_REQUEUES:
-        return False
-    lineage = {"failed_trial": history[0], "retry_history": history}
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=WAITING,
-            system_attrs={"fixed_params": dict(trial.params), **lineage},
-            user_attrs={name: attrs[name] for name in QUEUED_ATTRS if name in attrs},
-        )
-    )
-    return True
-
-
-def fail_and_requeue(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> bool:
-    """End a trial its worker left RUNNING as FAIL and, if this caller's write is the one that
-    ended it, apply the policy; False when it had already ended."""
-    try:
-        if not study._storage.set_trial_state_values(trial._trial_id, state=FAIL):
-            return False
-    except optuna.exceptions.UpdateFinishedTrialError:
-        return False  # finished since it was read (its heartbeat, its worker, or another worker)
-    requeue_abandoned(study, trial)
-    return True
-
-
-def fail_dead(study: optuna.Study, trials: Trials, liveness: Liveness) -> list[int]:
-    """Fail the RUNNING trials of ``trials`` (a recent read) whose worker was a process of this
-    host that is gone, each by the policy; returns the numbers of those this caller ended."""
-    return [
-        trial.number
-        for trial in trials
-        if trial.state == RUNNING and liveness.dead_here(trial) and fail_and_requeue(study, trial)
-    ]
 
 
 class Patience:
@@ -139,10 +85,6 @@ class Search:
         self.liveness = Liveness()
         config = self.config
         self.storage = open_storage(config.storage_url, config.heartbeat_interval, config.grace_period)
-        if is_heartbeat_enabled(self.storage):
-            # Optuna's loop fails stale trials itself, then calls this: a stale trial gets the
-            # policy every abandoned trial gets, not open_storage's copy of any kind of trial.
-            self.storage.heartbeat_stale_trial_callback = requeue_abandoned
         self.study = create_or_load(problem, self.storage, baselines)
         self.evaluator = Evaluator(problem, self.read_failing_stale, self.liveness)
         self._target = config.trials
