@@ -52,9 +52,9 @@ import numpy as np
 import optuna
 from _report import write_section
 
-from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.config import Budget, load_study_config
 from ulsam_nas.search.network import study_network
-from ulsam_nas.search.parameters import Budget, ParameterSpace
+from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.simulate import MEASURED_NOISE, StructuredTruth
 from ulsam_nas.search.space import SearchSpace
@@ -93,7 +93,7 @@ def spaces() -> dict[str, ParameterSpace]:
     config = load_study_config(ROOT / "studies" / "default.yaml")
     default = prepare(config).parameters
     space = SearchSpace.model_validate(LARGE_SPACE)
-    large = ParameterSpace(space, study_network(space, **DATA_SHAPE), Budget(LARGE_BUDGET_MMACS * 1e6))
+    large = ParameterSpace(space, study_network(space, **DATA_SHAPE), Budget(mmacs=LARGE_BUDGET_MMACS))
     return {"default": default, "large": large}
 
 
@@ -263,7 +263,7 @@ def infeasible_draw_seconds(draws: int = 200) -> dict[str, float]:
 
         def never_trains(self: Any, trial: optuna.Trial) -> Any:
             width, plan = problem.parameters.suggest(trial)
-            assessment = problem.assess(width, plan)
+            assessment = problem.parameters.assess(width, plan)
             if assessment.feasible:
                 calls.append(1)
                 return 0.0  # a feasible draw is not what is timed here

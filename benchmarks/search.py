@@ -65,14 +65,14 @@ def over_budget_training(trials: int) -> dict[str, float]:
     rng = random.Random(0)
     parameters = problem.parameters
     candidates = [
-        problem.candidate(f"{w:g}|{plan}")
+        problem.parameters.candidate(f"{w:g}|{plan}")
         for widths, choices in parameters.enumerate()
         for w, plan in (
             parameters.configuration(int(x), [int(c) for c in row])
             for x, row in zip(widths, choices, strict=True)
         )
     ]
-    feasible = [c for c in candidates if problem.within(c)]
+    feasible = [c for c in candidates if problem.parameters.within(c)]
 
     def train(candidate) -> float:
         start = time.perf_counter()
@@ -85,7 +85,7 @@ def over_budget_training(trials: int) -> dict[str, float]:
         candidate = rng.choice(candidates)
         seconds = train(candidate)
         plain_total += seconds
-        if not problem.within(candidate):
+        if not problem.parameters.within(candidate):
             plain_over += seconds
             over_count += 1
     ours_total = sum(train(rng.choice(feasible)) for _ in range(trials))

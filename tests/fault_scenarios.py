@@ -16,7 +16,7 @@ from pathlib import Path
 
 import optuna
 
-from tests.test_search import SPACE  # the small space the search tests use
+from tests.studies import SPACE  # the small space the search tests use
 from ulsam_nas.search.records import counts_toward_target
 
 

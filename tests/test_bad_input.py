@@ -12,7 +12,7 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.test_search import SPACE, small_study
+from tests.studies import SPACE, small_study
 from ulsam_nas import network_cost
 from ulsam_nas.attention import get_attention, list_attention
 from ulsam_nas.cli import main

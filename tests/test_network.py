@@ -11,8 +11,9 @@ import torch
 
 from ulsam_nas import analyze
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.search.config import Budget
 from ulsam_nas.search.network import BroughtNetwork, network_of_attrs, study_network
-from ulsam_nas.search.parameters import Budget, ParameterSpace
+from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.space import SearchSpace
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,9 +30,9 @@ SPACE = {
 }
 
 
-def parameters_of(budget: float = float("inf"), **changes: object) -> ParameterSpace:
+def parameters_of(budget: float | None = None, **changes: object) -> ParameterSpace:
     space = SearchSpace.model_validate({**SPACE, **changes})
-    return ParameterSpace(space, study_network(space, **SHAPE), Budget(budget))
+    return ParameterSpace(space, study_network(space, **SHAPE), Budget(mmacs=budget))
 
 
 def test_patterns_become_positions_and_every_configuration_costs_what_the_trace_counts():

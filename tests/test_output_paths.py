@@ -147,7 +147,7 @@ def test_an_output_through_a_symbolic_link_keeps_the_link(tmp_path):
 
 def test_the_default_report_folder_is_checked_too(tmp_path, monkeypatch, capsys):
     """``report`` without ``--out`` writes reports/<study name>/: a file there is refused the same way."""
-    from tests.test_search import small_study
+    from tests.studies import small_study
 
     small_study(tmp_path)
     monkeypatch.chdir(tmp_path)

@@ -15,9 +15,9 @@ import ulsam_nas
 from ulsam_nas.backbones import backbone_table, plan_text, resolve_plan
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.config import Budget, load_study_config
 from ulsam_nas.search.network import study_network
-from ulsam_nas.search.parameters import Budget, ParameterSpace
+from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.space import SearchSpace
 from ulsam_nas.search.worker import Search
@@ -39,7 +39,7 @@ def parameter_space(**changes: object) -> ParameterSpace:
     return ParameterSpace(
         space := SearchSpace.model_validate({**SPACE, **changes}),
         study_network(space, **SHAPE),
-        Budget(12.5e6),
+        Budget(mmacs=12.5),
     )
 
 

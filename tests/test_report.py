@@ -419,7 +419,7 @@ def test_git_revision_is_unknown_outside_a_checkout(tmp_path):
 
 
 def test_report_of_a_real_search(tmp_path, capsys):
-    from tests.test_search import run_search, small_study
+    from tests.studies import run_search, small_study
 
     small_study(tmp_path)  # writes space.yaml
     path = tmp_path / "study.yaml"

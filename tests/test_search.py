@@ -13,6 +13,7 @@ import optuna
 import pytest
 import torch
 
+from tests.studies import SPACE, run_search, small_study, write
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import load_study_config
@@ -29,39 +30,6 @@ from ulsam_nas.search.worker import Search
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = sorted((ROOT / "studies").glob("*.yaml"))
 SPACES = sorted((ROOT / "search_spaces").glob("*.yaml"))
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-SPACE = """
-backbone: mobilenet_v1
-stem: small
-width_mults: [0.25, 0.5]
-positions:
-  - {index: 9, actions: [insert, replace]}
-  - {index: 12, actions: [insert]}
-groups: [1, 4]
-max_modules: 1
-paper_plan: replace@9:ulsam:groups=4
-"""
-
-
-def small_study(tmp_path: Path, budget: float = 12.5, extra: str = "") -> Path:
-    write(tmp_path / "space.yaml", SPACE)
-    return write(
-        tmp_path / "study.yaml",
-        f"""
-name: t
-space: space.yaml
-budget: {{mmacs: {budget}}}
-proxy: {{data: synthetic, train_images: 256, val_images: 128, epochs: 1, batch_size: 64}}
-trials: 6
-{extra}
-""",
-    )
 
 
 NETWORK = {"resolution": 32, "num_classes": 10, "in_channels": 1, "stem": "small"}
@@ -151,13 +119,6 @@ def test_password_in_a_storage_url_is_redacted():
 
 
 # -- the search ------------------------------------------------------------------------------
-def run_search(path: Path, **overrides) -> Search:
-    torch.set_num_threads(1)
-    search = Search(prepare(load_study_config(path, overrides)))
-    search.run(search.config.trials)
-    return search
-
-
 def test_search_end_to_end_records_every_attr_and_never_trains_over_budget(tmp_path):
     search = run_search(small_study(tmp_path))
     trials = search.study.get_trials()
@@ -428,7 +389,7 @@ def test_a_requested_evaluation_that_raises_anything_is_ended_in_storage(tmp_pat
 
     search = Search(prepare(load_study_config(small_study(tmp_path))))
     monkeypatch.setattr("ulsam_nas.search.evaluate.proxy_train", disk_full)
-    request = Request(search.problem.widest_plain, 0, (7,), SEARCH)
+    request = Request(search.problem.parameters.widest_plain, 0, (7,), SEARCH)
     with pytest.raises(OSError, match="No space left"):
         search.run_request(request)
     states = [t.state for t in search.study.get_trials() if not t.user_attrs.get("infeasible")]
@@ -601,7 +562,7 @@ def test_the_grid_sampler_trains_every_feasible_candidate_once(tmp_path):
     feasible = {
         f"{w:g}|{plan}"
         for w, plan in configurations(search.problem.parameters)
-        if search.problem.assess(w, plan).feasible
+        if search.problem.parameters.assess(w, plan).feasible
     }
     assert len(feasible) == 7 and sorted(trained) == sorted(feasible)
 

@@ -19,6 +19,7 @@ import optuna
 import pytest
 import torch
 
+from tests.studies import SPACE, write
 from ulsam_nas.search.claims import claim_request
 from ulsam_nas.search.config import load_study_config
 from ulsam_nas.search.evaluate import candidate_record
@@ -33,21 +34,9 @@ RUNNING, COMPLETE = optuna.trial.TrialState.RUNNING, optuna.trial.TrialState.COM
 GRACE_SECONDS = 1  # the study's heartbeat grace period on the database path
 PLAN = "insert@12:ulsam:groups=4"
 
-SPACE = """
-backbone: mobilenet_v1
-stem: small
-width_mults: [0.25, 0.5]
-positions:
-  - {index: 9, actions: [insert, replace]}
-  - {index: 12, actions: [insert]}
-groups: [1, 4]
-max_modules: 1
-paper_plan: replace@9:ulsam:groups=4
-"""
-
 
 def study_file(folder: Path) -> Path:
-    (folder / "space.yaml").write_text(SPACE)
+    write(folder / "space.yaml", SPACE)
     path = folder / "study.yaml"
     path.write_text(
         "name: t\nspace: space.yaml\nbudget: {mmacs: 12.5}\n"
@@ -93,7 +82,7 @@ def claim(search: Search, kind: str, owner: dict[str, Any]) -> optuna.Trial:
         trial.set_user_attr("owner", owner)
         return trial
     request = first_request(search)
-    candidate = search.problem.candidate(request.key)
+    candidate = search.problem.parameters.candidate(request.key)
     record = {**candidate_record(search.problem, candidate, request.rung), "reference": True, "owner": owner}
     parameters = search.problem.parameters
     return claim_request(
@@ -102,7 +91,7 @@ def claim(search: Search, kind: str, owner: dict[str, Any]) -> optuna.Trial:
         parameters.params_of(candidate.width_mult, candidate.plan),
         parameters.distributions,
         record,
-        search.problem.assessment(candidate).constraints,
+        search.problem.parameters.assessment(candidate).constraints,
     )
 
 

@@ -73,7 +73,7 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
         + (f" ± {se:.4f} ({len(seeds)} seeds)" if se is not None else "")
         + f", {attrs.get('epochs')} epochs, "
         f"{attrs.get('macs', 0) / 1e6:.3f} MMACs, α {attrs.get('width_mult')}, "
-        f"plan {attrs.get('plan') or '(none)'}"
+        f"plan {attrs.get('where', attrs.get('plan')) or '(none)'}"
         + (" [over budget, not trained]" if attrs.get("over_budget") else "")
         + (f" [same as trial {attrs['duplicate_of']}]" if attrs.get("duplicate_of") is not None else "")
     )

@@ -140,6 +140,7 @@ _POINT_COLUMNS = [
     "backbone",
     "width_mult",
     "plan",
+    "where",
     "placement",
     "groups",
     "groups_label",

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 
 import pandas as pd
 
+from ulsam_nas.attention import get_attention, list_attention
+from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.plan import REMOVE, parse_plan
 from ulsam_nas.output import render_frame
 from ulsam_nas.reporting.data import StudyData
@@ -53,14 +55,16 @@ def overhead_tables(data: StudyData) -> list[tuple[PlacedShape, OverheadTable]]:
     tables = []
     for shape in placed_shapes(data):
         groups = shape.groups or (4,)
+        modules, left_out = _buildable(shape, groups[0])
         table = overhead_table(
             shape.channels,
             shape.height,
             shape.width,
             groups=groups[0],
             convention=convention,
-            modules=["all"],
+            modules=modules,
         )
+        table = dataclasses.replace(table, notes=[*table.notes, *left_out])
         rows = [
             dataclasses.replace(r, title=f"{r.title} (g={groups[0]})") if r.module == "ulsam" else r
             for r in table.rows
@@ -80,6 +84,22 @@ def overhead_tables(data: StudyData) -> list[tuple[PlacedShape, OverheadTable]]:
             )
         tables.append((shape, dataclasses.replace(table, rows=rows)))
     return tables
+
+
+def _buildable(shape: PlacedShape, groups: int) -> tuple[list[str], list[str]]:
+    """The modules that can be built at a shape at their defaults (ULSAM at ``groups``), and a
+    note for each that cannot (a narrow map: SE's reduction 16 above 10 channels, say)."""
+    modules, notes = [], []
+    for key in list_attention():
+        spec = get_attention(key)
+        options = {"groups": groups} if "groups" in spec.option_names() else {}
+        try:
+            spec.resolved_options(shape.channels, shape.height, shape.width, **options)
+        except InvalidInput as error:
+            notes.append(f"{key} is left out at {shape.text}: {error}")
+            continue
+        modules.append(key)
+    return modules, notes
 
 
 def overhead_frame(tables: list[tuple[PlacedShape, OverheadTable]]) -> pd.DataFrame:

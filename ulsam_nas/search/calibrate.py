@@ -214,7 +214,7 @@ def feasible_pool(problem: Problem, seed: int) -> list[Candidate]:
         _, inside = parameters.costed(widths, choices)
         for w, row in zip(widths[inside], choices[inside], strict=True):
             width, plan = parameters.configuration(int(w), [int(c) for c in row])
-            candidate = problem.candidate(Candidate.key_of(width, plan))
+            candidate = problem.parameters.candidate(Candidate.key_of(width, plan))
             found[candidate.key] = candidate
     return sorted(found.values(), key=lambda c: (c.width_mult, c.plan))
 

@@ -8,6 +8,7 @@ stored in the study when it is created and compared on every later run.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,11 +32,24 @@ class _Strict(BaseModel):
 
 
 class Budget(_Strict):
+    """A study's limits: closed-form MACs and parameters (in millions, in ``convention``) and a
+    measured latency; a limit not given is none."""
+
     mmacs: float | None = Field(default=None, gt=0)
     mparams: float | None = Field(default=None, gt=0)
     convention: Literal["exact", "paper"] = "exact"
     # Measured, not closed-form: checked on the built model before any training step.
     latency_ms: float | None = Field(default=None, gt=0)
+
+    @property
+    def macs(self) -> float:
+        """The MAC limit as a count (inf: none)."""
+        return self.mmacs * 1e6 if self.mmacs else math.inf
+
+    @property
+    def params(self) -> float:
+        """The parameter limit as a count (inf: none)."""
+        return self.mparams * 1e6 if self.mparams else math.inf
 
 
 class Proxy(_Strict):

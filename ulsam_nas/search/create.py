@@ -107,7 +107,7 @@ def _set_up(study: optuna.Study, problem: Problem, baselines: bool) -> None:
     study.set_user_attr("data", problem.data.describe())
     study.set_user_attr("split", problem.data.split())
     study.set_user_attr("network", problem.network)
-    study.set_user_attr("reference", problem.widest_plain)
+    study.set_user_attr("reference", problem.parameters.widest_plain)
     study.set_user_attr("parameters", sorted(problem.parameters.distributions))
     if problem.config.sampler.name == "grid":
         _enqueue_grid(study, problem)
@@ -128,14 +128,14 @@ def _enqueue_grid(study: optuna.Study, problem: Problem) -> None:
     for widths, choices in parameters.enumerate():
         for w, row in zip(widths, choices, strict=True):
             width, plan = parameters.configuration(int(w), [int(c) for c in row])
-            if problem.assess(width, plan).feasible:
+            if problem.parameters.assess(width, plan).feasible:
                 feasible.append((width, plan))
     random.Random(problem.config.sampler.seed).shuffle(feasible)
     for width, plan in feasible:
         study.enqueue_trial(parameters.params_of(width, plan), skip_if_exists=True)
     for width in problem.space.width_mults:
-        plain = problem.candidate(Candidate.key_of(width, ""))
-        if not problem.within(plain):
+        plain = problem.parameters.candidate(Candidate.key_of(width, ""))
+        if not problem.parameters.within(plain):
             _record_over_budget(study, problem, plain)
 
 
@@ -145,26 +145,26 @@ def _enqueue_baselines(study: optuna.Study, problem: Problem) -> None:
     budget are recorded untrained (reports say "vanilla α over budget")."""
     space = problem.space
     wanted = []
-    if problem.widest_plain is not None:
-        wanted.append(problem.candidate(problem.widest_plain))
+    if problem.parameters.widest_plain is not None:
+        wanted.append(problem.parameters.candidate(problem.parameters.widest_plain))
     for width in sorted(space.width_mults, reverse=True):
         if not space.paper_plan:
             break
         try:
-            plan = plan_text(problem.at(width).resolve(space.paper_plan))
-            candidate = problem.candidate(Candidate.key_of(width, plan))
+            plan = plan_text(problem.parameters.network.at(width).resolve(space.paper_plan))
+            candidate = problem.parameters.candidate(Candidate.key_of(width, plan))
             problem.parameters.params_of(width, plan)
         except InvalidInput:
             continue  # e.g. its groups do not divide the channels at this width
-        if problem.assessment(candidate).feasible:
+        if problem.parameters.assessment(candidate).feasible:
             wanted.append(candidate)
             break
     for candidate in wanted:
         params = problem.parameters.params_of(candidate.width_mult, candidate.plan)
         study.enqueue_trial(params, user_attrs={"baseline": True}, skip_if_exists=True)
     for width in space.width_mults:
-        plain = problem.candidate(Candidate.key_of(width, ""))
-        if not problem.within(plain):
+        plain = problem.parameters.candidate(Candidate.key_of(width, ""))
+        if not problem.parameters.within(plain):
             _record_over_budget(study, problem, plain)
 
 
@@ -180,7 +180,7 @@ def _record_over_budget(study: optuna.Study, problem: Problem, candidate: Candid
         "train_seconds": 0.0,
         "latency_ms": None,
         # Recorded for reports ("vanilla α over budget"), not drawn: no slot of the target.
-        "infeasible": list(problem.assessment(candidate).reasons),
+        "infeasible": list(problem.parameters.assessment(candidate).reasons),
     }
     parameters = problem.parameters
     params = parameters.params_of(candidate.width_mult, candidate.plan)
@@ -190,6 +190,6 @@ def _record_over_budget(study: optuna.Study, problem: Problem, candidate: Candid
             params=params,
             distributions={name: parameters.distributions[name] for name in params},
             user_attrs=attrs,
-            constraints=problem.assessment(candidate).constraints,
+            constraints=problem.parameters.assessment(candidate).constraints,
         )
     )

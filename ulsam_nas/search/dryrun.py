@@ -45,7 +45,7 @@ def dry_run(problem: Problem, timed: bool = True) -> dict[str, Any]:
         "feasible_mmacs": counts["feasible_mmacs"],
         "budget_mmacs": problem.config.budget.mmacs,
         "budget_mparams": problem.config.budget.mparams,
-        "reference": problem.widest_plain,
+        "reference": problem.parameters.widest_plain,
         "data": problem.shape.split,
         "data_installed": problem.shape.installed,
         "trials": problem.config.trials,
@@ -113,7 +113,7 @@ def count_feasible(problem: Problem) -> dict[str, Any]:
     result["median_feasible"] = None
     if median_row is not None:
         width, plan = problem.parameters.configuration(*median_row)
-        result["median_feasible"] = problem.candidate(Candidate.key_of(width, plan))
+        result["median_feasible"] = problem.parameters.candidate(Candidate.key_of(width, plan))
     return result
 
 
@@ -189,7 +189,7 @@ def stage_plan(problem: Problem, timing: dict[str, Any] | None) -> list[dict[str
     ask for: the confirmation at its maximum seed count)."""
     ladder = problem.config.ladder
     trials = problem.config.trials
-    reference = 1 if problem.widest_plain is not None else 0
+    reference = 1 if problem.parameters.widest_plain is not None else 0
     rows: list[dict[str, Any]] = []
     promoted = trials
     for rung, name in enumerate(ladder.stage_names()):

@@ -37,6 +37,7 @@ from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks import Network, plan_cost
 from ulsam_nas.networks.batch import BatchCost, CostTable
 from ulsam_nas.networks.plan import REMOVE, Placement, parse_plan, plan_text
+from ulsam_nas.search.config import Budget
 from ulsam_nas.search.network import StudyNetwork
 from ulsam_nas.search.space import Candidate, SearchSpace
 
@@ -54,15 +55,6 @@ def module_name(index: int) -> str:
 
 def groups_name(index: int) -> str:
     return f"at{index}.g"
-
-
-@dataclass(frozen=True)
-class Budget:
-    """Closed-form limits (inf: none) and the counting convention they are in."""
-
-    macs: float = math.inf
-    params: float = math.inf
-    convention: str = "exact"
 
 
 @dataclass(frozen=True)
@@ -277,6 +269,22 @@ class ParameterSpace:
         if assessment.candidate is None:
             raise InvalidInput(f"configuration {key!r} cannot be built: {assessment.reasons[0]}")
         return assessment.candidate
+
+    def within(self, candidate: Candidate) -> bool:
+        """Whether a configuration is inside the closed-form budget."""
+        return candidate.macs <= self.budget.macs and candidate.params <= self.budget.params
+
+    def assessment(self, candidate: Candidate) -> Assessment:
+        return self.assess(candidate.width_mult, candidate.plan)
+
+    @property
+    def widest_plain(self) -> str | None:
+        """The widest plain backbone inside the closed-form budget: the study's vanilla
+        reference unless it turns out over a measured (latency) budget; None when every plain
+        backbone is over it."""
+        plain = [self.candidate(Candidate.key_of(w, "")) for w in self.space.width_mults]
+        inside = [c for c in plain if self.within(c)]
+        return max(inside, key=lambda c: c.width_mult).key if inside else None
 
     # -- the whole space ------------------------------------------------------------------------
     @cached_property

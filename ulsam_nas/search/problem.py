@@ -5,18 +5,16 @@ costed in closed form when it is drawn."""
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.networks import Network
 from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.data import DataShape, ImageData, describe_source, load_data
 from ulsam_nas.search.network import study_network
-from ulsam_nas.search.parameters import Assessment, Budget, ParameterSpace
+from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.space import Candidate, SearchSpace, load_space
 
 
@@ -28,14 +26,6 @@ class Problem:
     parameters: ParameterSpace
     _data: ImageData | None = None
     _data_by_images: dict[int | None, ImageData] = field(default_factory=dict)
-
-    def assess(self, width_mult: float, plan: str) -> Assessment:
-        """A configuration's cost and constraints (``ParameterSpace.assess``)."""
-        return self.parameters.assess(width_mult, plan)
-
-    def candidate(self, key: str) -> Candidate:
-        """A buildable configuration from its key "α|plan" (``ParameterSpace.candidate``)."""
-        return self.parameters.candidate(key)
 
     @property
     def network(self) -> dict[str, Any]:
@@ -57,10 +47,6 @@ class Problem:
         """A candidate's model, initialised under torch's current seed."""
         return self.parameters.network.build(candidate.width_mult, candidate.plan)
 
-    def at(self, width_mult: float) -> Network:
-        """The network at ``width_mult`` (its positions, costs and plans)."""
-        return self.parameters.network.at(width_mult)
-
     def data_for(self, rung: int) -> ImageData:
         """The training data of a rung (its image count; the validation images never change)."""
         images = self.config.ladder.fidelities[rung].images
@@ -73,29 +59,6 @@ class Problem:
             )
         return self._data_by_images[images]
 
-    @property
-    def budget_macs(self) -> float:
-        return self.parameters.budget.macs
-
-    @property
-    def budget_params(self) -> float:
-        return self.parameters.budget.params
-
-    def within(self, candidate: Candidate) -> bool:
-        return candidate.macs <= self.budget_macs and candidate.params <= self.budget_params
-
-    def assessment(self, candidate: Candidate) -> Assessment:
-        return self.assess(candidate.width_mult, candidate.plan)
-
-    @property
-    def widest_plain(self) -> str | None:
-        """The widest plain backbone inside the closed-form budget: the study's vanilla
-        reference unless it turns out over a measured (latency) budget; None when every plain
-        backbone is over it."""
-        plain = [self.candidate(Candidate.key_of(w, "")) for w in self.space.width_mults]
-        inside = [c for c in plain if self.within(c)]
-        return max(inside, key=lambda c: c.width_mult).key if inside else None
-
 
 def prepare(config: StudyConfig) -> Problem:
     """Load the space, read the data source's shape (images are loaded when training needs them)
@@ -103,22 +66,17 @@ def prepare(config: StudyConfig) -> Problem:
     space = load_space(config.space)
     proxy = config.proxy
     shape = describe_source(proxy.data, proxy.train_images, proxy.val_images, proxy.seed)
-    budget = Budget(
-        config.budget.mmacs * 1e6 if config.budget.mmacs else math.inf,
-        config.budget.mparams * 1e6 if config.budget.mparams else math.inf,
-        config.budget.convention,
-    )
     network = study_network(space, proxy.resolution, shape.num_classes, shape.in_channels)
-    problem = Problem(config, space, shape, ParameterSpace(space, network, budget))
+    problem = Problem(config, space, shape, ParameterSpace(space, network, config.budget))
     cheapest = problem.parameters.cheapest()
     fewest = problem.parameters.fewest_params()
-    if cheapest.macs > problem.budget_macs or fewest.params > problem.budget_params:
+    if cheapest.macs > problem.parameters.budget.macs or fewest.params > problem.parameters.budget.params:
         given = [
             f"{v:g} {unit}"
             for v, unit in ((config.budget.mmacs, "MMACs"), (config.budget.mparams, "MParams"))
             if v is not None
         ]
-        worst = cheapest if cheapest.macs > problem.budget_macs else fewest
+        worst = cheapest if cheapest.macs > problem.parameters.budget.macs else fewest
         raise InvalidInput(
             f"the budget ({', '.join(given)}) is below the cheapest configuration in the space: "
             f"{worst.macs / 1e6:.3f} MMACs, {worst.params / 1e6:.3f} MParams "

@@ -128,7 +128,7 @@ def infeasible_draws(trials: Trials) -> int:
 
 def reference_of(trials: Trials, widest_plain: str | None) -> str | None:
     """The study's vanilla reference: the widest plain backbone inside the closed-form budget
-    (``widest_plain``: stored in the study at creation, equal to ``Problem.widest_plain`` of any
+    (``widest_plain``: stored in the study at creation, equal to ``ParameterSpace.widest_plain`` of any
     run the identity check admits), unless a trial found it over a measured (latency) budget."""
     if widest_plain is None:
         return None

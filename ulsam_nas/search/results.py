@@ -11,7 +11,6 @@ from typing import Any
 import optuna
 
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.networks.plan import parse_placement
 from ulsam_nas.search.config import StudyConfig, settings_fingerprint, stored_config
 from ulsam_nas.search.effects import effect_sentence, estimate_effects, importance
 from ulsam_nas.search.network import network_of_attrs
@@ -152,15 +151,13 @@ class StudyResults:
             ),
         }  # fmt: skip
 
-    def _position_names(self) -> dict[int, str]:
-        """A brought network's positions by module path, read off its plans (``plan`` with
-        numbers, ``where`` with paths: the same placements in the same order)."""
-        names = {}
-        for attrs in self.first.values():
-            if "where" in attrs:
-                for numbered, named in zip(attrs["plan"].split(","), attrs["where"].split(","), strict=True):
-                    names[parse_placement(numbered).index] = named.partition("@")[2].partition(":")[0]
-        return names
+    def _position_names(self, positions: list[int]) -> dict[int, str]:
+        """A brought network's positions by module path (a built-in's keep ``layer INDEX``)."""
+        if "model" not in self.network or not self.first:
+            return {}
+        attrs = next(iter(self.first.values()))
+        network = network_of_attrs(attrs["backbone"], self.network).at(float(attrs["width_mult"]))
+        return {index: network.where(index) for index in positions}
 
     def effects(self) -> dict[str, Any]:
         """Factor effects (``effects``) from every trained evaluation at the rung with the most
@@ -191,7 +188,9 @@ class StudyResults:
         ]
         distributions = trained[0].distributions if trained else {}
         return {
-            "effects": estimate_effects(observations, positions, modules, names=self._position_names()),
+            "effects": estimate_effects(
+                observations, positions, modules, names=self._position_names(positions)
+            ),
             "effects_rung": rung,
             "effects_candidates": len(self.results[rung]),
             "effects_observations": len(observations),

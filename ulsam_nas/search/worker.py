@@ -111,8 +111,8 @@ class Search:
         return collect_results(self.read(), self.ladder)
 
     def reference(self, trials: Trials) -> str | None:
-        # problem.widest_plain is the key stored at creation: the identity check guarantees it.
-        return reference_of(trials, self.problem.widest_plain)
+        # problem.parameters.widest_plain is the key stored at creation: the identity check guarantees it.
+        return reference_of(trials, self.problem.parameters.widest_plain)
 
     # -- the loop -------------------------------------------------------------------------------
     def run(self, target: int, progress: Progress | None = None) -> int:
@@ -242,7 +242,7 @@ class Search:
         self._current = trial._trial_id
         trial.set_user_attr("owner", self.liveness.owner)  # the claim's first write
         width, plan = self.problem.parameters.suggest(trial)
-        assessment = self.problem.assess(width, plan)
+        assessment = self.problem.parameters.assess(width, plan)
         if not assessment.feasible:
             return self._infeasible(trial, assessment)
         key = assessment.key
@@ -261,7 +261,7 @@ class Search:
         else:
             count = self.ladder.reference_seed_count(0) if reference else self.ladder.seed_counts[0]
             seeds = list(self.ladder.seeds(count))
-        candidate = self.problem.candidate(key)
+        candidate = self.problem.parameters.candidate(key)
         record = {**candidate_record(self.problem, candidate, rung), "stage": stage, "seeds_wanted": seeds}
         for name, value in {**record, "reference": reference}.items():
             trial.set_user_attr(name, value)
@@ -288,7 +288,7 @@ class Search:
         """Run one requested evaluation as a new trial, created RUNNING (claimed) in storage with
         its record; ``trials``: a recent read, for whether it is the reference.  Returns the
         finished trial."""
-        candidate = self.problem.candidate(request.key)
+        candidate = self.problem.parameters.candidate(request.key)
         reference = request.key == self.reference(trials if trials is not None else self.read())
         record = {
             **candidate_record(self.problem, candidate, request.rung),
@@ -302,14 +302,14 @@ class Search:
             parameters.params_of(candidate.width_mult, candidate.plan),
             parameters.distributions,
             record,
-            self.problem.assessment(candidate).constraints,
+            self.problem.parameters.assessment(candidate).constraints,
         )
         return self._run_claimed(trial, request)
 
     def _run_claimed(self, trial: optuna.Trial, request: Request) -> optuna.trial.FrozenTrial:
         """Evaluate a requested trial this process holds RUNNING, recording heartbeats (Study.optimize
         does that for its own trials; these are made by hand)."""
-        candidate = self.problem.candidate(request.key)
+        candidate = self.problem.parameters.candidate(request.key)
         try:
             with get_heartbeat_thread(trial._trial_id, self.storage):
                 values = self.evaluator.evaluate(
