@@ -3,6 +3,8 @@ user brings, with the width as a factory argument, positions by path or pattern.
 
 from __future__ import annotations
 
+import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +13,15 @@ import torch
 
 from ulsam_nas import analyze
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.search.config import Budget
-from ulsam_nas.search.network import BroughtNetwork, network_of_attrs, study_network
+from ulsam_nas.networks import Placement
+from ulsam_nas.networks.batch import CostTable
+from ulsam_nas.search.config import Budget, load_study_config
+from ulsam_nas.search.create import create_or_load
+from ulsam_nas.search.network import BroughtNetwork, _traced, network_of_attrs, study_network
 from ulsam_nas.search.parameters import ParameterSpace
+from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.space import SearchSpace
+from ulsam_nas.search.storage import open_storage
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = str(ROOT / "examples" / "mynets.py") + ":resnet_like"
@@ -92,7 +99,7 @@ def test_the_code_a_user_pastes_builds_the_candidate():
     assert network == parameters.network
     import ulsam_nas  # noqa: F401  (the code names it)
 
-    model = eval(network.code(width, plan))
+    model = eval(network.code(width, network.label(width, plan)))
     candidate = parameters.assess(width, plan).candidate
     assert candidate is not None and sum(p.numel() for p in model.parameters()) == candidate.params
 
@@ -100,7 +107,8 @@ def test_the_code_a_user_pastes_builds_the_candidate():
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"backbone": "mobilenet_v1"}, "exactly one of backbone and model"),
+        ({"backbone": "mobilenet_v1"}, "backbone or model, not both"),
+        ({"model_args": {"day": __import__("datetime").date(2026, 1, 1)}}, "model_args: 'day' is a date"),
         ({"width_arg": None}, "2 widths but no width_arg"),
         ({"stem": "small"}, "stem applies to backbone"),
         ({"model_args": {"width": 8}}, "width_arg 'width' is also in model_args"),
@@ -177,4 +185,71 @@ def test_a_sequential_child_named_like_a_number_keeps_the_numbers_meaning(tmp_pa
     built = network.build(1, "insert@2:ulsam:groups=4")
     assert type(built.get_submodule("0.1")).__name__ == "WithAttention"
     assert type(built.get_submodule("2")).__name__ == "Conv2d"
-    assert "(1, 16, 16)).build('insert@0.1:ulsam:groups=4')" in network.code(1, "insert@2:ulsam:groups=4")
+    assert network.label(1, "insert@2:ulsam:groups=4") == "insert@0.1:ulsam:groups=4"
+
+
+def test_tracing_a_width_does_not_move_the_seeded_initialisation():
+    network = study_network(SearchSpace.model_validate(SPACE), **SHAPE)
+    _traced.cache_clear()
+    torch.manual_seed(5)
+    traced_inside = network.build(8, "").stem[0].weight.detach().clone()  # the trace runs first
+    torch.manual_seed(5)
+    assert torch.equal(traced_inside, network.build(8, "").stem[0].weight)
+
+
+def test_a_position_number_past_the_end_is_refused_in_one_line():
+    analysis = parameters_of().network.at(8)
+    with pytest.raises(InvalidInput, match=r"position out of range; allowed: 0\.\.42"):
+        analysis.resolve_placement(Placement("insert", 99))
+
+
+def test_a_cost_table_refuses_slots_inside_one_that_may_be_replaced():
+    analysis = parameters_of().network.at(8)
+    outer, inner = analysis.find("layer1")[0], analysis.find("layer1.0")[0]
+    slots = [
+        [None, Placement("replace", outer, "ulsam", groups=2)],
+        [None, Placement("insert", inner, "ulsam")],
+    ]
+    with pytest.raises(InvalidInput, match=r"slots at layer1\.0 and layer1 nest"):
+        CostTable([analysis], slots)
+    assert CostTable([analysis], slots[1:]).evaluate(np.array([0]), np.array([[1]])).valid.all()
+
+
+def study_over(tmp_path: Path, width: int, paper_plan: str = "") -> Path:
+    model = tmp_path / "net.py"
+    model.write_text(
+        "from torch import nn\n"
+        f"def net(num_classes, in_channels, width={width}):\n"
+        "    head = [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, num_classes)]\n"
+        "    body = [nn.Conv2d(in_channels, width, 3, padding=1), nn.BatchNorm2d(width)]\n"
+        "    return nn.Sequential(*body, *head)\n"
+    )
+    (tmp_path / "space.yaml").write_text(
+        "model: net.py:net\nclasses_arg: num_classes\nchannels_arg: in_channels\n"
+        "width_mults: [1]\ngroups: [1, 2]\n"
+        f"positions: [{{path: '0'}}]\npaper_plan: '{paper_plan}'\n"
+    )
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "name: b\nspace: space.yaml\nproxy: {data: synthetic, train_images: 64, val_images: 32, epochs: 1}\n"
+        f"storage: {tmp_path / 's.journal'}\ntrials: 1\n"
+    )
+    return study
+
+
+def test_a_brought_study_does_not_resume_over_a_changed_model(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    study = study_over(tmp_path, 8)
+    config = load_study_config(study)
+    create_or_load(prepare(config), open_storage(config.storage_url, 60, 180), baselines=False)
+    study_over(tmp_path, 12)  # the file edited: its plain cost moves
+    _traced.cache_clear()
+    del sys.modules["ulsam_nas_user_" + re.sub(r"\W", "_", str(tmp_path / "net.py"))]  # imported once
+    with pytest.raises(InvalidInput, match="exists with a different network"):
+        create_or_load(prepare(config), open_storage(config.storage_url, 60, 180), baselines=False)
+
+
+def test_a_misspelt_paper_plan_path_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInput, match=r"paper_plan 'insert@nine:ulsam'.*'nine' is not a submodule path"):
+        prepare(load_study_config(study_over(tmp_path, 8, "insert@nine:ulsam")))

@@ -187,6 +187,9 @@ class Analysis:
     def where(self, index: int) -> str:
         return self.positions[index].path or "(the model)"
 
+    def inside(self, inner: int, outer: int) -> bool:
+        return self.positions[inner].path.startswith(self.positions[outer].path + ".")
+
     def module_shape(self, index: int, action: str) -> tuple[int, int, int]:
         return self.positions[index].out_shape
 

@@ -202,6 +202,8 @@ def plan_text(placements: Sequence[Placement], positions: Sequence[Position]) ->
 def resolve_placement(p: Placement, positions: Sequence[Position]) -> Placement:
     """Check a placement against its position (replace needs the same input and output shape;
     the module's options are validated at the output's size) and fill every option's default."""
+    if p.every or p.index >= len(positions):
+        raise InvalidInput(f"{p.text()}: position out of range; allowed: 0..{len(positions) - 1}")
     position = positions[p.index]
     if p.action not in ACTIONS:  # the backbones' grammar has more (swap: a block's own attention)
         raise InvalidInput(

@@ -136,6 +136,9 @@ class BackboneTable:
     def where(self, index: int) -> str:
         return f"layer {index}"
 
+    def inside(self, inner: int, outer: int) -> bool:
+        return False  # a backbone's layers follow one another
+
     def module_shape(self, index: int, action: str) -> tuple[int, int, int]:
         record = self.layers[index]
         return (record.spec.module_channels(action), *record.out_hw)

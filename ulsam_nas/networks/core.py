@@ -26,7 +26,7 @@ class Row:
     are in a layer the plan replaces (not in the total); the other rows sum to the plan's cost."""
 
     name: str  # the submodule's name in the model the plan builds ('' is a model's own forward)
-    index: int  # the position number when ``name`` is a position, else -1
+    index: int  # the position the row belongs to (a placed module: its position; -1: none)
     what: str
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
@@ -53,6 +53,11 @@ class Network(Protocol):
 
     def where(self, index: int) -> str:
         """A position as a reader knows it: ``layer 7`` or ``layer3.1``."""
+        ...
+
+    def inside(self, inner: int, outer: int) -> bool:
+        """Whether position ``inner`` lies inside position ``outer`` (a module placed there would
+        go with ``outer`` when a plan replaces it)."""
         ...
 
     def module_shape(self, index: int, action: str) -> tuple[int, int, int]:

@@ -56,7 +56,7 @@ def _candidate_columns(key: str, attrs: dict[str, Any]) -> dict[str, Any]:
         "backbone": attrs["backbone"],
         "width_mult": attrs["width_mult"],
         "plan": plan,
-        "where": attrs.get("where", plan),  # a brought network's plan with module paths
+        **({"where": attrs["where"]} if "where" in attrs else {}),  # a brought network's, with paths
         "placement": facts.placement,
         "groups": facts.shared_groups,
         "groups_label": facts.groups_label,
@@ -140,7 +140,6 @@ _POINT_COLUMNS = [
     "backbone",
     "width_mult",
     "plan",
-    "where",
     "placement",
     "groups",
     "groups_label",
@@ -165,10 +164,10 @@ def load_study_data(study: optuna.Study, storage: str) -> StudyData:
     invalid input (there is nothing to report)."""
     view = StudyResults.load(study, empty=": nothing to report")
     trials = pd.DataFrame(_trial_rows(view.trials))
-    points = pd.DataFrame(
-        _point_rows(view, view.results, view.costs, view.first, view.selection, view.reference),
-        columns=_POINT_COLUMNS,
-    )
+    rows = _point_rows(view, view.results, view.costs, view.first, view.selection, view.reference)
+    # A brought network's plans with module paths; a built-in study's columns stay as they were.
+    where = ["where"] if any("where" in row for row in rows) else []
+    points = pd.DataFrame(rows, columns=_POINT_COLUMNS[:4] + where + _POINT_COLUMNS[4:])
     over = trials[trials["over_budget"]].drop_duplicates("candidate") if len(trials) else trials
     pruned = trials[(trials["state"] == "PRUNED") & trials["accuracy"].notna()] if len(trials) else trials
     trained_keys = {key for per_rung in view.results.values() for key in per_rung}

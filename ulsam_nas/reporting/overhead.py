@@ -60,7 +60,7 @@ def overhead_tables(data: StudyData) -> list[tuple[PlacedShape, OverheadTable]]:
             shape.channels,
             shape.height,
             shape.width,
-            groups=groups[0],
+            groups=groups[0] if "ulsam" in modules else None,
             convention=convention,
             modules=modules,
         )
@@ -69,7 +69,7 @@ def overhead_tables(data: StudyData) -> list[tuple[PlacedShape, OverheadTable]]:
             dataclasses.replace(r, title=f"{r.title} (g={groups[0]})") if r.module == "ulsam" else r
             for r in table.rows
         ]
-        for g in groups[1:]:
+        for g in groups[1:] if "ulsam" in modules else ():
             extra = overhead_table(
                 shape.channels, shape.height, shape.width, groups=g, convention=convention, modules=["ulsam"]
             ).rows[0]

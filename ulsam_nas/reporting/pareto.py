@@ -281,7 +281,7 @@ def pareto_table(data: StudyData, thousands: bool = True) -> pd.DataFrame:
             {
                 "Backbone": row["backbone"],
                 "α": f"{row['width_mult']:g}",
-                "Plan": row["where"] or "(none)",
+                "Plan": plan_label(row) or "(none)",
                 "g": row["groups_label"].removeprefix("g=") or "-",
                 "Params": f"{row['params']:,}" if thousands else row["params"],
                 "MACs": f"{row['macs']:,}" if thousands else row["macs"],
@@ -321,3 +321,9 @@ def pareto_notes(data: StudyData) -> list[str]:
     if data.partial:
         notes.append("PARTIAL: " + "; ".join(data.partial) + ".")
     return notes
+
+
+def plan_label(row: pd.Series) -> str:
+    """A candidate's plan as a reader knows it: a brought network's with module paths."""
+    where = row.get("where")
+    return where if isinstance(where, str) else str(row["plan"])

@@ -6,10 +6,12 @@ Reading order, one responsibility per module:
   the identity a study keeps; ``storage`` — opening a journal or database storage, finding a
   study, redacting passwords.
 * ``space`` — search-space files; ``parameters`` — the sampler's structured parameters over a
-  space, and the closed-form judgement of a drawn configuration (cost, constraints);
+  space, and the closed-form judgement of a drawn configuration (cost, constraints, the
+  budget, the widest plain network that fits);
   ``data``, ``train`` — the proxy's data (validation held out of the training split, a test
-  part) and training; ``problem`` — all of it resolved once (budget, the widest plain
-  backbone that fits); ``dryrun`` — what a study will do, before anything trains.
+  part) and training; ``network`` — the network a study searches (a built-in backbone or a
+  model the user brings); ``problem`` — all of it resolved once; ``dryrun`` — what a study
+  will do, before anything trains.
 * ``records`` — what a trial stores, and the one definition of a search trial, a rung, its
   seeds, its owner and the study's reference; what a plan's text says (placement, g).
 * ``claims``, ``liveness`` — who holds what, and what happens to a dead worker's trial.

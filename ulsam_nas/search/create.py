@@ -57,6 +57,9 @@ def create_or_load(problem: Problem, storage: Any, baselines: bool = True) -> op
     config = problem.config
     directions: list[Any] = ["maximize"] if config.objective == "accuracy" else ["maximize", "minimize"]
     identity = study_identity(config)
+    network = problem.parameters.network.identity(problem.space.width_mults)
+    if network is not None:  # a brought network: its file may change between runs (built-ins cannot)
+        identity["network"] = network
     try:
         # Creating is atomic in every storage: of several workers starting together, exactly
         # one creates the study and its baselines; the others wait until it is ready.

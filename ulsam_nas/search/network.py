@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,6 +57,11 @@ class BuiltinNetwork:
         """A plan as a reader knows it (a built-in's plans name layer indices already)."""
         return plan
 
+    def identity(self, widths: Sequence[float]) -> dict[str, Any] | None:
+        """What a study must find unchanged on resuming, beyond its files: nothing for a built-in
+        (its tables are the tool's)."""
+        return None
+
     def attrs(self) -> dict[str, Any]:
         """What the study stores as its ``network`` attribute."""
         return {
@@ -66,7 +72,7 @@ class BuiltinNetwork:
         }
 
     def code(self, width: float, plan: str) -> str:
-        """Python that builds a candidate."""
+        """Python that builds a candidate (``plan`` as stored)."""
         extra = "".join(f", {k}={v!r}" for k, v in self.attrs().items())
         return f"ulsam_nas.create_network({self.backbone!r}, width_mult={width!r}, plan={plan!r}{extra})"
 
@@ -84,17 +90,18 @@ class BroughtNetwork:
     in_channels: int
     classes_arg: str | None = None
     channels_arg: str | None = None
+    whole_widths: bool = True  # every width of the space is a whole number: passed as ints
 
     @property
     def name(self) -> str:
         return self.model
 
     def arguments(self, width: float) -> dict[str, Any]:
-        """The factory's arguments at ``width`` (an integral width is passed as an int: channel
-        counts)."""
+        """The factory's arguments at ``width`` (widths that are all whole numbers are passed as
+        ints: channel counts; otherwise every width is a float: multipliers)."""
         found = json.loads(self.model_args_json)
         if self.width_arg is not None:
-            found[self.width_arg] = int(width) if float(width).is_integer() else width
+            found[self.width_arg] = int(width) if self.whole_widths else float(width)
         if self.classes_arg is not None:
             found[self.classes_arg] = self.num_classes
         if self.channels_arg is not None:
@@ -114,6 +121,21 @@ class BroughtNetwork:
         """A plan with module paths for position numbers (``insert@layer3.1:ulsam:groups=4``)."""
         return self.at(width).plan_text(_placements(plan))
 
+    def identity(self, widths: Sequence[float]) -> dict[str, Any]:
+        """The model as this run traces it: its positions and plain cost at each width.  A study
+        stores plans by position number, so a model file edited between runs (or another worker's
+        copy) that moves or re-costs positions must not resume it."""
+        found = {}
+        for width in widths:
+            network = self.at(width)
+            total = network.total("exact")
+            found[f"{width:g}"] = {
+                "positions": [network.where(i) for i in range(network.last_index + 1)],
+                "macs": total.macs,
+                "params": total.params,
+            }
+        return found
+
     def attrs(self) -> dict[str, Any]:
         return {
             "resolution": self.resolution,
@@ -124,15 +146,15 @@ class BroughtNetwork:
             "width_arg": self.width_arg,
             "classes_arg": self.classes_arg,
             "channels_arg": self.channels_arg,
+            "whole_widths": self.whole_widths,
         }
 
     def code(self, width: float, plan: str) -> str:
-        """Python that builds a candidate (its plan written with module paths)."""
-        paths = self.at(width).plan_text(_placements(plan))
+        """Python that builds a candidate; ``plan`` with module paths (the trial's ``where``)."""
         size = (self.in_channels, self.resolution, self.resolution)
         return (
             f"ulsam_nas.analyze(ulsam_nas.load_model({self.model!r}, {self.arguments(width)!r}), "
-            f"{size}).build({paths!r})"
+            f"{size}).build({plan!r})"
         )
 
 
@@ -145,8 +167,15 @@ def _placements(plan: PlanLike) -> PlanLike:
     return parse_plan(plan) if isinstance(plan, str) else plan
 
 
-@functools.lru_cache(maxsize=64)
+@functools.lru_cache(maxsize=1024)  # a space has at most 1000 widths: every one stays traced
 def _traced(network: BroughtNetwork, width: float) -> Analysis:
+    # Building the model to trace it draws random numbers: fork the generator, so a candidate
+    # built right after (under its training seed) starts the same whether or not this was cached.
+    with torch.random.fork_rng(devices=[]):
+        return _trace(network, width)
+
+
+def _trace(network: BroughtNetwork, width: float) -> Analysis:
     model = load_model(network.model, network.arguments(width))
     size = (network.in_channels, network.resolution, network.resolution)
     with torch.no_grad():
@@ -187,6 +216,7 @@ def study_network(space: SearchSpace, resolution: int, num_classes: int, in_chan
             in_channels,
             space.classes_arg,
             space.channels_arg,
+            all(float(w).is_integer() for w in space.width_mults),
         )
     assert space.backbone is not None  # the schema requires one of backbone and model
     return BuiltinNetwork(space.backbone, resolution, num_classes, in_channels, space.stem)
@@ -204,6 +234,7 @@ def network_of_attrs(backbone: str, attrs: dict[str, Any]) -> StudyNetwork:
             attrs["in_channels"],
             attrs.get("classes_arg"),
             attrs.get("channels_arg"),
+            attrs.get("whole_widths", True),
         )
     return BuiltinNetwork(
         backbone,

@@ -2,7 +2,8 @@
 configuration scored tells the sampler about its neighbours (the same width, the same action at
 a position, a nearby g), and a space is never enumerated before the first trial.
 
-Parameters (Optuna distributions; ``i`` is a position's layer index):
+Parameters (Optuna distributions; ``i`` is a position's number: a built-in's layer index, a
+brought network's position as ``analyze`` numbers it):
 
 * ``width`` — the rank of the width multiplier among the space's widths (an integer: ordered);
 * ``at{i}`` — ``none`` or an action the space allows at position ``i`` (``insert``, ``replace``,
@@ -140,18 +141,18 @@ class ParameterSpace:
         self._check_nesting(first, found)
         return tuple(found[i] for i in sorted(found))
 
-    def _check_nesting(self, network: Any, found: dict[int, SlotPosition]) -> None:
+    def _check_nesting(self, network: Network, found: dict[int, SlotPosition]) -> None:
         """A module placed inside one a plan replaces would go with it: the space may not offer
         both (its configuration counts assume every combination builds)."""
-        paths = {i: network.where(i) for i in found}
         for outer, slot in found.items():
             if "replace" not in slot.actions:
                 continue
-            for path in paths.values():
-                if path.startswith(paths[outer] + "."):
+            for inner in found:
+                if network.inside(inner, outer):
                     raise InvalidInput(
-                        f"positions {path} and {paths[outer]} nest, and {paths[outer]} may be replaced; "
-                        "allowed: positions outside one that a plan may replace"
+                        f"positions {network.where(inner)} and {network.where(outer)} nest, and "
+                        f"{network.where(outer)} may be replaced; allowed: positions outside one "
+                        "that a plan may replace"
                     )
 
     # -- parameters ----------------------------------------------------------------------------

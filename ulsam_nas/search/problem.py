@@ -13,7 +13,7 @@ from torch import nn
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.data import DataShape, ImageData, describe_source, load_data
-from ulsam_nas.search.network import study_network
+from ulsam_nas.search.network import BroughtNetwork, study_network
 from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.space import Candidate, SearchSpace, load_space
 
@@ -68,6 +68,7 @@ def prepare(config: StudyConfig) -> Problem:
     shape = describe_source(proxy.data, proxy.train_images, proxy.val_images, proxy.seed)
     network = study_network(space, proxy.resolution, shape.num_classes, shape.in_channels)
     problem = Problem(config, space, shape, ParameterSpace(space, network, config.budget))
+    _check_paper_paths(problem)
     cheapest = problem.parameters.cheapest()
     fewest = problem.parameters.fewest_params()
     if cheapest.macs > problem.parameters.budget.macs or fewest.params > problem.parameters.budget.params:
@@ -83,3 +84,20 @@ def prepare(config: StudyConfig) -> Problem:
             f"(α {worst.width_mult:g}, plan '{worst.plan}')"
         )
     return problem
+
+
+def _check_paper_paths(problem: Problem) -> None:
+    """A brought network's ``paper_plan`` names module paths: a misspelt one is refused, not
+    skipped like a placement whose options do not fit at some width."""
+    space = problem.space
+    if space.model is None or not space.paper_plan.strip():
+        return
+    brought = problem.parameters.network
+    assert isinstance(brought, BroughtNetwork)  # the space names a model
+    network = brought.at(space.width_mults[0])
+    for segment in (s for s in space.paper_plan.split(",") if s.strip()):
+        target = segment.partition(":")[0].partition("@")[2].strip()
+        try:
+            network.find(target)
+        except InvalidInput as error:
+            raise InvalidInput(f"{space.model}: paper_plan {segment.strip()!r}: {error}") from None

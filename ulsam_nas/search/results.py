@@ -176,7 +176,7 @@ class StudyResults:
         # brought network's path patterns included).
         positions = sorted(int(n[2:]) for n in names if n.startswith("at") and n[2:].isdigit())
         if not positions and space is not None:
-            positions = [p.index for p in space.positions if p.index is not None]
+            positions = sorted(p.index for p in space.positions if p.index is not None)
         modules = list(space.modules) if space else ["ulsam"]
         trained = [
             t
@@ -187,14 +187,15 @@ class StudyResults:
             and t.user_attrs.get("rung", 0) == 0
         ]
         distributions = trained[0].distributions if trained else {}
+        paths = self._position_names(positions)
         return {
-            "effects": estimate_effects(
-                observations, positions, modules, names=self._position_names(positions)
-            ),
+            "effects": estimate_effects(observations, positions, modules, names=paths),
             "effects_rung": rung,
             "effects_candidates": len(self.results[rung]),
             "effects_observations": len(observations),
             "importance": importance(trained, distributions, [n for n in names if n in distributions]),
+            # A brought network's position numbers by module path (the parameters name numbers).
+            **({"position_names": {str(i): path for i, path in paths.items()}} if paths else {}),
         }
 
     @property
@@ -224,14 +225,15 @@ class StudyResults:
 
     def _candidate(self, entry: Ranked) -> dict[str, Any]:
         attrs = self.first[entry.key]
-        call = network_of_attrs(attrs["backbone"], self.network).code(attrs["width_mult"], attrs["plan"])
+        network = network_of_attrs(attrs["backbone"], self.network)
+        call = network.code(attrs["width_mult"], attrs.get("where", attrs["plan"]))
         fidelity = self.ladder.fidelities[entry.rung]
         comparison = entry.comparison
         return {
             "trial": self._first_number(entry.key),
             "candidate": entry.key,
             "plan": attrs["plan"],
-            "where": attrs.get("where", attrs["plan"]),
+            **({"where": attrs["where"]} if "where" in attrs else {}),
             "backbone": attrs["backbone"],
             "width_mult": attrs["width_mult"],
             "groups": attrs.get("groups"),
@@ -346,7 +348,15 @@ def _effects_text(result: dict[str, Any]) -> list[str]:
     lines += [f"  {effect_sentence(entry)}" for entry in result["effects"]]
     if result.get("importance"):
         ranked = sorted(result["importance"].items(), key=lambda item: -item[1])
-        lines.append("  Optuna's PED-ANOVA importance: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked))
+        paths = result.get("position_names", {})
+
+        def named(parameter: str) -> str:
+            path = paths.get(parameter[2:]) if parameter.startswith("at") else None
+            return f"{parameter} ({path})" if path else parameter
+
+        lines.append(
+            "  Optuna's PED-ANOVA importance: " + ", ".join(f"{named(k)} {v:.2f}" for k, v in ranked)
+        )
     return lines
 
 
@@ -382,7 +392,7 @@ def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool) -> str:
         f"{rank}. validation accuracy {c['accuracy']:.4f}{se} ({len(c['seeds'])} seeds, {c['stage']}, "
         f"{c['epochs']} epochs{test}) {tie}\n"
         f"   {c['macs'] / 1e6:.3f} MMACs  {c['params']:,} params  latency {latency}  "
-        f"α {c['width_mult']:g}  plan {c['where'] or '(none)'}\n"
+        f"α {c['width_mult']:g}  plan {c.get('where', c['plan']) or '(none)'}\n"
         f"   {c['create_network']}"
     )
 

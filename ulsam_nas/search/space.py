@@ -1,6 +1,7 @@
 """Search spaces: YAML files (data, not code) describing where attention may go.
 
-A space lists a backbone and stem, the width multipliers (a list, or a range ``{from, to,
+A space lists a backbone and stem (or a network the user brings: ``model``, its arguments and the
+factory argument the widths are passed as), the width multipliers (a list, or a range ``{from, to,
 step}``), the candidate positions with their allowed actions, the allowed group counts, the
 attention modules and the maximum number of modules per network.  Every space contains the
 zero-module configuration (the plain backbone).  ``parameters.ParameterSpace`` turns a space into
@@ -9,6 +10,7 @@ the sampler's parameters and costs its configurations.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -76,6 +78,28 @@ class SearchSpace(_Strict):
     # The ULSAM paper's placement for this backbone, enqueued as a baseline (plan text).
     paper_plan: str = ""
 
+    @field_validator("model_args")
+    @classmethod
+    def _plain_data(cls, arguments: dict[str, Any]) -> dict[str, Any]:
+        """Stored with the study as JSON: numbers, strings, booleans, lists and mappings."""
+        for key, value in arguments.items():
+            try:
+                json.dumps(value)
+            except (TypeError, ValueError):
+                raise ValueError(
+                    f"model_args: {key!r} is a {type(value).__name__}; allowed: numbers, strings, "
+                    "booleans, null, lists and mappings of them"
+                ) from None
+        return arguments
+
+    @field_validator("positions")
+    @classmethod
+    def _distinct_indices(cls, positions: list[Position]) -> list[Position]:
+        indices = [p.index for p in positions if p.index is not None]
+        if len(set(indices)) != len(indices):
+            raise ValueError(f"positions repeat an index: {indices}")
+        return positions
+
     @field_validator("width_mults", mode="before")
     @classmethod
     def _width_range(cls, value: Any) -> Any:
@@ -110,8 +134,10 @@ class SearchSpace(_Strict):
 
     @model_validator(mode="after")
     def _one_network(self) -> SearchSpace:
-        if (self.backbone is None) == (self.model is None):
-            raise ValueError("a space needs exactly one of backbone and model")
+        if self.backbone is None and self.model is None:
+            raise ValueError("missing key 'backbone' (or 'model': a network you bring)")
+        if self.backbone is not None and self.model is not None:
+            raise ValueError("a space names one network: backbone or model, not both")
         if self.model is None:
             for key in ("model_args", "width_arg", "classes_arg", "channels_arg"):
                 if key in self.model_fields_set:
@@ -119,9 +145,6 @@ class SearchSpace(_Strict):
             paths = [p.path for p in self.positions if p.path is not None]
             if paths:
                 raise ValueError(f"a backbone's positions are layer indices, not paths (got {paths[0]!r})")
-            indices = [p.index for p in self.positions]
-            if len(set(indices)) != len(indices):
-                raise ValueError(f"positions repeat an index: {indices}")
             return self
         if "stem" in self.model_fields_set:
             raise ValueError("stem applies to backbone; a brought network is what its factory builds")
@@ -153,6 +176,8 @@ def one_line(error: ValidationError, source: str) -> str:
     if first["type"] == "missing":
         return f"{source}: missing key {where!r}"
     message = str(first["msg"]).removeprefix("Value error, ")
+    if not first["loc"]:  # a rule over several keys: its message names them
+        return f"{source}: {message}"
     return f"{source}: {where}: {message} (got {first.get('input')!r})"
 
 

@@ -320,8 +320,9 @@ class Search:
         except BaseException:
             # Anything else (an interrupt, a full disk, a bug) stops this worker, but the trial is
             # ended in storage first, as Optuna's own loop does: never left RUNNING until recovery.
-            # The policy queues nothing for a requested evaluation (the schedule asks again).
-            requeue_abandoned(self.study, self.study.tell(trial, state=FAIL, skip_if_finished=True))
+            # A requested evaluation is never queued again (liveness.requeue_abandoned): the
+            # schedule asks for its missing seeds.
+            self.study.tell(trial, state=FAIL, skip_if_finished=True)
             raise
         else:
             # A heartbeat may have failed it meanwhile (the schedule asks again): then that stands.
