@@ -22,10 +22,9 @@ import torch
 from tests.studies import SPACE, write
 from ulsam_nas.search.claims import claim_request
 from ulsam_nas.search.config import load_study_config
-from ulsam_nas.search.evaluate import candidate_record
 from ulsam_nas.search.liveness import MAX_REQUEUES, fail_dead
 from ulsam_nas.search.problem import prepare
-from ulsam_nas.search.records import collect_results
+from ulsam_nas.search.records import candidate_record, collect_results
 from ulsam_nas.search.schedule import Request
 from ulsam_nas.search.worker import Search
 

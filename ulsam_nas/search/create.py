@@ -13,9 +13,8 @@ import optuna
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.plan import plan_text
 from ulsam_nas.search.config import SCHEMA, StudyConfig, study_identity
-from ulsam_nas.search.evaluate import candidate_record
 from ulsam_nas.search.problem import Problem
-from ulsam_nas.search.records import SEARCH
+from ulsam_nas.search.records import SEARCH, candidate_record
 from ulsam_nas.search.space import Candidate
 
 SET_UP_WAIT_SECONDS = 60  # waiting for the worker that created a study to finish setting it up

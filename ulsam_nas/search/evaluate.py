@@ -21,7 +21,6 @@ from ulsam_nas.search.records import (
     SEARCH,
     TESTED_STAGES,
     declared,
-    groups_of,
     per_seed,
     same_evaluation,
     seeds_wanted,
@@ -40,37 +39,6 @@ DECLARE_POLL_SECONDS = 0.05
 Values = float | tuple[float, float]
 Known = dict[int, tuple[float, int]]  # seed -> (accuracy, number of the trial that trained it)
 Tested = dict[int, float]  # seed -> test accuracy, where it was measured
-
-
-def candidate_record(problem: Problem, candidate: Candidate, rung: int) -> dict[str, Any]:
-    """The attributes of an evaluation that do not depend on training."""
-    fidelity = problem.config.ladder.fidelities[rung]
-    return {
-        "candidate": candidate.key,
-        "plan": candidate.plan,
-        "width_mult": candidate.width_mult,
-        "backbone": problem.parameters.network.name,
-        "groups": groups_of(candidate.plan),
-        "modules": candidate.modules,
-        "macs": candidate.macs,
-        "params": candidate.params,
-        "macs_convention": problem.config.budget.convention,
-        "rung": rung,
-        "fidelity": {"epochs": fidelity.epochs, "images": fidelity.images},
-        "epochs": fidelity.epochs,
-        "images": len(problem.data_for(rung).train_labels),
-        "seed": problem.config.proxy.seed,
-        "duplicate_of": None,
-        "over_budget": False,
-        **_where(problem, candidate),
-    }
-
-
-def _where(problem: Problem, candidate: Candidate) -> dict[str, str]:
-    """A brought network's plan with module paths (``where``), for every report to show; a
-    built-in's plan is already what a reader knows."""
-    label = problem.parameters.network.label(candidate.width_mult, candidate.plan)
-    return {} if label == candidate.plan else {"where": label}
 
 
 def values_of(problem: Problem, accuracy: float, candidate: Candidate) -> Values:

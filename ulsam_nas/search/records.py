@@ -1,5 +1,5 @@
-"""What a trial records in the study's storage, and the one definition of each thing read back
-from it: a search trial (drawn by the sampler) against a requested evaluation (asked for by the
+"""What a trial records in the study's storage (written by ``candidate_record``), and the one
+definition of each thing read back from it: a search trial (drawn by the sampler) against a requested evaluation (asked for by the
 fidelity schedule), a trial's stage and rung, its seed lists, its owner, and the study's vanilla
 reference.
 
@@ -25,12 +25,16 @@ structured parameters (``parameters.ParameterSpace``), so the sampler learns fro
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from ulsam_nas.networks.plan import plan_facts
 from ulsam_nas.search.schedule import Costs, Ladder, Results
+
+if TYPE_CHECKING:
+    from ulsam_nas.search.problem import Problem
+    from ulsam_nas.search.space import Candidate
 
 SEARCH = "search"  # the stage of the sampler's trials and of the first rung's requested evaluations
 REPLICATION = "replication"  # another study's recommendation evaluated here (replicate.py)
@@ -38,6 +42,41 @@ TESTED_STAGES = ("confirm", REPLICATION)  # evaluations that also score the test
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
 
 Trials = Sequence[optuna.trial.FrozenTrial]
+
+
+# -- the writer ----------------------------------------------------------------------------------
+def candidate_record(problem: Problem, candidate: Candidate, rung: int) -> dict[str, Any]:
+    """The attributes of an evaluation that do not depend on training."""
+    fidelity = problem.config.ladder.fidelities[rung]
+    return {
+        "candidate": candidate.key,
+        "plan": candidate.plan,
+        "width_mult": candidate.width_mult,
+        "backbone": problem.parameters.network.name,
+        "groups": groups_of(candidate.plan),
+        "modules": candidate.modules,
+        "macs": candidate.macs,
+        "params": candidate.params,
+        "macs_convention": problem.config.budget.convention,
+        "rung": rung,
+        "fidelity": {"epochs": fidelity.epochs, "images": fidelity.images},
+        "epochs": fidelity.epochs,
+        "images": len(problem.data_for(rung).train_labels),
+        "seed": problem.config.proxy.seed,
+        "duplicate_of": None,
+        "over_budget": False,
+        **_where(problem, candidate),
+    }
+
+
+def _where(problem: Problem, candidate: Candidate) -> dict[str, str]:
+    """A brought network's plan with module paths (``where``), for every report to show; a
+    built-in's plan is already what a reader knows."""
+    label = problem.parameters.network.label(candidate.width_mult, candidate.plan)
+    return {} if label == candidate.plan else {"where": label}
+
+
+# -- the readers ---------------------------------------------------------------------------------
 
 
 def stage_of(attrs: dict[str, Any]) -> str:

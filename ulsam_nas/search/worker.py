@@ -25,13 +25,14 @@ from ulsam_nas.search.claims import (
     search_running,
 )
 from ulsam_nas.search.create import create_or_load
-from ulsam_nas.search.evaluate import MAX_WAIT_SECONDS, Evaluator, Values, candidate_record
+from ulsam_nas.search.evaluate import MAX_WAIT_SECONDS, Evaluator, Values
 from ulsam_nas.search.liveness import Liveness, fail_and_requeue, fail_dead, fail_stale, requeue_abandoned
 from ulsam_nas.search.parameters import Assessment
 from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import (
     SEARCH,
     Trials,
+    candidate_record,
     collect_results,
     is_infeasible,
     is_search_trial,
