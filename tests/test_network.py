@@ -3,6 +3,7 @@ user brings, with the width as a factory argument, positions by path or pattern.
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import pytest
 import torch
 
 from ulsam_nas import analyze
+from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks import Placement
 from ulsam_nas.networks.batch import CostTable
@@ -253,3 +255,19 @@ def test_a_misspelt_paper_plan_path_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(InvalidInput, match=r"paper_plan 'insert@nine:ulsam'.*'nine' is not a submodule path"):
         prepare(load_study_config(study_over(tmp_path, 8, "insert@nine:ulsam")))
+
+
+def test_a_study_over_the_brought_example_runs_to_a_report_with_paths(tmp_path, monkeypatch, capsys):
+    # The shipped study, on generated data (3 channels: the factory is handed them), end to end.
+    monkeypatch.chdir(ROOT)
+    storage = str(tmp_path / "s.journal")
+    common = ["--storage", storage, "--quiet"]
+    flags = ["--trials", "4", "--epochs", "1", "--data", "synthetic", "--no-schedule", "--seeds", "1"]
+    assert main(["search", "studies/brought_network.yaml", *flags, *common]) == 0
+    assert main(["best", "studies/brought_network.yaml", "--json", "--storage", storage]) == 0
+    best = json.loads(capsys.readouterr().out)
+    placed = [c for c in best["candidates"] if c["plan"]]
+    assert placed and all("@layer" in c["where"] and "@layer" not in c["plan"] for c in placed)
+    out = tmp_path / "report"
+    assert main(["report", "studies/brought_network.yaml", "--storage", storage, "--out", str(out)]) == 0
+    assert "where" in (out / "trials.csv").read_text().splitlines()[0].split(",")
