@@ -9,7 +9,7 @@ from typing import Any
 
 import optuna
 
-from ulsam_nas.search.records import stage_of
+from ulsam_nas.search.records import Record, stage_of
 from ulsam_nas.search.worker import Progress
 
 
@@ -30,14 +30,11 @@ def progress_bars() -> Progress:
         bar.total = max(total, done)
         bar.n = min(done, bar.total)
         if stage == "search":
+            records = [Record.of(t.user_attrs) for t in trials]
             accuracies = [
-                t.user_attrs["accuracy"]
-                for t in trials
-                if t.user_attrs.get("accuracy") is not None
-                and not t.user_attrs.get("over_budget")
-                and t.user_attrs.get("rung", 0) == 0
+                r.accuracy for r in records if r.accuracy is not None and not r.over_budget and r.rung == 0
             ]
-            infeasible = sum(bool(t.user_attrs.get("infeasible")) for t in trials)
+            infeasible = sum(bool(r.infeasible) for r in records)
             bar.set_postfix(best=f"{max(accuracies):.4f}" if accuracies else "-", infeasible=infeasible)
         bar.refresh()
 
@@ -59,21 +56,18 @@ def log_lines() -> Progress:
 
 
 def trial_line(trial: optuna.trial.FrozenTrial) -> str:
-    attrs = trial.user_attrs
-    if attrs.get("infeasible") and not attrs.get("over_budget"):
-        return (
-            f"trial {trial.number} ({stage_of(attrs)}) infeasible, not trained: "
-            f"{attrs.get('candidate')}: {attrs['infeasible'][0]}"
-        )
-    accuracy, se = attrs.get("accuracy"), attrs.get("accuracy_se")
-    seeds = attrs.get("seeds") or []
+    record, stage = Record.of(trial.user_attrs), stage_of(trial.user_attrs)
+    if record.infeasible and not record.over_budget:
+        why = record.infeasible[0]
+        return f"trial {trial.number} ({stage}) infeasible, not trained: {record.candidate}: {why}"
+    accuracy, se = record.accuracy, record.accuracy_se
     return (
-        f"trial {trial.number} ({stage_of(attrs)}) {trial.state.name.lower()}: "
+        f"trial {trial.number} ({stage}) {trial.state.name.lower()}: "
         f"accuracy {accuracy if accuracy is None else round(accuracy, 4)}"
-        + (f" ± {se:.4f} ({len(seeds)} seeds)" if se is not None else "")
-        + f", {attrs.get('epochs')} epochs, "
-        f"{attrs.get('macs', 0) / 1e6:.3f} MMACs, α {attrs.get('width_mult')}, "
-        f"plan {attrs.get('where', attrs.get('plan')) or '(none)'}"
-        + (" [over budget, not trained]" if attrs.get("over_budget") else "")
-        + (f" [same as trial {attrs['duplicate_of']}]" if attrs.get("duplicate_of") is not None else "")
+        + (f" ± {se:.4f} ({len(record.seeds)} seeds)" if se is not None else "")
+        + f", {record.epochs} epochs, "
+        f"{(record.macs or 0) / 1e6:.3f} MMACs, α {record.width_mult}, "
+        f"plan {record.shown_plan or '(none)'}"
+        + (" [over budget, not trained]" if record.over_budget else "")
+        + (f" [same as trial {record.duplicate_of}]" if record.duplicate_of is not None else "")
     )

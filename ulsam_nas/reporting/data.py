@@ -14,7 +14,7 @@ import pandas as pd
 
 from ulsam_nas.networks.plan import plan_facts
 from ulsam_nas.search.config import StudyConfig
-from ulsam_nas.search.records import stage_of
+from ulsam_nas.search.records import Record, stage_of
 from ulsam_nas.search.results import StudyResults
 from ulsam_nas.search.schedule import Costs, Ladder, Results, Selection, rung_summary
 from ulsam_nas.search.space import Candidate
@@ -48,50 +48,48 @@ class StudyData:
         return self.ladder.fidelities[rung].text()
 
 
-def _candidate_columns(key: str, attrs: dict[str, Any]) -> dict[str, Any]:
-    plan = attrs["plan"]
-    facts = plan_facts(plan)
+def _candidate_columns(key: str, record: Record) -> dict[str, Any]:
+    facts = plan_facts(record.plan)
     return {
         "candidate": key,
-        "backbone": attrs["backbone"],
-        "width_mult": attrs["width_mult"],
-        "plan": plan,
-        **({"where": attrs["where"]} if "where" in attrs else {}),  # a brought network's, with paths
+        "backbone": record.backbone,
+        "width_mult": record.width_mult,
+        "plan": record.plan,
+        **({"where": record.where} if record.where is not None else {}),  # a brought network's
         "placement": facts.placement,
         "groups": facts.shared_groups,
         "groups_label": facts.groups_label,
         "modules": facts.modules,
-        "macs": attrs["macs"],
-        "params": attrs["params"],
+        "macs": record.macs,
+        "params": record.params,
     }
 
 
 def _trial_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
     rows = []
     for trial in trials:
-        attrs = trial.user_attrs
+        record = Record.of(trial.user_attrs)
         row: dict[str, Any] = {"trial": trial.number, "state": trial.state.name}
-        if "plan" in attrs:
-            row.update(_candidate_columns(attrs["candidate"], attrs))
-        elif "candidate" in attrs:  # an infeasible draw: its key and cost where it has one
-            row.update({"candidate": attrs["candidate"], "macs": attrs.get("macs")})
-        fidelity = attrs.get("fidelity") or {}
+        if record.costed:
+            row.update(_candidate_columns(str(record.candidate), record))
+        elif record.candidate is not None:  # an infeasible draw: its key and cost where it has one
+            row.update({"candidate": record.candidate, "macs": record.macs})
         row.update(
             {
-                "stage": stage_of(attrs),
-                "epochs": fidelity.get("epochs", attrs.get("epochs")),
-                "images": fidelity.get("images"),
-                "over_budget": bool(attrs.get("over_budget")),
-                "infeasible": "; ".join(attrs.get("infeasible") or []),
-                "baseline": bool(attrs.get("baseline")),
-                "seeds": " ".join(str(s) for s in attrs.get("seeds") or []),
-                "accuracies": " ".join(f"{a:.4f}" for a in attrs.get("accuracies") or []),
-                "accuracy": None if attrs.get("over_budget") else attrs.get("accuracy"),
-                "accuracy_se": attrs.get("accuracy_se"),
-                "test_accuracy": attrs.get("test_accuracy"),
-                "trained_seeds": " ".join(str(s) for s in attrs.get("trained_seeds") or []),
-                "latency_ms": attrs.get("latency_ms"),
-                "train_seconds": attrs.get("train_seconds"),
+                "stage": stage_of(trial.user_attrs),
+                "epochs": record.fidelity_epochs,
+                "images": record.fidelity_images,
+                "over_budget": record.over_budget,
+                "infeasible": "; ".join(record.infeasible),
+                "baseline": record.baseline,
+                "seeds": " ".join(str(s) for s in record.seeds),
+                "accuracies": " ".join(f"{a:.4f}" for a in record.accuracies),
+                "accuracy": None if record.over_budget else record.accuracy,
+                "accuracy_se": record.accuracy_se,
+                "test_accuracy": record.test_accuracy,
+                "trained_seeds": " ".join(str(s) for s in record.trained_seeds),
+                "latency_ms": record.latency_ms,
+                "train_seconds": record.train_seconds,
             }
         )
         rows.append(row)
@@ -119,7 +117,7 @@ def _point_rows(
             test = view.test_summary(key) if entry.stage == "confirm" else None
             rows.append(
                 {
-                    **_candidate_columns(key, first[key]),
+                    **_candidate_columns(key, Record.of(first[key])),
                     "rung": rung,
                     "seeds": len(entry.seeds),
                     "accuracy": entry.mean,
@@ -127,7 +125,7 @@ def _point_rows(
                     "test_accuracy": None if test is None else test[0],
                     "test_accuracy_se": None if test is None else test[1],
                     "latency_ms": costs[key].latency_ms,
-                    "vanilla": first[key]["plan"] == "",
+                    "vanilla": Record.of(first[key]).plan == "",
                     "reference": key == reference,
                     "status": status.get((key, rung), ""),
                 }

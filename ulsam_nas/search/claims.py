@@ -24,6 +24,7 @@ from ulsam_nas.search.liveness import Liveness
 from ulsam_nas.search.records import (
     FINISHED,
     SEARCH,
+    Record,
     Trials,
     counts_toward_target,
     is_search_trial,
@@ -108,18 +109,13 @@ def claim_queued_request(
     attributes, which studies written before ``liveness.requeue_abandoned`` may hold: it queues
     none now) and write this worker as its owner; None when there is none."""
     for queued in trials:
-        attrs = queued.user_attrs
+        attrs, record = queued.user_attrs, Record.of(queued.user_attrs)
         if queued.state != optuna.trial.TrialState.WAITING or is_search_trial(attrs):
             continue
-        if "candidate" not in attrs or "seeds_wanted" not in attrs:
+        if record.candidate is None or record.seeds_wanted is None:
             continue
         if study._storage.set_trial_state_values(queued._trial_id, state=RUNNING):
             study._storage.set_trial_user_attr(queued._trial_id, "owner", liveness.owner)
-            request = Request(
-                attrs["candidate"],
-                int(attrs.get("rung", 0)),
-                tuple(attrs["seeds_wanted"]),
-                attrs["stage"],
-            )
+            request = Request(record.candidate, record.rung, record.seeds_wanted, stage_of(attrs))
             return optuna.Trial(study, queued._trial_id), request
     return None

@@ -20,6 +20,7 @@ from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import (
     SEARCH,
     TESTED_STAGES,
+    Record,
     declared,
     per_seed,
     same_evaluation,
@@ -121,7 +122,8 @@ class Evaluator:
         missing = [s for s in seeds if s not in known]
         limit = problem.config.budget.latency_ms
         by_number = {t.number: t for t in trials}
-        latency = by_number[min(n for _, n in known.values())].user_attrs.get("latency_ms") if known else None
+        first = by_number[min(n for _, n in known.values())] if known else None
+        latency = Record.of(first.user_attrs).latency_ms if first is not None else None
         if limit is not None and missing and stage == SEARCH:
             device = resolve_device(problem.config.proxy.device)
             example = problem.data.val_images[:1].to(device).float() / 255

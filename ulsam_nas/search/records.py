@@ -1,7 +1,7 @@
-"""What a trial records in the study's storage (written by ``candidate_record``), and the one
-definition of each thing read back from it: a search trial (drawn by the sampler) against a requested evaluation (asked for by the
-fidelity schedule), a trial's stage and rung, its seed lists, its owner, and the study's vanilla
-reference.
+"""What a trial records in the study's storage (written by ``candidate_record``, read by the
+typed ``Record``), and the one definition of each thing read back from it: a search trial (drawn
+by the sampler) against a requested evaluation (asked for by the fidelity schedule), a trial's
+stage and rung, its seed lists, its owner, and the study's vanilla reference.
 
 A trained trial's user attributes (the storage schema reports and older studies rely on):
 ``candidate`` "α|plan", ``plan``, ``width_mult``, ``backbone``, ``groups``, ``modules``,
@@ -24,7 +24,8 @@ structured parameters (``parameters.ParameterSpace``), so the sampler learns fro
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -77,6 +78,81 @@ def _where(problem: Problem, candidate: Candidate) -> dict[str, str]:
 
 
 # -- the readers ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Record:
+    """A trial's user attributes, typed: what the readers outside this module use (``best``,
+    reports, progress lines), each read here once with its default for an attribute a trial does
+    not have (an untrained, infeasible or older trial)."""
+
+    candidate: str | None = None
+    costed: bool = False  # it records a buildable configuration's plan and cost (an infeasible draw may not)
+    plan: str = ""
+    where: str | None = None  # a brought network's plan with module paths
+    width_mult: float | None = None
+    backbone: str | None = None
+    groups: int | None = None
+    macs: int | None = None
+    params: int | None = None
+    rung: int = 0  # as the run that wrote it numbered its ladder (``rung_of`` maps it to this one)
+    epochs: int | None = None
+    fidelity_epochs: int | None = None
+    fidelity_images: int | None = None
+    seeds: tuple[int, ...] = ()
+    accuracies: tuple[float, ...] = ()
+    accuracy: float | None = None
+    accuracy_se: float | None = None
+    test_accuracy: float | None = None
+    trained_seeds: tuple[int, ...] = ()
+    trained_steps: int = 0
+    candidate_epochs: float = 0.0
+    train_seconds: float | None = None
+    latency_ms: float | None = None
+    over_budget: bool = False
+    infeasible: tuple[str, ...] = ()
+    baseline: bool = False
+    duplicate_of: int | None = None
+    seeds_wanted: tuple[int, ...] | None = None  # what a requested evaluation asks for
+    surplus: bool = False
+
+    @classmethod
+    def of(cls, attrs: Mapping[str, Any]) -> Record:
+        fidelity = attrs.get("fidelity") or {}
+        return cls(
+            candidate=attrs.get("candidate"),
+            costed="plan" in attrs,
+            plan=attrs.get("plan") or "",
+            where=attrs.get("where"),
+            width_mult=attrs.get("width_mult"),
+            backbone=attrs.get("backbone"),
+            groups=attrs.get("groups"),
+            macs=attrs.get("macs"),
+            params=attrs.get("params"),
+            rung=int(attrs.get("rung", 0)),
+            epochs=attrs.get("epochs"),
+            fidelity_epochs=fidelity.get("epochs", attrs.get("epochs")),
+            fidelity_images=fidelity.get("images"),
+            seeds=tuple(attrs.get("seeds") or ()),
+            accuracies=tuple(attrs.get("accuracies") or ()),
+            accuracy=attrs.get("accuracy"),
+            accuracy_se=attrs.get("accuracy_se"),
+            test_accuracy=attrs.get("test_accuracy"),
+            trained_seeds=tuple(attrs.get("trained_seeds") or ()),
+            trained_steps=int(attrs.get("trained_steps") or 0),
+            candidate_epochs=float(attrs.get("candidate_epochs") or 0.0),
+            train_seconds=attrs.get("train_seconds"),
+            latency_ms=attrs.get("latency_ms"),
+            over_budget=bool(attrs.get("over_budget")),
+            infeasible=tuple(attrs.get("infeasible") or ()),
+            baseline=bool(attrs.get("baseline")),
+            duplicate_of=attrs.get("duplicate_of"),
+            seeds_wanted=tuple(attrs["seeds_wanted"]) if "seeds_wanted" in attrs else None,
+            surplus=bool(attrs.get("surplus")),
+        )
+
+    @property
+    def shown_plan(self) -> str:
+        """The plan as a reader knows it (a brought network's with module paths)."""
+        return self.where if self.where is not None else self.plan
 
 
 def stage_of(attrs: dict[str, Any]) -> str:

@@ -17,6 +17,7 @@ from ulsam_nas.search.network import network_of_attrs
 from ulsam_nas.search.noise import TEST_NAME, summarize
 from ulsam_nas.search.records import (
     FINISHED,
+    Record,
     collect_results,
     collect_tests,
     first_records,
@@ -66,9 +67,13 @@ class StudyResults:
     def network(self) -> dict[str, Any]:
         return dict(self.user_attrs.get("network", {}))
 
+    def record(self, key: str) -> Record:
+        """The first trial of candidate ``key`` (what does not depend on training), typed."""
+        return Record.of(self.first[key])
+
     def label(self, key: str) -> str:
-        attrs = self.first[key]
-        return f"{attrs.get('where', attrs['plan']) or 'plain'} (α {attrs['width_mult']:g})"
+        record = self.record(key)
+        return f"{record.shown_plan or 'plain'} (α {record.width_mult:g})"
 
     def partial(self) -> list[str]:
         """Why the study is not finished (running or queued trials, search trials or a stage's
@@ -96,25 +101,22 @@ class StudyResults:
         over common seeds) and the cheapest of them recommended; the noise per fidelity and the
         training each stage spent."""
         selection = self.selection
-        recommended = self.first[selection.recommended] if selection.recommended else None
-        scored = [
-            t
-            for t in self.trials
-            if t.state == optuna.trial.TrialState.COMPLETE
-            and not t.user_attrs.get("over_budget")
-            and t.user_attrs.get("accuracy") is not None
+        recommended = self.record(selection.recommended) if selection.recommended else None
+        complete = [
+            Record.of(t.user_attrs) for t in self.trials if t.state == optuna.trial.TrialState.COMPLETE
         ]
+        scored = [r for r in complete if not r.over_budget and r.accuracy is not None]
         return {
             "study": self.name,
             "settings": settings_fingerprint(self.user_attrs.get("identity") or {}),
             "unit": "MAC",
             "scored_trials": len(scored),
-            "trained_trials": sum(1 for t in scored if t.user_attrs.get("trained_steps")),
+            "trained_trials": sum(1 for r in scored if r.trained_steps),
             "test": TEST_NAME + ", 95% interval of the mean difference; tied when it contains 0",
             "confirmed": selection.confirmed,
             "best": selection.best,
-            "recommended": recommended["plan"] if recommended else None,
-            "recommended_width_mult": recommended["width_mult"] if recommended else None,
+            "recommended": recommended.plan if recommended else None,
+            "recommended_width_mult": recommended.width_mult if recommended else None,
             "recommended_candidate": selection.recommended,
             "recommendation": tie_sentence(selection, {k: self.label(k) for k in self.first}, self.costs),
             "detectable_difference": selection.detectable,
@@ -155,8 +157,8 @@ class StudyResults:
         """A brought network's positions by module path (a built-in's keep ``layer INDEX``)."""
         if "model" not in self.network or not self.first:
             return {}
-        attrs = next(iter(self.first.values()))
-        network = network_of_attrs(attrs["backbone"], self.network).at(float(attrs["width_mult"]))
+        record = self.record(next(iter(self.first)))
+        network = network_of_attrs(str(record.backbone), self.network).at(float(record.width_mult or 1))
         return {index: network.where(index) for index in positions}
 
     def effects(self) -> dict[str, Any]:
@@ -166,7 +168,7 @@ class StudyResults:
             return {"effects": [], "effects_rung": None, "importance": None}
         rung = max(self.results, key=lambda r: (len(self.results[r]), -r))
         observations = [
-            (self.first[key]["width_mult"], self.first[key]["plan"], seed, accuracy)
+            (float(self.record(key).width_mult or 0), self.record(key).plan, seed, accuracy)
             for key, found in self.results[rung].items()
             for seed, accuracy in found.items()
         ]
@@ -183,8 +185,8 @@ class StudyResults:
             for t in self.trials
             if t.state == optuna.trial.TrialState.COMPLETE
             and is_search_trial(t.user_attrs)
-            and t.user_attrs.get("trained_seeds")
-            and t.user_attrs.get("rung", 0) == 0
+            and Record.of(t.user_attrs).trained_seeds
+            and Record.of(t.user_attrs).rung == 0
         ]
         distributions = trained[0].distributions if trained else {}
         paths = self._position_names(positions)
@@ -224,19 +226,19 @@ class StudyResults:
         return []
 
     def _candidate(self, entry: Ranked) -> dict[str, Any]:
-        attrs = self.first[entry.key]
-        network = network_of_attrs(attrs["backbone"], self.network)
-        call = network.code(attrs["width_mult"], attrs.get("where", attrs["plan"]))
+        record = self.record(entry.key)
+        width = float(record.width_mult or 0)
+        call = network_of_attrs(str(record.backbone), self.network).code(width, record.shown_plan)
         fidelity = self.ladder.fidelities[entry.rung]
         comparison = entry.comparison
         return {
             "trial": self._first_number(entry.key),
             "candidate": entry.key,
-            "plan": attrs["plan"],
-            **({"where": attrs["where"]} if "where" in attrs else {}),
-            "backbone": attrs["backbone"],
-            "width_mult": attrs["width_mult"],
-            "groups": attrs.get("groups"),
+            "plan": record.plan,
+            **({"where": record.where} if record.where is not None else {}),
+            "backbone": record.backbone,
+            "width_mult": record.width_mult,
+            "groups": record.groups,
             "stage": entry.stage,
             "epochs": fidelity.epochs,
             "images": fidelity.images,
@@ -254,8 +256,8 @@ class StudyResults:
                 "ci_high": comparison.ci_high,
                 "p_value": comparison.p_value,
             },
-            "macs": attrs["macs"],
-            "params": attrs["params"],
+            "macs": record.macs,
+            "params": record.params,
             "latency_ms": self.costs[entry.key].latency_ms,
             **self._test_fields(entry),
             "create_network": call,
@@ -272,7 +274,7 @@ class StudyResults:
         return next(
             t.number
             for t in self.trials
-            if t.state == optuna.trial.TrialState.COMPLETE and t.user_attrs.get("candidate") == key
+            if t.state == optuna.trial.TrialState.COMPLETE and Record.of(t.user_attrs).candidate == key
         )
 
 
@@ -289,15 +291,14 @@ def training_by_stage(trials: list[optuna.trial.FrozenTrial], ladder: Ladder) ->
         for name in ladder.stage_names()
     }
     for trial in trials:
-        attrs = trial.user_attrs
-        name = stage_of(attrs)
-        if name not in rows or trial.state not in FINISHED or attrs.get("infeasible"):
+        record, name = Record.of(trial.user_attrs), stage_of(trial.user_attrs)
+        if name not in rows or trial.state not in FINISHED or record.infeasible:
             continue
         row = rows[name]
         row["trials"] += 1
-        row["seed_runs"] += len(attrs.get("trained_seeds") or [])
-        row["candidate_epochs"] += attrs.get("candidate_epochs") or 0.0
-        row["train_seconds"] += attrs.get("train_seconds") or 0.0
+        row["seed_runs"] += len(record.trained_seeds)
+        row["candidate_epochs"] += record.candidate_epochs
+        row["train_seconds"] += record.train_seconds or 0.0
     return list(rows.values())
 
 

@@ -31,6 +31,7 @@ from ulsam_nas.search.parameters import Assessment
 from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.records import (
     SEARCH,
+    Record,
     Trials,
     candidate_record,
     collect_results,
@@ -219,7 +220,7 @@ class Search:
             self._abandon(stop)
             raise
         trial = finished[0]
-        if trial.state == FAIL and not trial.user_attrs.get("surplus"):
+        if trial.state == FAIL and not Record.of(trial.user_attrs).surplus:
             return "failed"
         return "infeasible" if is_infeasible(trial.user_attrs) else "ok"
 
@@ -255,10 +256,11 @@ class Search:
         ):
             trial.set_user_attr("surplus", True)
             raise Surplus(f"trial {trial.number}: the {self._target} search trials are already claimed")
-        rung, stage = int(attrs.get("rung", 0)), stage_of(attrs)
+        queued = Record.of(attrs)
+        rung, stage = queued.rung, stage_of(attrs)
         reference = key == self.reference(trials)
-        if "seeds_wanted" in attrs:
-            seeds = list(attrs["seeds_wanted"])
+        if queued.seeds_wanted is not None:
+            seeds = list(queued.seeds_wanted)
         else:
             count = self.ladder.reference_seed_count(0) if reference else self.ladder.seed_counts[0]
             seeds = list(self.ladder.seeds(count))
