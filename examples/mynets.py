@@ -8,8 +8,9 @@ The README's "Any network" section costs these networks. From the repository roo
 ``MODULE`` is imported with the current directory first on the path (``examples`` is a namespace
 package, no ``__init__.py``), and ``FACTORY`` is called with ``--model-args`` (none by default),
 so every factory here has defaults.  ``studies/brought_network.yaml`` searches ``resnet_like``
-(its width, class count and input channels passed as factory arguments). The networks are plain PyTorch, traceable by ``torch.fx``: a small
-CIFAR-style ResNet (``resnet_like``) and a plain stack of convolutions (``plain_cnn``).
+(its width, class count and input channels passed as factory arguments).  The networks are plain
+PyTorch, traceable by ``torch.fx``: a small CIFAR-style ResNet (``resnet_like``) and a plain stack
+of convolutions (``plain_cnn``).
 """
 
 from __future__ import annotations

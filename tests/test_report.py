@@ -8,6 +8,7 @@ import json
 import math
 import os
 import shutil
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -19,14 +20,18 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.latex_compile import compile_tables
+from tests.studies import small_study
 from ulsam_nas import network_cost
 from ulsam_nas.cli import main
 from ulsam_nas.reporting import report
 from ulsam_nas.reporting.page import git_revision
 from ulsam_nas.reporting.pareto import pareto_front
-from ulsam_nas.search.config import StudyConfig
+from ulsam_nas.search.config import StudyConfig, load_study_config
+from ulsam_nas.search.problem import Problem, prepare
+from ulsam_nas.search.records import candidate_record
+from ulsam_nas.search.space import Candidate
 
-NETWORK = {"resolution": 32, "num_classes": 10, "in_channels": 1, "stem": "small"}
+NETWORK = {"resolution": 32, "num_classes": 10, "in_channels": 3, "stem": "small"}  # synthetic data
 SEEDS = [0, 1, 2]
 # α 0.25 unless said; accuracies per seed 0, 1, 2; latency in ms.
 DESIGN = {
@@ -38,27 +43,10 @@ DESIGN = {
 PRUNED_PLAN = "insert@9:ulsam:groups=1"
 
 
-def _candidate_attrs(width: float, plan: str) -> dict:
-    cost = network_cost("mobilenet_v1", width, plan, **NETWORK)
-    return {
-        "candidate": f"{width:g}|{plan}",
-        "plan": plan,
-        "width_mult": width,
-        "backbone": "mobilenet_v1",
-        "groups": None,
-        "modules": plan.count("@"),
-        "macs": cost.macs,
-        "params": cost.params,
-        "macs_convention": "exact",
-        "rung": 0,
-        "fidelity": {"epochs": 1, "images": 256},
-        "epochs": 1,
-        "images": 256,
-        "seed": 0,
-        "duplicate_of": None,
-        "over_budget": False,
-        "stage": "search",
-    }
+def _candidate_attrs(problem: Problem, width: float, plan: str) -> dict:
+    """What the search writes for a search trial of this configuration (the real writer)."""
+    candidate = problem.parameters.candidate(Candidate.key_of(width, plan))
+    return {**candidate_record(problem, candidate, 0), "stage": "search"}
 
 
 def build_study(
@@ -87,13 +75,15 @@ def build_study(
     study.set_user_attr("config", config.model_dump())
     study.set_user_attr("network", NETWORK)
     study.set_user_attr("reference", "0.25|")
-    study.set_user_attr("data", "synthetic: 256 training and 128 validation images, 1×32×32, 10 classes")
+    study.set_user_attr("data", "synthetic: 256 training and 128 validation images, 3×32×32, 10 classes")
     if empty:
         return path
+    with tempfile.TemporaryDirectory() as writer:  # the same space, proxy and budget; nothing left
+        problem = prepare(load_study_config(small_study(Path(writer))))
     keys = [f"0.25|{plan}" for plan in [*DESIGN, PRUNED_PLAN]] + ["0.5|"]
     distribution = {"candidate": optuna.distributions.CategoricalDistribution(keys)}
     for plan, (accuracies, latency) in DESIGN.items():
-        attrs = _candidate_attrs(0.25, plan)
+        attrs = _candidate_attrs(problem, 0.25, plan)
         mean = sum(accuracies) / 3
         sd = math.sqrt(sum((a - mean) ** 2 for a in accuracies) / 2)
         attrs.update(
@@ -117,7 +107,7 @@ def build_study(
                 user_attrs=attrs,
             )
         )
-    over = _candidate_attrs(0.5, "") | {
+    over = _candidate_attrs(problem, 0.5, "") | {
         "accuracy": 0.0,
         "over_budget": True,
         "trained_steps": 0,
@@ -130,7 +120,7 @@ def build_study(
             values=[0.0], params={"candidate": "0.5|"}, distributions=distribution, user_attrs=over
         )
     )
-    pruned = _candidate_attrs(0.25, PRUNED_PLAN) | {"accuracy": 0.5, "trained_steps": 4}
+    pruned = _candidate_attrs(problem, 0.25, PRUNED_PLAN) | {"accuracy": 0.5, "trained_steps": 4}
     study.add_trial(
         optuna.trial.create_trial(
             state=optuna.trial.TrialState.PRUNED,
@@ -232,7 +222,7 @@ def test_pareto_table_exact_contents(written):
         },
     ]
     markdown = (written / "pareto.md").read_text()
-    assert "| 10,785,280 |" in markdown.replace("  ", " ") or "10,785,280" in markdown
+    assert f"{cheap.macs:,}" in markdown
     assert "paired t-test" in markdown
     latex = (written / "pareto.tex").read_text()
     assert "\\begin{tabular}" in latex and "\\toprule" in latex
