@@ -48,7 +48,7 @@ class CostTable:
                 raise InvalidInput("each slot must hold options at one layer index of its own (None allowed)")
             seen |= indices
         self.slots = [list(slot) for slot in slots]
-        _check_apart(networks[0], self.slots)
+        check_apart(networks[0], self.slots)
         options = max((len(slot) for slot in slots), default=1)
         shape = (len(networks), len(self.slots), options)
         self.base_params = np.zeros(len(networks), dtype=np.int64)
@@ -96,9 +96,10 @@ class CostTable:
         return [p for slot, c in zip(self.slots, choices, strict=True) if (p := slot[int(c)]) is not None]
 
 
-def _check_apart(network: Network, slots: Sequence[Sequence[Placement | None]]) -> None:
+def check_apart(network: Network, slots: Sequence[Sequence[Placement | None]]) -> None:
     """A configuration's cost is a sum over slots, so no slot may lie inside one that an option
-    replaces (that combination cannot be built; its sum would be a wrong number)."""
+    replaces (that combination cannot be built; its sum would be a wrong number).  A search space's
+    positions are checked with it too."""
     index = [next(p.index for p in slot if p is not None) for slot in slots]
     for outer, slot in zip(index, slots, strict=True):
         if not any(p is not None and p.action == "replace" for p in slot):

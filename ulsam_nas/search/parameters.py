@@ -36,7 +36,7 @@ from ulsam_nas.analysis.plans import listing
 from ulsam_nas.attention import get_attention
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks import Network, plan_cost
-from ulsam_nas.networks.batch import BatchCost, CostTable
+from ulsam_nas.networks.batch import BatchCost, CostTable, check_apart
 from ulsam_nas.networks.plan import REMOVE, Placement, parse_plan, plan_text
 from ulsam_nas.search.config import Budget
 from ulsam_nas.search.network import StudyNetwork
@@ -98,6 +98,9 @@ class ParameterSpace:
         grouped = [m for m in self.space.modules if "groups" in get_attention(m).option_names()]
         self._grouped = set(grouped)
         self.positions = self._resolve_positions()
+        # A module inside one a plan replaces would go with it: the configuration counts assume
+        # every combination builds, so the space may not offer both.
+        check_apart(self._table(self.space.width_mults[0]), [self._options(p) for p in self.positions])
         self._check_groups_usable()
 
     def _resolve_positions(self) -> tuple[SlotPosition, ...]:
@@ -138,22 +141,7 @@ class ParameterSpace:
             for action in position.actions:
                 if not any(action in found[i].actions for i in indices if i in found):
                     raise InvalidInput(f"position {named}: {action} is allowed at none of its positions")
-        self._check_nesting(first, found)
         return tuple(found[i] for i in sorted(found))
-
-    def _check_nesting(self, network: Network, found: dict[int, SlotPosition]) -> None:
-        """A module placed inside one a plan replaces would go with it: the space may not offer
-        both (its configuration counts assume every combination builds)."""
-        for outer, slot in found.items():
-            if "replace" not in slot.actions:
-                continue
-            for inner in found:
-                if network.inside(inner, outer):
-                    raise InvalidInput(
-                        f"positions {network.where(inner)} and {network.where(outer)} nest, and "
-                        f"{network.where(outer)} may be replaced; allowed: positions outside one "
-                        "that a plan may replace"
-                    )
 
     # -- parameters ----------------------------------------------------------------------------
     @cached_property
