@@ -90,3 +90,57 @@ def test_replicate_help_names_the_seed(command, capsys):
     with pytest.raises(SystemExit):
         main([command, "--help"])
     assert "--seed" in capsys.readouterr().out
+
+
+def test_replicate_at_a_longer_training_states_the_paired_difference_and_resumes(tmp_path, capsys):
+    import optuna
+
+    path = study(tmp_path)
+    assert main(["search", str(path), "--quiet"]) == 0
+    assert main(["best", str(path), "--json"]) == 0
+    best = json.loads(capsys.readouterr().out)
+    args = ["replicate", str(path), "--epochs", "2", "--seeds", "2", "--quiet", "--json"]
+    if best["trade_off"] is None:  # the recommendation is the reference (or nothing to compare)
+        assert main(args) == 2
+        assert "there is no difference to check" in capsys.readouterr().err
+        return
+    assert main(args) == 0
+    verdict = json.loads(capsys.readouterr().out)
+    assert verdict["study"] == "r-e2iall-seed2000" and verdict["seeds"] == [2000, 2001]
+    assert verdict["fidelity"] == {"epochs": 2, "images": None}
+    differences = [
+        a - b for a, b in zip(verdict["recommended_accuracies"], verdict["reference_accuracies"], strict=True)
+    ]
+    assert verdict["mean"] == pytest.approx(sum(differences) / 2)
+    assert verdict["holds"] in ("holds", "reversed", "unresolved")
+    assert "2 fresh paired seeds" in verdict["sentence"]
+    # A third seed trains one more pair only: the first two are read back from the companion study.
+    assert main([*args[:-4], "--seeds", "3", "--quiet", "--json"]) == 0
+    again = json.loads(capsys.readouterr().out)
+    assert again["recommended_accuracies"][:2] == verdict["recommended_accuracies"]
+    companion = optuna.load_study(
+        study_name="r-e2iall-seed2000",
+        storage=optuna.storages.JournalStorage(
+            optuna.storages.journal.JournalFileBackend(str(tmp_path / "r.journal"))
+        ),
+    )
+    assert len(companion.trials) == 6  # 3 seeds × 2 candidates, one trial each
+    assert main(["best", str(path), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["fidelity_check"] == again
+
+
+def test_the_longer_training_verdict_needs_an_interval_that_excludes_zero():
+    from ulsam_nas.search.replicate import _holds
+
+    assert _holds(0.01, 0.002, 0.02, 0.005) == "holds"
+    assert _holds(-0.01, -0.02, -0.002, 0.005) == "reversed"
+    assert _holds(0.01, -0.002, 0.02, 0.005) == "unresolved"
+    assert _holds(0.01, None, None, 0.005) == "unresolved"
+
+
+def test_replicate_needs_a_seed_or_a_longer_training(tmp_path, capsys):
+    path = study(tmp_path)
+    assert main(["replicate", str(path)]) == 2
+    assert "--seed" in capsys.readouterr().err
+    assert main(["replicate", str(path), "--images", "100"]) == 2
+    assert "--images is given without --epochs" in capsys.readouterr().err

@@ -122,6 +122,7 @@ class StudyResults:
             "detectable_difference": selection.detectable,
             "trade_off": self.trade_off(),
             "replication": self.user_attrs.get("replication"),
+            "fidelity_check": self.user_attrs.get("fidelity_check"),
             "noise": selection.noise,
             "training": training_by_stage(self.trials, self.ladder),
             "split": self.user_attrs.get("split"),
@@ -318,6 +319,8 @@ def best_text(result: dict[str, Any]) -> str:
         lines.append(f"Trade-off at this budget: {result['trade_off']['sentence']}.")
     if result.get("replication"):
         lines.append(f"Replication: {result['replication']['sentence']}.")
+    if result.get("fidelity_check"):
+        lines.append(f"At a longer training: {result['fidelity_check']['sentence']}.")
     lines += [f"Note: {note}." for note in result["notes"]]
     lines.append("")
     for i, c in enumerate(result["candidates"], 1):
