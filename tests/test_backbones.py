@@ -254,3 +254,33 @@ def test_compiled_layer_cost_equals_the_primitive_definition(
 
     spec = LayerSpec(0, kind, cin, cout, stride, kernel, expansion, activation)
     assert spec.cost(h, w) == spec.terms(h, w).evaluate("exact")
+
+
+def test_a_shape_however_spelled_has_one_table_and_a_resolved_plan_is_not_resolved_again(monkeypatch):
+    from ulsam_nas.backbones import BackboneShape
+    from ulsam_nas.backbones import network as backbone_network
+    from ulsam_nas.verify.backbone_report import network_report
+
+    table = backbone_table("mobilenet_v1", 0.5, 32, 10, 1, "small")
+    assert (
+        backbone_table(
+            "mobilenet_v1", width_mult=0.5, resolution=32, num_classes=10, in_channels=1, stem="small"
+        )
+        is table
+    )
+    assert BackboneShape("mobilenet_v1", 0.5, 32, 10, 1, "small").table() is table
+    calls = []
+    original = backbone_network.parse_plan
+    monkeypatch.setattr(backbone_network, "parse_plan", lambda plan: calls.append(plan) or original(plan))
+    report = network_report(
+        "mobilenet_v1", plan="replace@9", breakdown=True, width_mult=0.5, resolution=32, num_classes=10,
+        in_channels=1, stem="small",
+    )  # fmt: skip
+    assert calls == ["replace@9"]  # cost, breakdown and text share one resolution
+    assert report["macs"] == network_cost("mobilenet_v1", 0.5, "replace@9", 32, 10, 1, "small").macs
+    resolved = table.resolve("replace@9")
+    assert table.resolve(resolved) is resolved
+    other = backbone_table("mobilenet_v1", 0.75, 32, 10, 1, "small")
+    assert other.resolve(resolved) is not resolved  # another network resolves it afresh
+    with pytest.raises(InvalidInput, match="width_mult"):
+        BackboneShape("mobilenet_v1", -1.0)

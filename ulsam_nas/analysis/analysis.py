@@ -38,7 +38,7 @@ from ulsam_nas.cost.compose import check_convention, paper_of
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.core import Row, plan_cost
-from ulsam_nas.networks.plan import Placement, PlanLike
+from ulsam_nas.networks.plan import Placement, PlanLike, ResolvedPlan
 
 _CACHE_LIMIT = 65536  # resolved plans and placement costs kept per analysis
 
@@ -68,7 +68,7 @@ class Analysis:
         self._ends = ends  # path → graph index after the last node its call created
         self._subtrees = self._subtree_costs()
         self._totals: dict[str, Cost] = {"exact": self._plain_total()}
-        self._plans: dict[Any, list[Placement]] = {}
+        self._plans: dict[Any, ResolvedPlan] = {}
         self._segments: dict[str, Sequence[Placement]] = {}
         self._numbers = {p.path: p.index for p in self.positions}
         self._resolved_placements: dict[Placement, Placement] = {}
@@ -135,14 +135,16 @@ class Analysis:
             return plans.matching(f"insert@{target}", "insert", target, self.positions)
         return [plans.position_number(target, self.positions, self._not_positions, self.model, self._numbers)]
 
-    def resolve(self, plan: PlanLike) -> list[Placement]:
+    def resolve(self, plan: PlanLike) -> ResolvedPlan:
         """A plan's placements (index = position number), validated, every option filled, in
         network order; cached per plan."""
+        if isinstance(plan, ResolvedPlan) and plan.against(self):
+            return plan
         key: Any = plan if plan is None or isinstance(plan, str | Placement) else tuple(plan)
         found = self._plans.get(key)
         if found is None:
             parsed = plans.parse_plan(key, self.positions, self._not_positions, self.model, self._segment)
-            found = plans.check_plan([self._resolved(p) for p in parsed], self.positions)
+            found = ResolvedPlan(self, plans.check_plan([self._resolved(p) for p in parsed], self.positions))
             _remember(self._plans, key, found)
         return found
 

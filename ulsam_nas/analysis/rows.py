@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from ulsam_nas.analysis.graph import Item, Param, within
@@ -73,7 +73,7 @@ def _module_row(analysis: Analysis, p: Placement, convention: str) -> Row:
     return Row(name, -1, placement_text(p, analysis.positions), shape, shape, cost, inserted=True)
 
 
-def breakdown_rows(analysis: Analysis, placements: list[Placement], convention: str) -> list[Row]:
+def breakdown_rows(analysis: Analysis, placements: Sequence[Placement], convention: str) -> list[Row]:
 
     replaced = [analysis.positions[p.index].path for p in placements if p.action == "replace"]
     pending = sorted(placements, key=lambda p: analysis.end_of(analysis.positions[p.index].path))

@@ -1,8 +1,8 @@
 """Built-in backbones with attention placements: the model, and its cost as the sum of closed forms.
 
-The plain backbone's per-layer costs are computed once per (backbone, α, resolution, classes,
-input channels, stem) and cached; a plan's cost is that total minus the layers it replaces plus
-the closed forms of its modules, with no model built.
+The plain backbone's per-layer costs are computed once per :class:`BackboneShape` (backbone, α,
+resolution, classes, input channels, stem: one value) and cached; a plan's cost is that total
+minus the layers it replaces plus the closed forms of its modules, with no model built.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -25,8 +25,8 @@ from ulsam_nas.cost.compose import check_convention, paper_of, sum_costs
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.networks.core import Row, plan_cost
-from ulsam_nas.networks.plan import REMOVE, Placement, PlanLike, parse_plan, placement_error
+from ulsam_nas.networks.core import plan_cost
+from ulsam_nas.networks.plan import REMOVE, Placement, PlanLike, ResolvedPlan, parse_plan, placement_error
 
 STEMS = ("imagenet", "small")
 
@@ -83,16 +83,43 @@ class LayerRecord:
         return self.exact if convention == "exact" else self.paper
 
 
+@dataclass(frozen=True)
+class BackboneShape:
+    """A built-in network at one shape: the backbone, its width, its input and its classes.
+
+    One value for what every entry point takes (``network_cost``, ``create_network``,
+    ``backbone_table``, a study's network): the key of the cached layer table, so a shape
+    however it was spelled has one table, and plans resolved against it are reused."""
+
+    backbone: str
+    width_mult: float = 1.0
+    resolution: int = 224
+    num_classes: int = 1000
+    in_channels: int = 3
+    stem: str = "imagenet"
+
+    def __post_init__(self) -> None:
+        check_backbone_args(
+            self.backbone, self.width_mult, self.resolution, self.num_classes, self.in_channels, self.stem
+        )
+
+    def table(self) -> BackboneTable:
+        """The plain network layer by layer with closed-form costs (one per shape, cached)."""
+        return _table_of(self)
+
+    def at(self, width_mult: float) -> BackboneShape:
+        return replace(self, width_mult=width_mult)
+
+    def arguments(self) -> dict[str, Any]:
+        """The shape as keyword arguments of ``create_network`` and ``network_cost``."""
+        return asdict(self)
+
+
 @dataclass(frozen=True, eq=False)  # identity hash: tables are cached singletons and cache keys
 class BackboneTable:
     """The plain backbone, layer by layer, with every layer's closed-form cost."""
 
-    backbone: str
-    width_mult: float
-    resolution: int
-    num_classes: int
-    in_channels: int
-    stem: str
+    shape: BackboneShape
     layers: tuple[LayerRecord, ...]
     head: LayerRecord
 
@@ -131,7 +158,7 @@ class BackboneTable:
     # -- the Network protocol (ulsam_nas.networks.core) ----------------------------------------
     @property
     def name(self) -> str:
-        return self.backbone
+        return self.shape.backbone
 
     def where(self, index: int) -> str:
         return f"layer {index}"
@@ -143,7 +170,7 @@ class BackboneTable:
         record = self.layers[index]
         return (record.spec.module_channels(action), *record.out_hw)
 
-    def resolve(self, plan: PlanLike) -> list[Placement]:
+    def resolve(self, plan: PlanLike) -> ResolvedPlan:
         return resolve_plan(self, plan)
 
     def resolve_placement(self, placement: Placement) -> Placement:
@@ -153,19 +180,11 @@ class BackboneTable:
         return _placement_cost(self, placement, convention)
 
     def build(self, plan: PlanLike) -> nn.Module:
-        return create_network(
-            self.backbone,
-            self.width_mult,
-            plan,
-            self.resolution,
-            self.num_classes,
-            self.in_channels,
-            self.stem,
-        )
+        return _build(self, plan)
 
     @functools.cached_property
     def _replaceable(self) -> frozenset[int]:
-        fixed = BACKBONES[self.backbone].fixed(self.last_index)
+        fixed = BACKBONES[self.shape.backbone].fixed(self.last_index)
         return frozenset(
             r.spec.position for r in self.layers if r.spec.keeps_shape and r.spec.position not in fixed
         )
@@ -185,7 +204,6 @@ def check_backbone_args(
         raise InvalidInput(f"stem={stem!r} is unknown; allowed: {', '.join(STEMS)}")
 
 
-@functools.lru_cache(maxsize=256)
 def backbone_table(
     backbone: str,
     width_mult: float = 1.0,
@@ -194,20 +212,23 @@ def backbone_table(
     in_channels: int = 3,
     stem: str = "imagenet",
 ) -> BackboneTable:
-    check_backbone_args(backbone, width_mult, resolution, num_classes, in_channels, stem)
-    specs = BACKBONES[backbone].layer_specs(float(width_mult), in_channels, stem)
+    """The plain backbone's layer table at one shape (cached per shape)."""
+    return BackboneShape(backbone, width_mult, resolution, num_classes, in_channels, stem).table()
+
+
+@functools.lru_cache(maxsize=256)
+def _table_of(shape: BackboneShape) -> BackboneTable:
+    specs = BACKBONES[shape.backbone].layer_specs(float(shape.width_mult), shape.in_channels, shape.stem)
     records = []
-    h = w = resolution
+    h = w = shape.resolution
     for spec in specs:
         oh, ow = out_size(h, spec.stride), out_size(w, spec.stride)
         records.append(LayerRecord(spec, (h, w), (oh, ow), spec.cost(h, w)))
         h, w = oh, ow
     last = specs[-1].out_channels
-    head_spec = LayerSpec(len(specs), "head", last, num_classes, 1)
-    head = LayerRecord(head_spec, (h, w), (1, 1), _head_terms(backbone, width_mult, last, num_classes, h, w))
-    return BackboneTable(
-        backbone, width_mult, resolution, num_classes, in_channels, stem, tuple(records), head
-    )
+    head_spec = LayerSpec(len(specs), "head", last, shape.num_classes, 1)
+    head_terms = _head_terms(shape.backbone, shape.width_mult, last, shape.num_classes, h, w)
+    return BackboneTable(shape, tuple(records), LayerRecord(head_spec, (h, w), (1, 1), head_terms))
 
 
 def _head_terms(backbone: str, width_mult: float, last: int, num_classes: int, h: int, w: int) -> Cost:
@@ -240,9 +261,11 @@ def _module_cost(
     return spec.cost(channels, h, w, cfg, convention)
 
 
-def resolve_plan(table: BackboneTable, plan: PlanLike) -> list[Placement]:
+def resolve_plan(table: BackboneTable, plan: PlanLike) -> ResolvedPlan:
     """Validate a plan against the backbone and fill every module option's default; a ``@*``
     placement becomes one at every index where its action is allowed and no other is placed."""
+    if isinstance(plan, ResolvedPlan) and plan.against(table):
+        return plan
     placements = parse_plan(plan)
     if placements and placements[0].every:
         every, named = placements[0], placements[1:]
@@ -250,10 +273,10 @@ def resolve_plan(table: BackboneTable, plan: PlanLike) -> list[Placement]:
         allowed = table.allowed(every.action)
         if not allowed:
             raise InvalidInput(
-                f"{every.text()}: {table.backbone} has no index where {every.action} is allowed"
+                f"{every.text()}: {table.shape.backbone} has no index where {every.action} is allowed"
             )
         placements = parse_plan([every.at(i) for i in allowed if i not in taken] + named)
-    return [_resolve_placement(table, p) for p in placements]
+    return ResolvedPlan(table, [_resolve_placement(table, p) for p in placements])
 
 
 @functools.lru_cache(maxsize=65536)
@@ -261,7 +284,7 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
     # Cached per (backbone table, placement): a search validates the same placement in many plans.
     if p.index > table.last_index:
         raise InvalidInput(
-            f"{p.text()}: index {p.index} is out of range for {table.backbone}; "
+            f"{p.text()}: index {p.index} is out of range for {table.shape.backbone}; "
             f"allowed: 0..{table.last_index}"
         )
     record = table.layers[p.index]
@@ -276,7 +299,7 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
         allowed = ", ".join(map(str, sorted(table.replaceable()))) or "none"
         raise InvalidInput(f"{p.text()} is not allowed: {why}; replace is allowed at {allowed}")
     if p.action == "swap" and not record.spec.has_se:
-        allowed = ", ".join(map(str, table.swappable())) or f"nowhere in {table.backbone}"
+        allowed = ", ".join(map(str, table.swappable())) or f"nowhere in {table.shape.backbone}"
         raise InvalidInput(
             f"{p.text()} is not allowed: layer {p.index} has no attention of its own to swap; "
             f"swap is allowed at {allowed}"
@@ -331,74 +354,8 @@ def network_cost(
     conv + FC MACs.  ``paper``: the ULSAM paper's accounting (no BatchNorm; each module at its
     paper cost, e.g. ULSAM 2m params and 2m·hw MACs; replaced layers subtracted)."""
     check_convention(convention)
-    return plan_cost(
-        backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem), plan, convention
-    )
-
-
-def network_breakdown(
-    backbone: str,
-    width_mult: float = 1.0,
-    plan: PlanLike = None,
-    resolution: int = 224,
-    num_classes: int = 1000,
-    in_channels: int = 3,
-    stem: str = "imagenet",
-    convention: str = "exact",
-) -> list[Row]:
-    """Per-layer closed forms in network order: backbone layers, modules, and the head."""
-    table = backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem)
-    by_index = {p.index: p for p in resolve_plan(table, plan)}
-    rows = []
-    for record in table.layers:
-        placement = by_index.get(record.spec.position)
-        rows.append(_layer_row(table, record, placement, convention))
-        if placement is not None and placement.module != REMOVE:
-            shape = (record.spec.module_channels(placement.action), *record.out_hw)
-            name = _module_name(placement)
-            rows.append(
-                Row(
-                    name,
-                    record.spec.position,
-                    placement.text(),
-                    shape,
-                    shape,
-                    _placed_module_cost(record, placement, convention),
-                    inserted=True,
-                )
-            )
-    last = table.layers[-1]
-    rows.append(
-        Row(
-            "head",
-            table.last_index + 1,
-            _head_text(backbone, width_mult, num_classes),
-            (last.spec.out_channels, *last.out_hw),
-            (num_classes, 1, 1),
-            table.head.cost(convention),
-        )
-    )
-    return rows
-
-
-def _layer_row(
-    table: BackboneTable, record: LayerRecord, placement: Placement | None, convention: str
-) -> Row:
-    spec = record.spec
-    cost, what = record.cost(convention), spec.describe()
-    if placement is not None and placement.action == "swap":
-        # The block without its SE; the module that takes the SE's place gets its own row.
-        cost = cost - _gate_cost(table, spec.position, convention)
-        what += " (SE removed)" if placement.module == REMOVE else " (SE swapped out)"
-    return Row(
-        _layer_name(spec.position),
-        spec.position,
-        what,
-        (spec.in_channels, *record.in_hw),
-        (spec.out_channels, *record.out_hw),
-        cost,
-        placement is not None and placement.action == "replace",
-    )
+    shape = BackboneShape(backbone, width_mult, resolution, num_classes, in_channels, stem)
+    return plan_cost(shape.table(), plan, convention)
 
 
 def _layer_name(index: int) -> str:
@@ -436,7 +393,11 @@ def create_network(
     stem: str = "imagenet",
 ) -> nn.Module:
     """A built-in backbone at width α with attention modules placed by ``plan``."""
-    table = backbone_table(backbone, width_mult, resolution, num_classes, in_channels, stem)
+    shape = BackboneShape(backbone, width_mult, resolution, num_classes, in_channels, stem)
+    return _build(shape.table(), plan)
+
+
+def _build(table: BackboneTable, plan: PlanLike) -> nn.Module:
     by_index = {p.index: p for p in resolve_plan(table, plan)}
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     for record in table.layers:
@@ -451,12 +412,15 @@ def create_network(
         if placement is not None:
             layers[_module_name(placement)] = _create_module(record, placement)
     last = table.layers[-1].spec.out_channels
-    family = BACKBONES[backbone]
+    family = BACKBONES[table.shape.backbone]
     if family.classifier_width is None:
-        return Network(nn.Sequential(layers), nn.Linear(last, num_classes), family.dropout)
-    hidden = family.classifier_width(width_mult)
+        return Network(nn.Sequential(layers), nn.Linear(last, table.shape.num_classes), family.dropout)
+    hidden = family.classifier_width(table.shape.width_mult)
     classifier = nn.Sequential(
-        nn.Linear(last, hidden), nn.Hardswish(), nn.Dropout(family.dropout), nn.Linear(hidden, num_classes)
+        nn.Linear(last, hidden),
+        nn.Hardswish(),
+        nn.Dropout(family.dropout),
+        nn.Linear(hidden, table.shape.num_classes),
     )
     return Network(nn.Sequential(layers), classifier, 0.0)
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from ulsam_nas.cost.compose import check_convention, sum_costs
 from ulsam_nas.cost.cost import Cost
-from ulsam_nas.networks.plan import Placement, PlanLike
+from ulsam_nas.networks.plan import Placement, PlanLike, ResolvedPlan
 
 
 @dataclass(frozen=True)
@@ -64,8 +64,9 @@ class Network(Protocol):
         """(channels, height, width) a module placed at ``index`` by ``action`` sees."""
         ...
 
-    def resolve(self, plan: PlanLike) -> list[Placement]:
-        """A plan's placements, validated, every option filled, in network order."""
+    def resolve(self, plan: PlanLike) -> ResolvedPlan:
+        """A plan's placements, validated, every option filled, in network order (a plan
+        already resolved against this network is returned as it is)."""
         ...
 
     def resolve_placement(self, placement: Placement) -> Placement:

@@ -211,6 +211,28 @@ def plan_text(placements: Sequence[Placement]) -> str:
     return ",".join(p.text() for p in sorted(placements))
 
 
+class ResolvedPlan(tuple[Placement, ...]):
+    """A plan resolved against one network: validated, every option filled, in network order.
+
+    ``Network.resolve`` returns one, and takes it back as it is when it was resolved against
+    the same network object, so a command that costs, breaks down, builds and checks a plan
+    resolves it once.  Any function that takes a plan takes one."""
+
+    network: object
+
+    def __new__(cls, network: object, placements: Iterable[Placement]) -> ResolvedPlan:
+        plan = super().__new__(cls, placements)
+        plan.network = network
+        return plan
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ResolvedPlan, (self.network, tuple(self)))
+
+    def against(self, network: object) -> bool:
+        """Whether this plan was resolved against ``network`` (that very object)."""
+        return self.network is network
+
+
 NO_MODULE = "none"  # the placement of a plain backbone
 
 

@@ -22,7 +22,7 @@ from torch import nn
 from ulsam_nas.analysis import Analysis, analyze
 from ulsam_nas.analysis.build import build as build_with
 from ulsam_nas.analysis.source import load_model
-from ulsam_nas.backbones.network import backbone_table, create_network
+from ulsam_nas.backbones.network import BackboneShape
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks import Network
 from ulsam_nas.networks.plan import PlanLike, parse_plan
@@ -43,15 +43,16 @@ class BuiltinNetwork:
     def name(self) -> str:
         return self.backbone
 
-    def at(self, width: float) -> Network:
-        return backbone_table(
+    def shape(self, width: float) -> BackboneShape:
+        return BackboneShape(
             self.backbone, width, self.resolution, self.num_classes, self.in_channels, self.stem
         )
 
+    def at(self, width: float) -> Network:
+        return self.shape(width).table()
+
     def build(self, width: float, plan: PlanLike) -> nn.Module:
-        return create_network(
-            self.backbone, width, plan, self.resolution, self.num_classes, self.in_channels, self.stem
-        )
+        return self.at(width).build(plan)
 
     def label(self, width: float, plan: str) -> str:
         """A plan as a reader knows it (a built-in's plans name layer indices already)."""

@@ -6,8 +6,10 @@ from typing import Any
 
 import pandas as pd
 
-from ulsam_nas.backbones.network import backbone_table, network_breakdown, network_cost, resolve_plan
+from ulsam_nas.backbones.breakdown import breakdown as table_breakdown
+from ulsam_nas.backbones.network import BackboneShape
 from ulsam_nas.cost.conventions import COUNTERS
+from ulsam_nas.networks.core import plan_cost
 from ulsam_nas.networks.plan import PlanLike, plan_text
 
 
@@ -22,24 +24,24 @@ def network_report(
 ) -> dict[str, Any]:
     """Params and MACs of a network from the closed form; with ``breakdown`` one row per layer
     and module, and with ``trace`` fvcore's traced count beside each row.  ``network``: the
-    other arguments of ``create_network`` (width_mult, resolution, num_classes, in_channels,
-    stem), each at create_network's default when not given."""
-    args: dict[str, Any] = {"backbone": backbone, **network_defaults(), **network}
-    table = backbone_table(**args)
-    placements = resolve_plan(table, plan)
-    cost = network_cost(plan=placements, convention=convention, **args)
-    report: dict[str, Any] = {**args, "plan": plan_text(placements), **cost.to_dict()}
+    rest of its :class:`BackboneShape` (width_mult, resolution, num_classes, in_channels, stem),
+    each at its default when not given.  The plan is resolved once, here."""
+    shape = BackboneShape(backbone, **network)
+    table = shape.table()
+    placements = table.resolve(plan)
+    cost = plan_cost(table, placements, convention)
+    report: dict[str, Any] = {**shape.arguments(), "plan": plan_text(placements), **cost.to_dict()}
     if breakdown:
-        rows = network_breakdown(plan=placements, convention=convention, **args)
+        rows = table_breakdown(table, placements, convention)
         traced: dict[str, int] = {}
         if trace:
             from ulsam_nas.verify.cases import NetworkCase
             from ulsam_nas.verify.runner import run_isolated
             from ulsam_nas.verify.tracers import fvcore_by_module
 
-            case = NetworkCase(plan=plan_text(placements), **args)
+            case = NetworkCase(plan=plan_text(placements), **shape.arguments())
             traced = run_isolated(fvcore_by_module, case)
-            exact_rows = network_breakdown(plan=placements, convention="exact", **args)
+            exact_rows = table_breakdown(table, placements, "exact")
         layers = []
         for i, row in enumerate(rows):
             entry: dict[str, Any] = {
@@ -68,17 +70,9 @@ def network_report(
             layers.append(entry)
         report["layers"] = layers
         if trace:
-            report["fvcore_expected"] = COUNTERS["fvcore"].project(network_cost(plan=placements, **args))
+            report["fvcore_expected"] = COUNTERS["fvcore"].project(plan_cost(table, placements))
             report["fvcore_traced"] = traced[""]
     return report
-
-
-def network_defaults() -> dict[str, Any]:
-    """create_network's defaults for everything but backbone and plan (one source of truth)."""
-    import inspect
-
-    parameters = inspect.signature(backbone_table).parameters
-    return {name: p.default for name, p in parameters.items() if name != "backbone"}
 
 
 def network_text(report: dict[str, Any]) -> str:

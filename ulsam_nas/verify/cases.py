@@ -12,7 +12,7 @@ from torch import nn
 
 from ulsam_nas.attention import attention_cost, create_attention, get_attention, list_attention
 from ulsam_nas.attention._common import number_text
-from ulsam_nas.backbones.network import BACKBONES, backbone_table, create_network, network_cost, resolve_plan
+from ulsam_nas.backbones.network import BACKBONES, BackboneShape, create_network, network_cost, resolve_plan
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.plan import REMOVE, Placement, plan_text
@@ -125,7 +125,7 @@ def random_plan(
 ) -> str:
     """A valid random plan: up to ``max_modules`` placements of any registered module; at blocks
     with their own SE the placement may swap it (or remove it)."""
-    table = backbone_table(backbone, width_mult, resolution, 1000, 3, stem)
+    table = BackboneShape(backbone, width_mult, resolution, stem=stem).table()
     replaceable, swappable = set(table.replaceable()), set(table.swappable())
     while True:
         indices = rng.sample(range(table.last_index + 1), rng.randint(0, max_modules))
