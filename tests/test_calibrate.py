@@ -158,3 +158,28 @@ def test_too_few_architectures_is_invalid_input(tmp_path):
         from ulsam_nas.search.calibrate import plan_calibration
 
         plan_calibration(load_study_config(study), 1, 2)
+
+
+def test_the_higher_fidelity_and_each_fidelitys_seeds_can_be_given(tmp_path, capsys):
+    (tmp_path / "space.yaml").write_text(SPACE)
+    study = tmp_path / "study.yaml"
+    study.write_text(
+        "name: c\nspace: space.yaml\nbudget: {mmacs: 50}\n"
+        "proxy: {data: synthetic, train_images: 128, val_images: 64, epochs: 1, batch_size: 64}\n"
+    )
+    args = ["calibrate", str(study), "--architectures", "3", "--seeds", "2", "--proxy-seeds", "3"]
+    args += ["--high-epochs", "3", "--high-images", "96", "--json", "--quiet", "--out", str(tmp_path / "r")]
+    assert main(args) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["high_fidelity"] == {"epochs": 3, "images": 96}
+    assert result["proxy_seeds"] == [0, 1, 2] and result["seeds"] == [0, 1]
+    for row in result["rows"]:
+        assert len(row["proxy_accuracies"]) == 3 and len(row["high_accuracies"]) == 2
+        assert row["proxy_accuracy"] == pytest.approx(sum(row["proxy_accuracies"]) / 3)
+    assert result["noise"]["proxy"]["seed_sd_dof"] == 3 * 2 and result["noise"]["high"]["seed_sd_dof"] == 3
+    assert (
+        "on 3 seeds, higher fidelity 3 epochs × 96 images on 2 seeds"
+        in (tmp_path / "r" / "calibration.md").read_text()
+    )
+    assert main(["calibrate", str(study), "--high-images", "96"]) == 2
+    assert "--high-images is given without --high-epochs" in capsys.readouterr().err

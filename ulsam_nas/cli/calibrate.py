@@ -6,11 +6,14 @@ import argparse
 import sys
 
 from ulsam_nas.cli.arguments import add_proxy_arguments, output_folder, positive_int, study_overrides_of
+from ulsam_nas.errors import InvalidInput
 from ulsam_nas.output import check_output_path, emit, to_json
 
 SUMMARY = "how well the proxy ranks architectures against a higher fidelity (Kendall τ, Spearman ρ)"
 EXAMPLES = """
   ulsam-nas calibrate studies/default.yaml --architectures 16 --seeds 2
+  ulsam-nas calibrate studies/default.yaml --architectures 16 --proxy-seeds 3 --seeds 2 \
+      --high-epochs 5 --high-images 10000
   ulsam-nas calibrate studies/default.yaml --data synthetic --architectures 4 --out /tmp/cal
 """
 
@@ -20,7 +23,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--architectures", type=positive_int, default=12, help="architectures to train (default 12)"
     )
-    parser.add_argument("--seeds", type=positive_int, default=2, help="paired seeds per fidelity (default 2)")
+    parser.add_argument(
+        "--seeds", type=positive_int, default=2, help="paired seeds at the higher fidelity (default 2)"
+    )
+    parser.add_argument(
+        "--proxy-seeds", type=positive_int, help="paired seeds at the proxy (default: as many as --seeds)"
+    )
+    parser.add_argument(
+        "--high-epochs",
+        type=positive_int,
+        help="the higher fidelity's epochs (default: the schedule's last rung, else twice the proxy's)",
+    )
+    parser.add_argument(
+        "--high-images",
+        type=positive_int,
+        help="with --high-epochs: its training images (default: every training image)",
+    )
     parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
     add_proxy_arguments(
         parser, "sampling and training seed", "proxy training images", "proxy training epochs"
@@ -44,9 +62,13 @@ def run(args: argparse.Namespace) -> int:
         write_calibration,
     )
     from ulsam_nas.search.config import load_study_config
+    from ulsam_nas.search.schedule import Rung
 
     config = load_study_config(args.study, study_overrides_of(args))
-    calibration = plan_calibration(config, args.architectures, args.seeds)
+    if args.high_images is not None and args.high_epochs is None:
+        raise InvalidInput("--high-images is given without --high-epochs; add --high-epochs, e.g. 5")
+    high = None if args.high_epochs is None else Rung(epochs=args.high_epochs, images=args.high_images)
+    calibration = plan_calibration(config, args.architectures, args.seeds, args.proxy_seeds, high)
     out = args.out or str(
         check_output_path(f"reports/{config.name}", "--out (default reports/<study name>)", folder=True)
     )

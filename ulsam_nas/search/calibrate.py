@@ -2,8 +2,10 @@
 
 N architectures are sampled across the study's feasible set, stratified over width and over the
 kind of placement (plain, insert, replace, both), and each is trained with S paired seeds at the
-proxy fidelity (the study's first rung) and at a higher one (the schedule's last rung; with
-``--data synthetic``, twice the proxy's epochs, so at most twice its cost).  The evaluations
+proxy fidelity (the study's first rung) and at a higher one (``--high-epochs``/``--high-images``;
+by default the schedule's last rung, or twice the proxy's epochs).  The two fidelities may have
+their own seed counts (``--proxy-seeds``, ``--seeds``): the proxy is cheap, and more of its seeds
+bring its mean closer to what one candidate's proxy score can say.  The evaluations
 are trials of a companion study ``<name>-calibration`` in the same storage (so a rerun resumes
 and no seed is trained twice), run by the search's own evaluation code.
 
@@ -42,7 +44,7 @@ from ulsam_nas.search.config import StudyConfig
 from ulsam_nas.search.noise import pooled_sd, seeds_needed, validation_sampling_sd
 from ulsam_nas.search.problem import Problem, prepare
 from ulsam_nas.search.records import collect_correct, collect_results
-from ulsam_nas.search.schedule import Confirm, Request, Rung, ScheduleConfig
+from ulsam_nas.search.schedule import Confirm, Ladder, Request, Rung, ScheduleConfig
 from ulsam_nas.search.space import Candidate
 from ulsam_nas.search.train import flushing_denormals
 from ulsam_nas.search.worker import Search
@@ -157,27 +159,43 @@ def grad_norm_at_init(model: torch.nn.Module, images: torch.Tensor, labels: torc
 class Calibration:
     problem: Problem
     architectures: list[Candidate]
-    seeds: int
+    seeds: int  # at the higher fidelity
     high: Rung
+    proxy_seeds: int
+
+    def seed_lists(self, ladder: Ladder) -> dict[int, tuple[int, ...]]:
+        """Per rung (0: proxy, 1: higher) its paired seeds; the higher fidelity's are the first
+        of the proxy's (or more), so a seed initialises a candidate the same at both."""
+        return {0: ladder.seeds(self.proxy_seeds), 1: ladder.seeds(self.seeds)}
 
     @property
     def config(self) -> StudyConfig:
         return self.problem.config
 
 
-def high_fidelity(config: StudyConfig, synthetic: bool) -> Rung:
-    """The schedule's last rung; without one, or on generated data, twice the proxy's epochs."""
+def high_fidelity(config: StudyConfig, synthetic: bool, given: Rung | None = None) -> Rung:
+    """``given`` (--high-epochs/--high-images); else the schedule's last rung; without one, or
+    on generated data, twice the proxy's epochs."""
     proxy = config.proxy
+    if given is not None:
+        return given
     if config.schedule and config.schedule.rungs and not synthetic:
         last = config.schedule.rungs[-1]
         return Rung(epochs=last.epochs, images=last.images)
     return Rung(epochs=2 * proxy.epochs, images=proxy.train_images)
 
 
-def plan_calibration(config: StudyConfig, architectures: int, seeds: int) -> Calibration:
+def plan_calibration(
+    config: StudyConfig,
+    architectures: int,
+    seeds: int,
+    proxy_seeds: int | None = None,
+    high: Rung | None = None,
+) -> Calibration:
+    """``seeds`` at the higher fidelity, ``proxy_seeds`` (default: as many) at the proxy."""
     if architectures < 2:
         raise InvalidInput(f"--architectures {architectures} is too few; allowed: 2 or more")
-    high = high_fidelity(config, config.proxy.data == "synthetic")
+    high = high_fidelity(config, config.proxy.data == "synthetic", high)
     calibration_config = config.model_copy(
         update={
             "name": f"{config.name}-calibration",
@@ -193,7 +211,7 @@ def plan_calibration(config: StudyConfig, architectures: int, seeds: int) -> Cal
     chosen = stratified_sample(
         feasible_pool(problem, config.sampler.seed), architectures, config.sampler.seed
     )
-    return Calibration(problem, chosen, seeds, high)
+    return Calibration(problem, chosen, seeds, high, seeds if proxy_seeds is None else proxy_seeds)
 
 
 POOL_SAMPLES = 20_000
@@ -225,9 +243,9 @@ def run_calibration(
     """Train what is missing (resuming from the storage), then compute every statistic."""
     # No baselines: the calibration trains exactly its requests, and nothing waits in the queue.
     search = Search(calibration.problem, baselines=False)
-    seeds = tuple(search.ladder.seeds(calibration.seeds))
+    seeds = calibration.seed_lists(search.ladder)
     requests = [
-        Request(c.key, rung, seeds, "calibration") for rung in (0, 1) for c in calibration.architectures
+        Request(c.key, rung, seeds[rung], "calibration") for rung in (0, 1) for c in calibration.architectures
     ]
     for done, request in enumerate(requests):
         if progress:
@@ -259,7 +277,7 @@ def noise_decomposition(
     calibration: Calibration,
     results: dict[int, dict[str, dict[int, float]]],
     correct: dict[tuple[int, str], dict[int, str]],
-    seeds: tuple[int, ...],
+    seeds: dict[int, tuple[int, ...]],
     validation_images: int,
 ) -> dict[str, dict[str, Any]]:
     """Per fidelity: seed sd (pooled within architecture), its validation-sampling part (RMS over
@@ -270,16 +288,16 @@ def noise_decomposition(
     keys = [c.key for c in calibration.architectures]
     found = {}
     for name, rung in (("proxy", 0), ("high", 1)):
-        sd, dof = pooled_sd([[results[rung][k][s] for s in seeds] for k in keys])
+        sd, dof = pooled_sd([[results[rung][k][s] for s in seeds[rung]] for k in keys])
         sampling = [
             validation_sampling_sd(base64.b64decode(bits[a]), base64.b64decode(bits[b]), validation_images)
             for k in keys
             if (bits := correct.get((rung, k)))
-            for a, b in itertools.combinations(seeds, 2)
+            for a, b in itertools.combinations(seeds[rung], 2)
             if a in bits and b in bits
         ]
         differences = [
-            [results[rung][a][s] - results[rung][b][s] for s in seeds]
+            [results[rung][a][s] - results[rung][b][s] for s in seeds[rung]]
             for a, b in itertools.combinations(keys, 2)
         ]
         paired, paired_dof = pooled_sd(differences)
@@ -306,6 +324,7 @@ def calibration_settings(calibration: Calibration) -> dict[str, Any]:
         "high": {"epochs": calibration.high.epochs, "images": calibration.high.images},
         "architectures": [c.key for c in calibration.architectures],
         "seeds": calibration.seeds,
+        "proxy_seeds": calibration.proxy_seeds,
         "sampler_seed": calibration.config.sampler.seed,
     }
 
@@ -333,13 +352,13 @@ def _zero_cost_scores(calibration: Calibration) -> dict[str, tuple[float, float]
 def summarize_calibration(
     calibration: Calibration,
     results: dict[int, dict[str, dict[int, float]]],
-    seeds: tuple[int, ...],
+    seeds: dict[int, tuple[int, ...]],
     zero_cost: dict[str, tuple[float, float]],
 ) -> dict[str, Any]:
     architectures = calibration.architectures
     keys = [c.key for c in architectures]
-    proxy = [statistics.fmean(results[0][k][s] for s in seeds) for k in keys]
-    high = [statistics.fmean(results[1][k][s] for s in seeds) for k in keys]
+    proxy = [statistics.fmean(results[0][k][s] for s in seeds[0]) for k in keys]
+    high = [statistics.fmean(results[1][k][s] for s in seeds[1]) for k in keys]
     seed = calibration.config.sampler.seed
     notes: list[str] = []
     tau = with_interval(kendall, proxy, high, seed)
@@ -358,12 +377,12 @@ def summarize_calibration(
             notes.append(
                 f"no bootstrap interval for the {name} baseline: resamples with tied {name} are undefined"
             )
-    if len(seeds) < 2:
+    if len(seeds[1]) < 2:
         notes.append("one seed: the noise ceiling and the seed spread cannot be computed")
     ceiling = noise_ceiling([results[1][k] for k in keys])
     k = min(3, max(1, len(keys) // 3))
-    sd_proxy, dof_proxy = pooled_sd([[results[0][key][s] for s in seeds] for key in keys])
-    sd_high, dof_high = pooled_sd([[results[1][key][s] for s in seeds] for key in keys])
+    sd_proxy, dof_proxy = pooled_sd([[results[0][key][s] for s in seeds[0]] for key in keys])
+    sd_high, dof_high = pooled_sd([[results[1][key][s] for s in seeds[1]] for key in keys])
     needed = {
         name: None if sd is None else seeds_needed(math.sqrt(2) * sd, RESOLVE_POINTS / 100)
         for name, sd in (("proxy", sd_proxy), ("high", sd_high))
@@ -373,7 +392,8 @@ def summarize_calibration(
     return {
         "study": calibration.config.name,
         "architectures": len(keys),
-        "seeds": list(seeds),
+        "seeds": list(seeds[1]),
+        "proxy_seeds": list(seeds[0]),
         "proxy_fidelity": {"epochs": proxy_config.epochs, "images": proxy_config.train_images},
         "high_fidelity": {"epochs": calibration.high.epochs, "images": calibration.high.images},
         "kendall_tau": tau,
@@ -399,8 +419,8 @@ def summarize_calibration(
                 "params": c.params,
                 "proxy_accuracy": proxy[i],
                 "high_accuracy": high[i],
-                "proxy_accuracies": [results[0][c.key][s] for s in seeds],
-                "high_accuracies": [results[1][c.key][s] for s in seeds],
+                "proxy_accuracies": [results[0][c.key][s] for s in seeds[0]],
+                "high_accuracies": [results[1][c.key][s] for s in seeds[1]],
                 "grad_norm": zero_cost[c.key][0],
             }
             for i, c in enumerate(architectures)

@@ -29,10 +29,11 @@ def calibration_text(result: dict[str, Any]) -> str:
     lines = [
         f"# Calibration of study {result['study'].removesuffix('-calibration')!r}",
         "",
-        f"{result['architectures']} architectures × {len(result['seeds'])} paired seeds; proxy "
-        f"{proxy['epochs']} epochs × {proxy['images']} images, higher fidelity {high['epochs']} epochs × "
-        f"{high['images'] or 'all'} images. Statistics compare per-architecture mean accuracies; "
-        "intervals are 95% percentile bootstraps over architectures.",
+        f"{result['architectures']} architectures; proxy {proxy['epochs']} epochs × {proxy['images']} "
+        f"images on {len(result.get('proxy_seeds', result['seeds']))} seeds, higher fidelity "
+        f"{high['epochs']} epochs × {high['images'] or 'all'} images on {len(result['seeds'])} seeds "
+        "(paired: a seed initialises a candidate the same at both). Statistics compare "
+        "per-architecture mean accuracies; intervals are 95% percentile bootstraps over architectures.",
         "",
         "| statistic | value |",
         "|---|---|",
@@ -108,7 +109,7 @@ def check_calibration_target(folder: str, settings: dict[str, Any]) -> None:
     raise InvalidInput(
         f"{target}/ holds a calibration made with {why}; give --out DIR for this one "
         f"(data {settings['data']}, {len(settings['architectures'])} architectures × "
-        f"{settings['seeds']} seeds)"
+        f"{settings['seeds']} seeds at the higher fidelity)"
     )
 
 
@@ -143,7 +144,7 @@ def write_calibration(result: dict[str, Any], folder: str) -> list[str]:
     axes.set_xlabel(f"proxy accuracy (%): {low['epochs']} epochs × {low['images']} images")
     axes.set_ylabel(f"accuracy (%): {high['epochs']} epochs × {high['images']} images")
     tau = _number(result["kendall_tau"]["value"], "+.2f")
-    axes.set_title(f"Proxy vs higher fidelity, mean of {len(result['seeds'])} seeds (τ-b {tau})", fontsize=9)
+    axes.set_title(f"Proxy vs higher fidelity, per-architecture means (τ-b {tau})", fontsize=9)
     axes.legend(fontsize=8)
     axes.grid(alpha=0.3)
     figure.tight_layout()
