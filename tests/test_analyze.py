@@ -255,6 +255,45 @@ def test_path_plans_on_a_backbone_equal_network_cost_plans():
         )
 
 
+@pytest.mark.parametrize(
+    ("by_index", "by_path"),
+    [
+        ("swap@4:eca", "swap@features.layer4.block.se:eca"),
+        ("swap@*:none", "swap@*:none"),
+        (
+            "swap@*:ulsam,replace@3:se:reduction=4",
+            "swap@features.*.block.se:ulsam,replace@features.layer3:se:reduction=4",
+        ),
+        (
+            "swap@1:none,swap@5:cbam:reduction=4,insert@2:simam",
+            "swap@features.layer1.block.se:none,swap@features.layer5.block.se:cbam:reduction=4,"
+            "insert@features.layer2:simam",
+        ),
+    ],
+)
+def test_swap_in_a_traced_mobilenet_v3_is_the_built_in_swap(by_index, by_path):
+    """A traced model's SE gates are swap positions: swapping them by path costs and builds
+    exactly what the built-in backbone's swap does, in both conventions."""
+    kwargs = {"width_mult": 0.5, "resolution": 32, "num_classes": 10, "in_channels": 1, "stem": "small"}
+    analysis = analyze(create_network("mobilenet_v3_small", **kwargs), (1, 32, 32))
+    assert analysis.allowed("swap") == [p.index for p in analysis.positions if p.path.endswith("block.se")]
+    for convention in ("exact", "paper"):
+        assert nonzero(analysis.cost(by_path, convention)) == nonzero(
+            network_cost("mobilenet_v3_small", plan=by_index, convention=convention, **kwargs)
+        )
+    built = analysis.build(by_path)
+    assert nonzero(analyze(built, (1, 32, 32)).total()) == nonzero(analysis.cost(by_path))
+    rows = analysis.breakdown(by_path)
+    assert sum(r.cost.macs for r in rows if not r.replaced) == analysis.cost(by_path).macs
+
+
+def test_a_traced_network_without_gates_refuses_swap_naming_where_it_is_allowed():
+    analysis = analyze(create_network("mobilenet_v1", width_mult=0.25, resolution=32), (3, 32, 32))
+    assert analysis.allowed("swap") == []
+    with pytest.raises(InvalidInput, match="matches no position where swap is allowed; allowed: none"):
+        analysis.cost("swap@features.*:eca")
+
+
 # -- positions ------------------------------------------------------------------------------------
 def test_resnet_positions():
     analysis = analyze(ResNetStyle(), (3, 32, 32))
@@ -391,7 +430,12 @@ def test_plan_text_uses_paths_and_integers_are_position_numbers():
             "insert@layer1:se (at 8×16×16): reduction=16 (the default) is larger than channels=8",
         ),
         ("insert@999:se", "position 999 is out of range"),
-        ("swap@layer1:se:reduction=4", "action 'swap' is not available here; allowed: insert, replace"),
+        (
+            "swap@layer1:se:reduction=4",
+            "swap@layer1:se:reduction=4 is not allowed: layer1 is not an attention gate (a module whose "
+            "output is its input times a gate it computes); swap is allowed at none",
+        ),
+        ("replace@layer1:none", "module 'none' is allowed only as swap@INDEX:none (without options)"),
         ("layer1:se", "placement 'layer1:se' is malformed; expected ACTION@PATH"),
         ("insert@layer1:se:bogus", "placement 'insert@layer1:se:bogus': 'bogus' is neither"),
     ],

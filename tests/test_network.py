@@ -82,6 +82,42 @@ def test_the_batch_table_equals_the_scalar_cost_on_a_brought_network():
     assert sum(parameters.configuration_counts().values()) > 40
 
 
+def test_a_brought_mobilenet_v3_swaps_its_se_gates_as_the_built_in_study_does():
+    """The built-in MobileNetV3 brought as a model: its SE gates are swap positions found by
+    pattern, and every configuration costs what the built-in backbone's index plan costs."""
+    from ulsam_nas import network_cost
+
+    space = SearchSpace.model_validate(
+        {
+            "model": "ulsam_nas:create_network",
+            "model_args": {"backbone": "mobilenet_v3_small", "stem": "small", "resolution": 16},
+            "classes_arg": "num_classes",
+            "channels_arg": "in_channels",
+            "width_arg": "width_mult",
+            "width_mults": [0.5, 0.75],
+            "positions": [{"path": "features.*.block.se", "actions": ["swap", "remove"]}],
+            "groups": [2, 4],
+            "modules": ["ulsam", "eca"],
+            "max_modules": 9,
+        }
+    )
+    parameters = ParameterSpace(space, study_network(space, **SHAPE), Budget(mmacs=None))
+    network = parameters.network.at(0.5)
+    layers = [int(network.where(p.index).split(".")[1].removeprefix("layer")) for p in parameters.positions]
+    assert layers == [1, 4, 5, 6, 7, 8, 9, 10, 11]
+    widths, choices = parameters.sample(np.random.default_rng(2), 16)
+    for w, row in zip(widths, choices, strict=True):
+        width, plan = parameters.configuration(int(w), [int(c) for c in row])
+        candidate = parameters.assess(width, plan).candidate
+        assert candidate is not None
+        layer_of = dict(zip((q.index for q in parameters.positions), layers, strict=True))
+        by_index = [
+            Placement(p.action, layer_of[p.index], p.module, **p.config) for p in network.resolve(plan)
+        ]
+        expected = network_cost("mobilenet_v3_small", width, by_index, 16, 10, 1, "small")
+        assert (candidate.macs, candidate.params) == (expected.macs, expected.params)
+
+
 def test_each_build_initialises_the_whole_network_under_the_current_seed():
     network = study_network(SearchSpace.model_validate(SPACE), **SHAPE)
     plan = parameters_of().configuration(1, [1, 0, 0, 0])[1]

@@ -38,7 +38,7 @@ from ulsam_nas.cost.compose import check_convention, paper_of
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.core import Row, plan_cost
-from ulsam_nas.networks.plan import Placement, PlanLike, ResolvedPlan
+from ulsam_nas.networks.plan import REMOVE, TAKE_OUT, Placement, PlanLike, ResolvedPlan
 
 _CACHE_LIMIT = 65536  # resolved plans and placement costs kept per analysis
 
@@ -179,12 +179,8 @@ class Analysis:
 
     def allowed(self, action: str) -> list[int]:
         """Positions where ``action`` is allowed: insert anywhere, replace where the output keeps
-        the input's shape; swap nowhere (a traced model exposes no gates)."""
-        if action == "insert":
-            return list(range(len(self.positions)))
-        if action == "replace":
-            return [p.index for p in self.positions if p.replace]
-        return []
+        the input's shape, swap at an attention gate (an SE: output = input × its gate)."""
+        return [p.index for p in self.positions if plans.allows(p, action)]
 
     def where(self, index: int) -> str:
         return self.positions[index].path or "(the model)"
@@ -203,8 +199,11 @@ class Analysis:
         found = self._placement_costs.get(key)
         if found is None:
             channels, height, width = self.positions[p.index].out_shape
-            found = get_attention(p.module).resolved_cost(channels, height, width, p.config, convention)
-            if p.action == "replace":
+            if p.module == REMOVE:  # swap@path:none
+                found = Cost(0, 0, {}, {}, {}, convention)
+            else:
+                found = get_attention(p.module).resolved_cost(channels, height, width, p.config, convention)
+            if p.action in TAKE_OUT:
                 found = found - self.subtree(p.index, convention)
             _remember(self._placement_costs, key, found)
         return found

@@ -18,7 +18,7 @@ from torch import nn
 
 from ulsam_nas.analysis.graph import Position
 from ulsam_nas.attention import create_attention
-from ulsam_nas.networks.plan import Placement
+from ulsam_nas.networks.plan import REMOVE, TAKE_OUT, Placement
 
 
 class WithAttention(nn.Module):
@@ -66,9 +66,12 @@ def build(model: nn.Module, placements: Sequence[Placement], positions: Sequence
         parent_path, _, name = position.path.rpartition(".")
         parent = built.get_submodule(parent_path)
         original = built.get_submodule(position.path)
+        if p.module == REMOVE:  # swap@path:none: the gate is removed, its input passes through
+            setattr(parent, name, nn.Identity())
+            continue
         attention = create_attention(p.module, position.out_shape[0], **p.config)
         attention.train(original.training)
-        replacement = attention if p.action == "replace" else WithAttention(original, attention)
+        replacement = attention if p.action in TAKE_OUT else WithAttention(original, attention)
         replacement.training = original.training  # the wrapper only: its children keep their own
         setattr(parent, name, replacement)
     return built

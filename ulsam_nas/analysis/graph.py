@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 import torch.fx as fx
 from torch import nn
 
@@ -112,6 +114,9 @@ class Position:
     out_shape: tuple[int, int, int]
     replace: bool
     why_not_replace: str = ""
+    # An attention gate: its output is its input times a gate it computes from it (N×C×1×1 or
+    # N×1×H×W), like MobileNetV3's SE; ``swap`` replaces it with another module or removes it.
+    gate: bool = False
 
     def text(self) -> str:
         shape_in = "×".join(map(str, self.in_shape)) if self.in_shape else "-"
@@ -226,11 +231,9 @@ def find_positions(model: nn.Module, traced: Traced) -> tuple[list[Position], di
         inputs = list(_proxies((call.args, call.kwargs)))
         shape_in = _image(inputs[0]) if len(inputs) == 1 else None
         why_not = _why_not_replace(call, traced, inputs, shape_in, out)
-        positions.append(
-            Position(
-                len(positions), call.path, type(call.module).__name__, shape_in, out, not why_not, why_not
-            )
-        )
+        gate = not why_not and _is_gate(call, traced, inputs[0])
+        what = type(call.module).__name__
+        positions.append(Position(len(positions), call.path, what, shape_in, out, not why_not, why_not, gate))
     return positions, not_positions
 
 
@@ -246,6 +249,26 @@ def _why_not_position(call: ModuleCall, calls: int, names: int) -> str:
         shape = "×".join(map(str, found.shape)) if found else "not one tensor"
         return f"its output is not one 1×C×H×W tensor ({shape})"
     return ""
+
+
+def _is_gate(call: ModuleCall, traced: Traced, given: fx.Node) -> bool:
+    """Whether the call's output is ``given × gate``, the gate computed inside the call and
+    broadcast over the spatial or the channel axis (an SE, ECA or spatial gate)."""
+    output = call.output.node
+    multiply = (output.op == "call_function" and output.target in (operator.mul, torch.mul)) or (
+        output.op == "call_method" and output.target == "mul"
+    )
+    if not multiply or len(output.args) != 2:
+        return False
+    others = [a for a in output.args if a is not given]
+    if len(others) != 1 or not isinstance(others[0], fx.Node):
+        return False
+    gate, image = info(others[0]), info(given)
+    if gate is None or image is None or len(gate.shape) != 4:
+        return False
+    inside = set(traced.nodes[call.first_node : call.end_node])
+    _, c, h, w = image.shape
+    return others[0] in inside and gate.shape[1:] in ((c, 1, 1), (1, h, w)) and (h, w) != (1, 1)
 
 
 def _why_not_replace(

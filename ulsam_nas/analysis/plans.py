@@ -21,10 +21,18 @@ from torch import nn
 from ulsam_nas.analysis.graph import Position
 from ulsam_nas.attention import get_attention
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.networks.plan import EVERY, Placement, PlanLike, parse_placement, placement_error
+from ulsam_nas.networks.plan import (
+    EVERY,
+    REMOVE,
+    TAKE_OUT,
+    Placement,
+    PlanLike,
+    parse_placement,
+    placement_error,
+)
 
 SHOWN = 12  # positions an error message lists before "… (N in all)"
-ACTIONS = ("insert", "replace")
+ACTIONS = ("insert", "replace", "swap")
 
 
 def listing(paths: Sequence[str]) -> str:
@@ -127,16 +135,21 @@ def _pattern(target: str) -> re.Pattern[str]:
     return re.compile("".join(out))
 
 
+def allows(position: Position, action: str) -> bool:
+    """insert anywhere; replace where the output keeps the input's shape; swap at a gate."""
+    return action == "insert" or (position.replace if action == "replace" else position.gate)
+
+
 def matching(text: str, action: str, target: str, positions: Sequence[Position]) -> list[int]:
-    """The positions a pattern names where its action is allowed; for replace only the outermost
-    (a module inside a replaced one goes with it)."""
+    """The positions a pattern names where its action is allowed; for replace and swap only the
+    outermost (a module inside a replaced one goes with it)."""
     pattern = _pattern(target)
-    found = [p for p in positions if pattern.fullmatch(p.path) and (action != "replace" or p.replace)]
-    if action == "replace":
+    found = [p for p in positions if pattern.fullmatch(p.path) and allows(p, action)]
+    if action in TAKE_OUT:
         found = [p for p in found if not any(p.path.startswith(q.path + ".") for q in found)]
     if not found:
-        where = "replace is allowed" if action == "replace" else "a plan can name"
-        candidates = [p.path for p in positions if action != "replace" or p.replace]
+        where = f"{action} is allowed" if action in TAKE_OUT else "a plan can name"
+        candidates = [p.path for p in positions if allows(p, action)]
         raise InvalidInput(
             f"placement {text!r}: the pattern {target!r} matches no position where {where}; "
             f"allowed: {listing(candidates)}"
@@ -205,17 +218,20 @@ def resolve_placement(p: Placement, positions: Sequence[Position]) -> Placement:
     if p.every or p.index >= len(positions):
         raise InvalidInput(f"{p.text()}: position out of range; allowed: 0..{len(positions) - 1}")
     position = positions[p.index]
-    if p.action not in ACTIONS:  # the backbones' grammar has more (swap: a block's own attention)
-        raise InvalidInput(
-            f"{placement_text(p, positions)}: action {p.action!r} is not available here; "
-            f"allowed: {', '.join(ACTIONS)}"
-        )
     if p.action == "replace" and not position.replace:
         allowed = listing([q.path for q in positions if q.replace])
         raise InvalidInput(
             f"{placement_text(p, positions)} is not allowed: {position.why_not_replace}; "
             f"replace is allowed at {allowed}"
         )
+    if p.action == "swap" and not position.gate:
+        allowed = listing([q.path for q in positions if q.gate]) if any(q.gate for q in positions) else "none"
+        raise InvalidInput(
+            f"{placement_text(p, positions)} is not allowed: {position.path} is not an attention gate "
+            f"(a module whose output is its input times a gate it computes); swap is allowed at {allowed}"
+        )
+    if p.module == REMOVE:  # swap@path:none (the grammar allows 'none' with swap only)
+        return Placement.checked(p.action, p.index, p.module, {})
     channels, height, width = position.out_shape
     try:
         options = get_attention(p.module).resolved_options(channels, height, width, **p.config)
@@ -237,7 +253,7 @@ def check_plan(placements: list[Placement], positions: Sequence[Position]) -> li
                 f"{positions[a.index].path}; allowed: one placement per position"
             )
     for outer in placements:
-        if outer.action != "replace":
+        if outer.action not in TAKE_OUT:
             continue
         path = positions[outer.index].path
         for inner in placements:

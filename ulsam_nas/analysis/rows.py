@@ -12,7 +12,7 @@ from ulsam_nas.attention import attention_cost
 from ulsam_nas.cost.compose import paper_of
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.networks.core import Row
-from ulsam_nas.networks.plan import Placement
+from ulsam_nas.networks.plan import REMOVE, TAKE_OUT, Placement
 
 if TYPE_CHECKING:
     from ulsam_nas.analysis.analysis import Analysis
@@ -68,15 +68,16 @@ def _module_row(analysis: Analysis, p: Placement, convention: str) -> Row:
     position = analysis.positions[p.index]
     channels, height, width = position.out_shape
     cost = attention_cost(p.module, channels, height, width, convention, **p.config)
-    name = position.path if p.action == "replace" else f"{position.path}.attention"
+    name = position.path if p.action in TAKE_OUT else f"{position.path}.attention"
     shape = position.out_shape
     return Row(name, -1, placement_text(p, analysis.positions), shape, shape, cost, inserted=True)
 
 
 def breakdown_rows(analysis: Analysis, placements: Sequence[Placement], convention: str) -> list[Row]:
 
-    replaced = [analysis.positions[p.index].path for p in placements if p.action == "replace"]
-    pending = sorted(placements, key=lambda p: analysis.end_of(analysis.positions[p.index].path))
+    replaced = [analysis.positions[p.index].path for p in placements if p.action in TAKE_OUT]
+    placed = [p for p in placements if p.module != REMOVE]  # a removed gate places no module
+    pending = sorted(placed, key=lambda p: analysis.end_of(analysis.positions[p.index].path))
     by_leaf, others = _params_by_leaf(analysis)
     seen: set[str] = set()
     rows: list[Row] = []

@@ -17,7 +17,7 @@ import numpy as np
 from ulsam_nas.cost.compose import check_convention
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.core import Network
-from ulsam_nas.networks.plan import Placement
+from ulsam_nas.networks.plan import TAKE_OUT, Placement
 
 
 @dataclass
@@ -102,7 +102,7 @@ def check_apart(network: Network, slots: Sequence[Sequence[Placement | None]]) -
     positions are checked with it too."""
     index = [next(p.index for p in slot if p is not None) for slot in slots]
     for outer, slot in zip(index, slots, strict=True):
-        if not any(p is not None and p.action == "replace" for p in slot):
+        if not any(p is not None and p.action in TAKE_OUT for p in slot):
             continue
         for inner in index:
             if network.inside(inner, outer):

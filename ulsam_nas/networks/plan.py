@@ -25,6 +25,7 @@ ACTIONS = ("insert", "replace", "swap")
 DEFAULT_MODULE = "ulsam"
 EVERY: Final = "*"  # the index of a placement written ``@*``: every index where its action is allowed
 REMOVE = "none"  # the module of ``swap@i:none``: the block's attention is removed
+TAKE_OUT = ("replace", "swap")  # the actions that take the module at their position out
 
 
 class Placement:

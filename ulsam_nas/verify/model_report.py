@@ -14,6 +14,7 @@ from ulsam_nas.analysis.analysis import Analysis
 from ulsam_nas.analysis.graph import UNCOSTED, Uncosted, remainder_lines
 from ulsam_nas.analysis.source import ModelSource
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks.plan import TAKE_OUT
 
 
 def parse_model_args(text: str | None) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def analysis_report(
     which each counter's process builds again) the totals checked against every supported
     counter."""
     cost = analysis.cost(plan, convention)
-    replaced = [analysis.positions[p.index].path for p in analysis.resolve(plan) if p.action == "replace"]
+    replaced = [analysis.positions[p.index].path for p in analysis.resolve(plan) if p.action in TAKE_OUT]
     remainder = [
         u for u in analysis.remainder if not any(u.path == r or u.path.startswith(r + ".") for r in replaced)
     ]
@@ -101,6 +102,7 @@ def analysis_report(
                 "out_shape": list(p.out_shape),
                 "replace": p.replace,
                 "why_not_replace": p.why_not_replace,
+                "gate": p.gate,
             }
             for p in analysis.positions
         ]
@@ -178,7 +180,8 @@ def _position_rows(positions: list[dict[str, Any]]) -> list[dict[str, str]]:
             "module": p["what"],
             "in": _shape(p["in_shape"]),
             "out": _shape(p["out_shape"]),
-            "replace": "yes" if p["replace"] else f"no: {p['why_not_replace']}",
+            "replace": ("yes" if p["replace"] else f"no: {p['why_not_replace']}")
+            + ("; an attention gate: swap allowed" if p.get("gate") else ""),
         }
         for p in positions
     ]
