@@ -57,9 +57,10 @@ def per_call(function, items) -> float:
     return (time.perf_counter() - start) / len(items)
 
 
-def clear(*caches) -> None:
-    for cache in caches:
-        cache.cache_clear()
+def clear_placements() -> None:
+    """Forget every placement the table resolved and costed (its memo) and the modules' costs."""
+    backbone_table(BACKBONE, WIDTH, RESOLUTION).memo.clear()
+    network_module._module_cost.cache_clear()
 
 
 def main() -> None:
@@ -71,11 +72,6 @@ def main() -> None:
     warnings.filterwarnings("ignore")
     logging.disable(logging.WARNING)
     plans = random_plans(args.plans, seed=0)
-    placement_caches = (
-        network_module._resolve_placement,
-        network_module._placement_cost,
-        network_module._module_cost,
-    )
 
     # Closed form, backbone table cached, placements seen before (a search's steady state).
     network_cost(BACKBONE, WIDTH, plans[0], RESOLUTION)
@@ -83,14 +79,15 @@ def main() -> None:
 
     # Backbone table cached, every placement new to the caches.
     def cold_placements(p):
-        clear(*placement_caches)
+        clear_placements()
         network_cost(BACKBONE, WIDTH, p, RESOLUTION)
 
     cached_backbone = per_call(cold_placements, plans[:500])
 
     # Nothing cached: the backbone table is rebuilt on every call.
     def uncached(p):
-        clear(network_module.backbone_table, *placement_caches)
+        network_module._table_of.cache_clear()
+        network_module._module_cost.cache_clear()
         network_cost(BACKBONE, WIDTH, p, RESOLUTION)
 
     fully_uncached = per_call(uncached, plans[:200])

@@ -284,3 +284,17 @@ def test_a_shape_however_spelled_has_one_table_and_a_resolved_plan_is_not_resolv
     assert other.resolve(resolved) is not resolved  # another network resolves it afresh
     with pytest.raises(InvalidInput, match="width_mult"):
         BackboneShape("mobilenet_v1", -1.0)
+
+
+def test_a_table_remembers_what_it_derived_in_its_own_bounded_memo():
+    from ulsam_nas.networks.memo import Memo
+
+    table = backbone_table("mobilenet_v1", 0.5, 32, 10, 1, "small")
+    table.memo.clear()
+    first = table.placement_cost(table.resolve("replace@9")[0], "exact")
+    assert len(table.memo) == 2  # the resolved placement and its cost
+    assert table.placement_cost(table.resolve("replace@9")[0], "exact") is first
+    memo, calls = Memo(limit=2), []
+    for key in (1, 2, 1, 3, 1):
+        memo.get(key, lambda key=key: calls.append(key) or key)
+    assert calls == [1, 2, 3, 1] and len(memo) == 2  # full at 3: emptied, then refilled

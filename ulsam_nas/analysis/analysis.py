@@ -38,9 +38,8 @@ from ulsam_nas.cost.compose import check_convention, paper_of
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.core import Row, plan_cost
+from ulsam_nas.networks.memo import Memo
 from ulsam_nas.networks.plan import REMOVE, TAKE_OUT, Placement, PlanLike, ResolvedPlan
-
-_CACHE_LIMIT = 65536  # resolved plans and placement costs kept per analysis
 
 
 class Analysis:
@@ -68,11 +67,8 @@ class Analysis:
         self._ends = ends  # path → graph index after the last node its call created
         self._subtrees = self._subtree_costs()
         self._totals: dict[str, Cost] = {"exact": self._plain_total()}
-        self._plans: dict[Any, ResolvedPlan] = {}
-        self._segments: dict[str, Sequence[Placement]] = {}
         self._numbers = {p.path: p.index for p in self.positions}
-        self._resolved_placements: dict[Placement, Placement] = {}
-        self._placement_costs: dict[tuple[Placement, str], Cost] = {}
+        self._memo = Memo()
 
     # -- precomputed costs --------------------------------------------------------------------
     def _plain_total(self) -> Cost:
@@ -141,32 +137,21 @@ class Analysis:
         if isinstance(plan, ResolvedPlan) and plan.against(self):
             return plan
         key: Any = plan if plan is None or isinstance(plan, str | Placement) else tuple(plan)
-        found = self._plans.get(key)
-        if found is None:
+
+        def resolved() -> ResolvedPlan:
             parsed = plans.parse_plan(key, self.positions, self._not_positions, self.model, self._segment)
-            found = ResolvedPlan(self, plans.check_plan([self._resolved(p) for p in parsed], self.positions))
-            _remember(self._plans, key, found)
-        return found
+            return ResolvedPlan(self, plans.check_plan([self._resolved(p) for p in parsed], self.positions))
+
+        return self._memo.get(("plan", key), resolved)
 
     def _segment(self, segment: str) -> Sequence[Placement]:
         """One segment of a plan's text, parsed once per analysis (plans share segments)."""
-        found = self._segments.get(segment)
-        if found is None:
-            found = tuple(
-                plans.segment_placements(
-                    segment, self.positions, self._not_positions, self.model, self._numbers
-                )
-            )
-            _remember(self._segments, segment, found)
-        return found
+        args = (segment, self.positions, self._not_positions, self.model, self._numbers)
+        return self._memo.get(("segment", segment), lambda: tuple(plans.segment_placements(*args)))
 
     def _resolved(self, p: Placement) -> Placement:
         """A placement checked against its position with every option filled, once per analysis."""
-        found = self._resolved_placements.get(p)
-        if found is None:
-            found = plans.resolve_placement(p, self.positions)
-            _remember(self._resolved_placements, p, found)
-        return found
+        return self._memo.get(("placement", p), lambda: plans.resolve_placement(p, self.positions))
 
     def plan_text(self, plan: PlanLike) -> str:
         """The canonical text of a plan, with paths ("" for the plain network)."""
@@ -195,18 +180,15 @@ class Analysis:
         return self._resolved(placement)
 
     def placement_cost(self, p: Placement, convention: str) -> Cost:
-        key = (p, convention)
-        found = self._placement_costs.get(key)
-        if found is None:
-            channels, height, width = self.positions[p.index].out_shape
-            if p.module == REMOVE:  # swap@path:none
-                found = Cost(0, 0, {}, {}, {}, convention)
-            else:
-                found = get_attention(p.module).resolved_cost(channels, height, width, p.config, convention)
-            if p.action in TAKE_OUT:
-                found = found - self.subtree(p.index, convention)
-            _remember(self._placement_costs, key, found)
-        return found
+        return self._memo.get(("cost", p, convention), lambda: self._placement_cost(p, convention))
+
+    def _placement_cost(self, p: Placement, convention: str) -> Cost:
+        channels, height, width = self.positions[p.index].out_shape
+        if p.module == REMOVE:  # swap@path:none
+            found = Cost(0, 0, {}, {}, {}, convention)
+        else:
+            found = get_attention(p.module).resolved_cost(channels, height, width, p.config, convention)
+        return found - self.subtree(p.index, convention) if p.action in TAKE_OUT else found
 
     def cost(self, plan: PlanLike = None, convention: str = "exact") -> Cost:
         """The network's cost with ``plan`` applied: the plain total, minus the subtrees the plan
@@ -236,12 +218,6 @@ class Analysis:
             f"Analysis({type(self.model).__name__}, {size}, {len(self.positions)} positions, "
             f"{len(self.remainder)} uncosted operators)"
         )
-
-
-def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
-    if len(cache) >= _CACHE_LIMIT:
-        cache.clear()
-    cache[key] = value
 
 
 def _check_input_size(input_size: Iterable[int]) -> tuple[int, int, int]:

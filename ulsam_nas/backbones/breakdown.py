@@ -8,7 +8,6 @@ from ulsam_nas.backbones.network import (
     BackboneShape,
     BackboneTable,
     LayerRecord,
-    _gate_cost,
     _head_text,
     _layer_name,
     _module_name,
@@ -77,7 +76,7 @@ def _layer_row(
     cost, what = record.cost(convention), spec.describe()
     if placement is not None and placement.action == "swap":
         # The block without its SE; the module that takes the SE's place gets its own row.
-        cost = cost - _gate_cost(table, spec.position, convention)
+        cost = cost - table.gate_cost(spec.position, convention)
         what += " (SE removed)" if placement.module == REMOVE else " (SE swapped out)"
     return Row(
         _layer_name(spec.position),

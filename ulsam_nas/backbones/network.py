@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import torch
@@ -26,6 +26,7 @@ from ulsam_nas.cost.cost import Cost
 from ulsam_nas.cost.primitives import elementwise, linear
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.core import plan_cost
+from ulsam_nas.networks.memo import Memo
 from ulsam_nas.networks.plan import REMOVE, Placement, PlanLike, ResolvedPlan, parse_plan, placement_error
 
 STEMS = ("imagenet", "small")
@@ -122,6 +123,7 @@ class BackboneTable:
     shape: BackboneShape
     layers: tuple[LayerRecord, ...]
     head: LayerRecord
+    memo: Memo = field(default_factory=Memo, repr=False)  # what the table derives (networks.memo)
 
     @functools.cached_property
     def _totals(self) -> dict[str, Cost]:
@@ -174,10 +176,16 @@ class BackboneTable:
         return resolve_plan(self, plan)
 
     def resolve_placement(self, placement: Placement) -> Placement:
-        return _resolve_placement(self, placement)
+        return self.memo.get(("placement", placement), lambda: _resolve_placement(self, placement))
 
     def placement_cost(self, placement: Placement, convention: str) -> Cost:
-        return _placement_cost(self, placement, convention)
+        return self.memo.get(
+            ("cost", placement, convention), lambda: _placement_cost(self, placement, convention)
+        )
+
+    def gate_cost(self, index: int, convention: str) -> Cost:
+        """The cost of the attention gate (SE) block ``index`` has of its own."""
+        return self.memo.get(("gate", index, convention), lambda: _gate_cost(self, index, convention))
 
     def build(self, plan: PlanLike) -> nn.Module:
         return _build(self, plan)
@@ -276,12 +284,10 @@ def resolve_plan(table: BackboneTable, plan: PlanLike) -> ResolvedPlan:
                 f"{every.text()}: {table.shape.backbone} has no index where {every.action} is allowed"
             )
         placements = parse_plan([every.at(i) for i in allowed if i not in taken] + named)
-    return ResolvedPlan(table, [_resolve_placement(table, p) for p in placements])
+    return ResolvedPlan(table, [table.resolve_placement(p) for p in placements])
 
 
-@functools.lru_cache(maxsize=65536)
 def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
-    # Cached per (backbone table, placement): a search validates the same placement in many plans.
     if p.index > table.last_index:
         raise InvalidInput(
             f"{p.text()}: index {p.index} is out of range for {table.shape.backbone}; "
@@ -314,19 +320,17 @@ def _resolve_placement(table: BackboneTable, p: Placement) -> Placement:
     return Placement(p.action, p.index, p.module, **options)
 
 
-@functools.lru_cache(maxsize=65536)
 def _gate_cost(table: BackboneTable, index: int, convention: str) -> Cost:
     record = table.layers[index]
     exact = record.spec.gate_cost(*record.in_hw)
     return exact if convention == "exact" else paper_of(exact)
 
 
-@functools.lru_cache(maxsize=65536)
 def _placement_cost(table: BackboneTable, p: Placement, convention: str) -> Cost:
     """The cost a resolved placement adds: its module, minus the layer it replaces."""
     record = table.layers[p.index]
     if p.action == "swap":
-        removed = _gate_cost(table, p.index, convention)
+        removed = table.gate_cost(p.index, convention)
         if p.module == REMOVE:
             return Cost(0, 0, {}, {}, {}, convention) - removed
         return _placed_module_cost(record, p, convention) - removed
