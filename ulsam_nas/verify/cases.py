@@ -4,12 +4,15 @@ module there, and yields its closed-form cost here."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
 
+from ulsam_nas.analysis.analysis import Analysis, analyze
 from ulsam_nas.attention import attention_cost, create_attention, get_attention, list_attention
 from ulsam_nas.attention._common import number_text
 from ulsam_nas.backbones.network import BACKBONES, BackboneShape, create_network, network_cost, resolve_plan
@@ -92,12 +95,50 @@ class NetworkCase:
         return network_cost(**self.arguments())
 
 
-AnyCase = Case | NetworkCase
+@dataclass(frozen=True)
+class PlanCase:
+    """Any model with a path plan (``cost --model --trace``, the zoo checks): ``factory`` is a
+    module-level callable (or a picklable one) that a counter's process calls to make the model,
+    which is analyzed at ``size`` there once and built with the plan."""
+
+    factory: Callable[[], nn.Module]
+    size: tuple[int, int, int]
+    plan: str
+
+    @property
+    def label(self) -> str:
+        return "model+plan"
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return {"plan": self.plan}
+
+    def shape_dict(self) -> dict[str, int]:
+        return dict(zip(("channels", "height", "width"), self.size, strict=True))
+
+    def input_shape(self) -> tuple[int, int, int]:
+        return self.size
+
+    def analysis(self) -> Analysis:
+        return _analysis_of(self.factory, self.size)
+
+    def cost(self) -> Cost:
+        return self.analysis().cost(self.plan)
+
+
+@functools.lru_cache(maxsize=8)  # a process checks many plans of one model: it is traced once
+def _analysis_of(factory: Callable[[], nn.Module], size: tuple[int, int, int]) -> Analysis:
+    return analyze(factory(), size)
+
+
+AnyCase = Case | NetworkCase | PlanCase
 
 
 def build_model(case: AnyCase) -> nn.Module:
     if isinstance(case, NetworkCase):
         return create_network(**case.arguments())
+    if isinstance(case, PlanCase):
+        return case.analysis().build(case.plan)
     return create_attention(case.module, case.channels, **case.config)
 
 
