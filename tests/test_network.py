@@ -300,10 +300,17 @@ def test_a_study_over_the_brought_example_runs_to_a_report_with_paths(tmp_path, 
     common = ["--storage", storage, "--quiet"]
     flags = ["--trials", "4", "--epochs", "1", "--data", "synthetic", "--no-schedule", "--seeds", "1"]
     assert main(["search", "studies/brought_network.yaml", *flags, *common]) == 0
-    assert main(["best", "studies/brought_network.yaml", "--json", "--storage", storage]) == 0
+    # best names positions and widths from what the study stored: no trace of the model.
+    _traced.cache_clear()
+    with monkeypatch.context() as patch:
+        patch.setattr("ulsam_nas.search.network.analyze", lambda *a, **k: pytest.fail("traced again"))
+        assert main(["best", "studies/brought_network.yaml", "--json", "--storage", storage]) == 0
     best = json.loads(capsys.readouterr().out)
     placed = [c for c in best["candidates"] if c["plan"]]
     assert placed and all("@layer" in c["where"] and "@layer" not in c["plan"] for c in placed)
+    assert all(c["width_label"] == f"width={c['width_mult']:g}" for c in best["candidates"])
+    assert "(width=" in best["recommendation"] and "α" not in best["recommendation"]
+    assert set(best["position_names"].values()) == {f"layer{s}.{b}" for s in (1, 2, 3) for b in (0, 1)}
     out = tmp_path / "report"
     assert main(["report", "studies/brought_network.yaml", "--storage", storage, "--out", str(out)]) == 0
     assert "where" in (out / "trials.csv").read_text().splitlines()[0].split(",")

@@ -318,6 +318,9 @@ def pareto_notes(data: StudyData) -> list[str]:
         "vs best: paired t-test over common seeds, 95% interval of the mean difference; tied when "
         "it contains 0.",
     ]
+    if "model" in data.network:  # a brought network: its widths are a factory argument's values
+        argument = data.network.get("width_arg") or "width"
+        notes.append(f"α: the width, here the value of the factory's {argument!r} argument.")
     if data.partial:
         notes.append("PARTIAL: " + "; ".join(data.partial) + ".")
     return notes

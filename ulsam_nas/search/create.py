@@ -111,6 +111,9 @@ def _set_up(study: optuna.Study, problem: Problem, baselines: bool) -> None:
     study.set_user_attr("network", problem.network)
     study.set_user_attr("reference", problem.parameters.widest_plain)
     study.set_user_attr("parameters", sorted(problem.parameters.distributions))
+    names = problem.parameters.position_names()
+    if names:  # a brought network: reports name its positions without tracing it again
+        study.set_user_attr("position_names", {str(i): path for i, path in names.items()})
     if problem.config.sampler.name == "grid":
         _enqueue_grid(study, problem)
     elif baselines:

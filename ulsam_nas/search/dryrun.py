@@ -28,6 +28,7 @@ WARM_UP = 2  # steps run before the timed ones (the first steps build the kernel
 
 
 def dry_run(problem: Problem, timed: bool = True) -> dict[str, Any]:
+    network = problem.parameters.network
     counts = count_feasible(problem)
     timing = time_candidate(problem, counts["median_feasible"]) if timed else None
     stages = stage_plan(problem, timing)
@@ -40,6 +41,7 @@ def dry_run(problem: Problem, timed: bool = True) -> dict[str, Any]:
         "feasible": counts["feasible"],
         "feasible_fraction": counts["feasible"] / counts["configurations"],
         "feasible_by_width": counts["feasible_by_width"],
+        "width_labels": {f"{w:g}": network.width_label(w) for w in problem.space.width_mults},
         "counted": counts["counted"],
         "feasible_interval": counts.get("interval"),
         "feasible_mmacs": counts["feasible_mmacs"],
@@ -234,7 +236,10 @@ def expected_detectable(problem: Problem) -> dict[str, Any] | None:
 
 def dry_run_text(plan: dict[str, Any]) -> str:
     """The dry run for people."""
-    by_width = ", ".join(f"α {w}: {n:,}" for w, n in plan["feasible_by_width"].items() if n)
+    labels = plan.get("width_labels", {})
+    by_width = ", ".join(
+        f"{labels.get(w, f'α {w}')}: {n:,}" for w, n in plan["feasible_by_width"].items() if n
+    )
     interval = (
         f" (95% interval {plan['feasible_interval'][0]:,}–{plan['feasible_interval'][1]:,})"
         if plan["feasible_interval"]

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -49,14 +49,18 @@ def design(
     positions: Sequence[int],
     modules: Sequence[str],
     names: Mapping[int, str] | None = None,
+    width_label: Callable[[float], str] = lambda w: f"α {w:g}",
 ) -> list[Column]:
     """The factor columns for observations (width, plan, seed); ``names``: how a position is
-    called (a brought network's module path), where not ``layer INDEX``."""
+    called (a brought network's module path), where not ``layer INDEX``; ``width_label``: how a
+    width reads (``α 0.5``, a brought network's ``width=12``)."""
     names = names or {}
     widths = sorted({w for w, _, _ in observations})
     placements = [parse_plan(plan) for _, plan, _ in observations]
     columns = [
-        Column("width", f"α {w:g} vs {widths[0]:g}", np.array([float(o[0] == w) for o in observations]))
+        Column(
+            "width", f"{width_label(w)} vs {widths[0]:g}", np.array([float(o[0] == w) for o in observations])
+        )
         for w in widths[1:]
     ]
     modules_placed = [[x for x in p if x.module != REMOVE] for p in placements]
@@ -109,6 +113,7 @@ def estimate_effects(
     modules: Sequence[str] = ("ulsam",),
     level: float = LEVEL,
     names: Mapping[int, str] | None = None,
+    width_label: Callable[[float], str] = lambda w: f"α {w:g}",
 ) -> list[dict[str, Any]]:
     """Each factor's effect on accuracy from observations (width, plan, seed, accuracy): a list
     of {factor, level, estimate, ci_low, ci_high, n, resolved} (fractions; None where the data
@@ -118,7 +123,7 @@ def estimate_effects(
     y = np.array([o[3] for o in observations], dtype=float)
     seeds = sorted({o[2] for o in observations})
     blocks = [np.array([float(o[2] == s) for o in observations]) for s in seeds]
-    columns = design([(o[0], o[1], o[2]) for o in observations], positions, modules, names)
+    columns = design([(o[0], o[1], o[2]) for o in observations], positions, modules, names, width_label)
     matrix = np.column_stack(blocks)  # one intercept per seed
     where: dict[int, int] = {}  # column -> its index in the matrix
     rank = np.linalg.matrix_rank(matrix)

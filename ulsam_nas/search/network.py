@@ -58,6 +58,10 @@ class BuiltinNetwork:
         """A plan as a reader knows it (a built-in's plans name layer indices already)."""
         return plan
 
+    def width_label(self, width: float) -> str:
+        """A width as a reader knows it: a built-in's width multiplier α."""
+        return width_label_of(self.attrs(), width)
+
     def identity(self, widths: Sequence[float]) -> dict[str, Any] | None:
         """What a study must find unchanged on resuming, beyond its files: nothing for a built-in
         (its tables are the tool's)."""
@@ -121,6 +125,10 @@ class BroughtNetwork:
     def label(self, width: float, plan: str) -> str:
         """A plan with module paths for position numbers (``insert@layer3.1:ulsam:groups=4``)."""
         return self.at(width).plan_text(_placements(plan))
+
+    def width_label(self, width: float) -> str:
+        """A width as a reader knows it: the factory argument it is passed as (``width=12``)."""
+        return width_label_of(self.attrs(), width)
 
     def identity(self, widths: Sequence[float]) -> dict[str, Any]:
         """The model as this run traces it: its positions and plain cost at each width.  A study
@@ -221,6 +229,14 @@ def study_network(space: SearchSpace, resolution: int, num_classes: int, in_chan
         )
     assert space.backbone is not None  # the schema requires one of backbone and model
     return BuiltinNetwork(space.backbone, resolution, num_classes, in_channels, space.stem)
+
+
+def width_label_of(attrs: dict[str, Any], width: float) -> str:
+    """How a width reads, from a study's ``network`` attribute: a built-in's ``α 0.5``, a brought
+    network's factory argument ``width=12``."""
+    if "model" in attrs:
+        return f"{attrs.get('width_arg') or 'width'}={width:g}"
+    return f"α {width:g}"
 
 
 def network_of_attrs(backbone: str, attrs: dict[str, Any]) -> StudyNetwork:

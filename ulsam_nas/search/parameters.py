@@ -39,7 +39,7 @@ from ulsam_nas.networks import Network, plan_cost
 from ulsam_nas.networks.batch import BatchCost, CostTable, check_apart
 from ulsam_nas.networks.plan import REMOVE, Placement, parse_plan, plan_text
 from ulsam_nas.search.config import Budget
-from ulsam_nas.search.network import StudyNetwork
+from ulsam_nas.search.network import BuiltinNetwork, StudyNetwork
 from ulsam_nas.search.space import Candidate, SearchSpace
 
 NONE = "none"
@@ -102,6 +102,16 @@ class ParameterSpace:
         # every combination builds, so the space may not offer both.
         check_apart(self._table(self.space.width_mults[0]), [self._options(p) for p in self.positions])
         self._check_groups_usable()
+
+    def position_names(self) -> dict[int, str]:
+        """A brought network's positions by module path (empty for a built-in: its positions
+        are its layer indices)."""
+        if self.network.label(self.space.width_mults[0], "") == "" and isinstance(
+            self.network, BuiltinNetwork
+        ):
+            return {}
+        network = self._table(self.space.width_mults[0])
+        return {p.index: network.where(p.index) for p in self.positions}
 
     def _resolve_positions(self) -> tuple[SlotPosition, ...]:
         """Each position of the space checked against the network at every width (a brought

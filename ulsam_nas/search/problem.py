@@ -81,7 +81,7 @@ def prepare(config: StudyConfig) -> Problem:
         raise InvalidInput(
             f"the budget ({', '.join(given)}) is below the cheapest configuration in the space: "
             f"{worst.macs / 1e6:.3f} MMACs, {worst.params / 1e6:.3f} MParams "
-            f"(α {worst.width_mult:g}, plan '{worst.plan}')"
+            f"({problem.parameters.network.width_label(worst.width_mult)}, plan '{worst.plan}')"
         )
     return problem
 

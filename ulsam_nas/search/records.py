@@ -71,10 +71,17 @@ def candidate_record(problem: Problem, candidate: Candidate, rung: int) -> dict[
 
 
 def _where(problem: Problem, candidate: Candidate) -> dict[str, str]:
-    """A brought network's plan with module paths (``where``), for every report to show; a
-    built-in's plan is already what a reader knows."""
-    label = problem.parameters.network.label(candidate.width_mult, candidate.plan)
-    return {} if label == candidate.plan else {"where": label}
+    """A brought network's plan with module paths (``where``) and its width as the factory
+    argument (``width_label``), for every report to show; a built-in's plan and α are already
+    what a reader knows."""
+    network = problem.parameters.network
+    label = network.label(candidate.width_mult, candidate.plan)
+    width = network.width_label(candidate.width_mult)
+    return (
+        {}
+        if label == candidate.plan and width == f"α {candidate.width_mult:g}"
+        else {"where": label, "width_label": width}
+    )
 
 
 # -- the readers ---------------------------------------------------------------------------------
@@ -88,6 +95,7 @@ class Record:
     costed: bool = False  # it records a buildable configuration's plan and cost (an infeasible draw may not)
     plan: str = ""
     where: str | None = None  # a brought network's plan with module paths
+    stored_width_label: str | None = None  # a brought network's width as its factory argument
     width_mult: float | None = None
     backbone: str | None = None
     groups: int | None = None
@@ -122,6 +130,7 @@ class Record:
             costed="plan" in attrs,
             plan=attrs.get("plan") or "",
             where=attrs.get("where"),
+            stored_width_label=attrs.get("width_label"),
             width_mult=attrs.get("width_mult"),
             backbone=attrs.get("backbone"),
             groups=attrs.get("groups"),
@@ -153,6 +162,11 @@ class Record:
     def shown_plan(self) -> str:
         """The plan as a reader knows it (a brought network's with module paths)."""
         return self.where if self.where is not None else self.plan
+
+    @property
+    def width_label(self) -> str:
+        """The width as a reader knows it: ``α 0.28125``, or a brought network's ``width=12``."""
+        return self.stored_width_label or f"α {self.width_mult or 0:g}"
 
 
 def stage_of(attrs: dict[str, Any]) -> str:

@@ -13,7 +13,7 @@ import optuna
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.search.config import StudyConfig, settings_fingerprint, stored_config
 from ulsam_nas.search.effects import effect_sentence, estimate_effects, importance
-from ulsam_nas.search.network import network_of_attrs
+from ulsam_nas.search.network import network_of_attrs, width_label_of
 from ulsam_nas.search.noise import TEST_NAME, summarize
 from ulsam_nas.search.records import (
     FINISHED,
@@ -73,7 +73,12 @@ class StudyResults:
 
     def label(self, key: str) -> str:
         record = self.record(key)
-        return f"{record.shown_plan or 'plain'} (α {record.width_mult:g})"
+        return f"{record.shown_plan or 'plain'} ({self.width_label(float(record.width_mult or 0))})"
+
+    def width_label(self, width: float) -> str:
+        """``α 0.28125``, or a brought network's ``width=12`` (from the study's network, so a
+        study written before records stored it reads the same)."""
+        return width_label_of(self.network, width)
 
     def partial(self) -> list[str]:
         """Why the study is not finished (running or queued trials, search trials or a stage's
@@ -158,7 +163,10 @@ class StudyResults:
         """A brought network's positions by module path (a built-in's keep ``layer INDEX``)."""
         if "model" not in self.network or not self.first:
             return {}
-        record = self.record(next(iter(self.first)))
+        stored = self.user_attrs.get("position_names")
+        if stored is not None:
+            return {index: stored[str(index)] for index in positions if str(index) in stored}
+        record = self.record(next(iter(self.first)))  # a study made before names were stored
         network = network_of_attrs(str(record.backbone), self.network).at(float(record.width_mult or 1))
         return {index: network.where(index) for index in positions}
 
@@ -192,7 +200,13 @@ class StudyResults:
         distributions = trained[0].distributions if trained else {}
         paths = self._position_names(positions)
         return {
-            "effects": estimate_effects(observations, positions, modules, names=paths),
+            "effects": estimate_effects(
+                observations,
+                positions,
+                modules,
+                names=paths,
+                width_label=self.width_label,
+            ),
             "effects_rung": rung,
             "effects_candidates": len(self.results[rung]),
             "effects_observations": len(observations),
@@ -239,6 +253,7 @@ class StudyResults:
             **({"where": record.where} if record.where is not None else {}),
             "backbone": record.backbone,
             "width_mult": record.width_mult,
+            "width_label": self.width_label(width),
             "groups": record.groups,
             "stage": entry.stage,
             "epochs": fidelity.epochs,
@@ -396,7 +411,7 @@ def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool) -> str:
         f"{rank}. validation accuracy {c['accuracy']:.4f}{se} ({len(c['seeds'])} seeds, {c['stage']}, "
         f"{c['epochs']} epochs{test}) {tie}\n"
         f"   {c['macs'] / 1e6:.3f} MMACs  {c['params']:,} params  latency {latency}  "
-        f"α {c['width_mult']:g}  plan {c.get('where', c['plan']) or '(none)'}\n"
+        f"{c['width_label']}  plan {c.get('where', c['plan']) or '(none)'}\n"
         f"   {c['create_network']}"
     )
 
