@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -298,3 +299,31 @@ def test_a_table_remembers_what_it_derived_in_its_own_bounded_memo():
     for key in (1, 2, 1, 3, 1):
         memo.get(key, lambda key=key: calls.append(key) or key)
     assert calls == [1, 2, 3, 1] and len(memo) == 2  # full at 3: emptied, then refilled
+
+
+@pytest.mark.parametrize(
+    ("backbone", "plans"),
+    [
+        (
+            "mobilenet_v1",
+            ["replace@7:ulsam:groups=4,replace@9:ulsam:groups=4", "insert@3:se:reduction=4,replace@9:eca"],
+        ),
+        ("mobilenet_v3_small", ["swap@4:eca,swap@5:none", "insert@2:ulsam:groups=4,swap@*:ulsam:groups=4"]),
+    ],
+)
+def test_plain_first_builds_the_same_network_with_the_shared_layers_initialised_alike(backbone, plans):
+    table = backbone_table(backbone, 0.5, 32, 10, 1, "small")
+
+    def weights(plan: str, plain_first: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(7)
+        return table.build(plan, plain_first=plain_first).state_dict()
+
+    plain = weights("", False)
+    assert weights("", True).keys() == plain.keys()
+    for plan in plans:
+        first, ordered = weights(plan, True), weights(plan, False)
+        assert {k: v.shape for k, v in first.items()} == {k: v.shape for k, v in ordered.items()}
+        shared = [k for k in first if k in plain and first[k].shape == plain[k].shape]
+        assert all(torch.equal(first[k], plain[k]) for k in shared)  # every shared layer as in plain
+        # In network order, a module drawn before a layer moves that layer's initialisation.
+        assert not all(torch.equal(ordered[k], plain[k]) for k in shared if k.startswith("classifier"))

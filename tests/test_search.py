@@ -610,3 +610,29 @@ def test_each_wait_is_bounded_on_its_own_not_from_the_start_of_the_run():
     assert not patience.wait(0.0)  # over 0.5 s: this wait is over
     patience.reset()  # something happened: a new wait starts with the full limit
     assert patience.wait(0.0)
+
+
+def test_proxy_init_shared_builds_candidates_plain_first(tmp_path):
+    import torch
+
+    from ulsam_nas.search.config import load_study_config, study_identity
+    from ulsam_nas.search.problem import prepare
+
+    (tmp_path / "space.yaml").write_text(
+        "backbone: mobilenet_v1\nstem: small\nwidth_mults: [0.25]\n"
+        "positions:\n  - {index: 9, actions: [replace]}\ngroups: [4]\nmax_modules: 1\n"
+    )
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\nspace: space.yaml\nproxy: {data: synthetic, init: shared}\n")
+    config = load_study_config(study)
+    problem = prepare(config)
+    candidate = problem.parameters.candidate("0.25|replace@9:ulsam:groups=4")
+    table = problem.parameters.network.at(0.25)
+    torch.manual_seed(3)
+    built = problem.build(candidate).state_dict()
+    torch.manual_seed(3)
+    expected = table.build(candidate.plan, plain_first=True).state_dict()
+    assert all(torch.equal(built[k], expected[k]) for k in expected)
+    assert study_identity(config)["proxy"]["init"] == "shared"
+    sequential = config.model_copy(update={"proxy": config.proxy.model_copy(update={"init": "sequential"})})
+    assert "init" not in study_identity(sequential)["proxy"]  # older studies' identities resume

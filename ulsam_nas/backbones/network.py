@@ -187,8 +187,12 @@ class BackboneTable:
         """The cost of the attention gate (SE) block ``index`` has of its own."""
         return self.memo.get(("gate", index, convention), lambda: _gate_cost(self, index, convention))
 
-    def build(self, plan: PlanLike) -> nn.Module:
-        return _build(self, plan)
+    def build(self, plan: PlanLike, *, plain_first: bool = False) -> nn.Module:
+        """The network with ``plan``'s modules; ``plain_first``: the plain network is drawn
+        first and the modules after it, so every layer two candidates of this shape share starts
+        identical under one seed (by default layers and modules are drawn in network order, as
+        ``create_network`` does: a module shifts the initialisation of every later layer)."""
+        return _build_plain_first(self, plan) if plain_first else _build(self, plan)
 
     @functools.cached_property
     def _replaceable(self) -> frozenset[int]:
@@ -427,6 +431,31 @@ def _build(table: BackboneTable, plan: PlanLike) -> nn.Module:
         nn.Linear(hidden, table.shape.num_classes),
     )
     return Network(nn.Sequential(layers), classifier, 0.0)
+
+
+def _build_plain_first(table: BackboneTable, plan: PlanLike) -> nn.Module:
+    by_index = {p.index: p for p in resolve_plan(table, plan)}
+    network = _build(table, None)
+    assert isinstance(network, Network)
+    plain = dict(network.features.named_children())
+    layers: OrderedDict[str, nn.Module] = OrderedDict()
+    for record in table.layers:
+        name, placement = _layer_name(record.spec.position), by_index.get(record.spec.position)
+        if placement is not None and placement.action == "swap":
+            parts = dict(
+                plain[name].get_submodule("block").named_children()
+            )  # expand, depthwise, se, project
+            if placement.module == REMOVE:
+                del parts["se"]
+            else:
+                parts["se"] = _create_module(record, placement)
+            plain[name].block = nn.Sequential(OrderedDict(parts))
+        if placement is None or placement.action != "replace":
+            layers[name] = plain[name]
+        if placement is not None and placement.action != "swap":
+            layers[_module_name(placement)] = _create_module(record, placement)
+    network.features = nn.Sequential(layers)
+    return network
 
 
 def _create_module(record: LayerRecord, placement: Placement) -> nn.Module:

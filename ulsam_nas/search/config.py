@@ -72,6 +72,10 @@ class Proxy(_Strict):
     ema: float | None = Field(default=None, gt=0, lt=1)
     precise_bn: int = Field(default=2048, ge=0)
     channels_last: bool = True
+    # sequential: a built-in's layers and modules are initialised in network order (a module
+    # shifts every later layer's initialisation); shared: the plain network is initialised
+    # first, so the layers two candidates share start identical (a brought network always is).
+    init: Literal["sequential", "shared"] = "sequential"
     device: Literal["cpu", "cuda", "auto"] = "cpu"
     seed: int = 0
     seeds: int = Field(default=1, ge=1)  # paired seeds per candidate: seed, seed + 1, ...
@@ -241,7 +245,10 @@ def study_identity(config: StudyConfig) -> dict[str, Any]:
         "objective": config.objective,
         # More seeds or another schedule may be added to a study later: results are kept per
         # (candidate, fidelity, seed), so nothing already trained is invalidated.
-        "proxy": config.proxy.model_dump(exclude={"device", "seeds"}),
+        # A default not written into older studies' identities is left out, so they resume.
+        "proxy": config.proxy.model_dump(
+            exclude={"device", "seeds"} | ({"init"} if config.proxy.init == "sequential" else set())
+        ),
     }
 
 

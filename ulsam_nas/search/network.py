@@ -51,8 +51,8 @@ class BuiltinNetwork:
     def at(self, width: float) -> Network:
         return self.shape(width).table()
 
-    def build(self, width: float, plan: PlanLike) -> nn.Module:
-        return self.at(width).build(plan)
+    def build(self, width: float, plan: PlanLike, plain_first: bool = False) -> nn.Module:
+        return self.shape(width).table().build(plan, plain_first=plain_first)
 
     def label(self, width: float, plan: str) -> str:
         """A plan as a reader knows it (a built-in's plans name layer indices already)."""
@@ -116,7 +116,9 @@ class BroughtNetwork:
     def at(self, width: float) -> Analysis:
         return _traced(self, width)
 
-    def build(self, width: float, plan: PlanLike) -> nn.Module:
+    def build(self, width: float, plan: PlanLike, plain_first: bool = True) -> nn.Module:
+        """The factory's model, then the plan's modules: always plain first (its layers are the
+        factory's, drawn before any module)."""
         analysis = self.at(width)
         placements = analysis.resolve(_placements(plan))
         model = load_model(self.model, self.arguments(width))

@@ -44,8 +44,11 @@ class Problem:
         return self._data
 
     def build(self, candidate: Candidate) -> nn.Module:
-        """A candidate's model, initialised under torch's current seed."""
-        return self.parameters.network.build(candidate.width_mult, candidate.plan)
+        """A candidate's model, initialised under torch's current seed (``proxy.init``: in
+        network order, or the plain network first so that the layers candidates share start
+        identical)."""
+        plain_first = self.config.proxy.init == "shared"
+        return self.parameters.network.build(candidate.width_mult, candidate.plan, plain_first)
 
     def data_for(self, rung: int) -> ImageData:
         """The training data of a rung (its image count; the validation images never change)."""
