@@ -148,7 +148,8 @@ def main() -> None:
                 rows.append(row)
                 with cache.open("a") as handle:
                     handle.write(json.dumps(row) + "\n")
-                print(f"seed {seed} {init} {arm}: {row['accuracy'] * 100:.2f}% in {row['seconds']:.0f} s", flush=True)
+                accuracy, seconds = row["accuracy"] * 100, row["seconds"]
+                print(f"seed {seed} {init} {arm}: {accuracy:.2f}% in {seconds:.0f} s", flush=True)
     summary = summarize(rows)
     command = f"python benchmarks/paired_init.py --seeds {args.seeds} --threads {args.threads}"
     text = markdown(summary, command)

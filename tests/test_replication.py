@@ -127,6 +127,9 @@ def test_replicate_at_a_longer_training_states_the_paired_difference_and_resumes
     assert len(companion.trials) == 6  # 3 seeds × 2 candidates, one trial each
     assert main(["best", str(path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["fidelity_check"] == again
+    assert main(["report", str(path), "--out", str(tmp_path / "report")]) == 0
+    page = (tmp_path / "report" / "index.html").read_text()
+    assert 'id="fidelity-check">At a longer training: trained 2 epochs over all images' in page
 
 
 def test_the_longer_training_verdict_needs_an_interval_that_excludes_zero():
