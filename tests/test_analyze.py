@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections import OrderedDict
 
 import pytest
 import torch
@@ -716,3 +717,18 @@ def test_a_pattern_that_matches_nothing_is_refused(plan, needle):
 def test_an_every_placement_object_is_refused_in_path_plans():
     with pytest.raises(InvalidInput, match="write @\\* or a path pattern"):
         analyzed("resnet").cost([Placement("insert", "*", "eca")])
+
+
+def test_a_learnt_constant_scale_is_no_attention_gate():
+    class LayerScale(nn.Module):  # output = input × a learnt N×C×1×1 constant: not computed from it
+        def __init__(self) -> None:
+            super().__init__()
+            self.gamma = nn.Parameter(torch.ones(1, 8, 1, 1))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x * self.gamma
+
+    model = nn.Sequential(OrderedDict(conv=nn.Conv2d(3, 8, 3, padding=1), scale=LayerScale()))
+    analysis = analyze(model, (3, 8, 8))
+    assert analysis.position("scale").replace and not analysis.position("scale").gate
+    assert analysis.allowed("swap") == []

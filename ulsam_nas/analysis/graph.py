@@ -268,7 +268,17 @@ def _is_gate(call: ModuleCall, traced: Traced, given: fx.Node) -> bool:
         return False
     inside = set(traced.nodes[call.first_node : call.end_node])
     _, c, h, w = image.shape
-    return others[0] in inside and gate.shape[1:] in ((c, 1, 1), (1, h, w)) and (h, w) != (1, 1)
+    if others[0] not in inside or gate.shape[1:] not in ((c, 1, 1), (1, h, w)) or (h, w) == (1, 1):
+        return False
+    # The gate is computed from the input (a learnt constant scale, like LayerScale, is no gate).
+    pending, seen = [others[0]], set()
+    while pending:
+        node = pending.pop()
+        if node is given:
+            return True
+        seen.add(node)
+        pending += [n for n in node.all_input_nodes if n not in seen and (n in inside or n is given)]
+    return False
 
 
 def _why_not_replace(
