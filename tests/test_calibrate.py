@@ -103,13 +103,19 @@ max_modules: 1
 """
 
 
-def test_a_tiny_calibration_end_to_end_on_generated_data(tmp_path, capsys):
+def tiny_study(tmp_path: Path) -> Path:
+    """A study on a few generated images: seconds per calibration."""
     (tmp_path / "space.yaml").write_text(SPACE)
     study = tmp_path / "study.yaml"
     study.write_text(
         "name: c\nspace: space.yaml\nbudget: {mmacs: 50}\n"
         "proxy: {data: synthetic, train_images: 128, val_images: 64, epochs: 1, batch_size: 64}\n"
     )
+    return study
+
+
+def test_a_tiny_calibration_end_to_end_on_generated_data(tmp_path, capsys):
+    study = tiny_study(tmp_path)
     args = ["calibrate", str(study), "--architectures", "4", "--seeds", "2", "--json", "--quiet"]
     out = tmp_path / "report"
     assert main([*args, "--out", str(out)]) == 0
@@ -161,12 +167,7 @@ def test_too_few_architectures_is_invalid_input(tmp_path):
 
 
 def test_the_higher_fidelity_and_each_fidelitys_seeds_can_be_given(tmp_path, capsys):
-    (tmp_path / "space.yaml").write_text(SPACE)
-    study = tmp_path / "study.yaml"
-    study.write_text(
-        "name: c\nspace: space.yaml\nbudget: {mmacs: 50}\n"
-        "proxy: {data: synthetic, train_images: 128, val_images: 64, epochs: 1, batch_size: 64}\n"
-    )
+    study = tiny_study(tmp_path)
     args = ["calibrate", str(study), "--architectures", "3", "--seeds", "2", "--proxy-seeds", "3"]
     args += ["--high-epochs", "3", "--high-images", "96", "--json", "--quiet", "--out", str(tmp_path / "r")]
     assert main(args) == 0

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -107,9 +107,6 @@ class BackboneShape:
     def table(self) -> BackboneTable:
         """The plain network layer by layer with closed-form costs (one per shape, cached)."""
         return _table_of(self)
-
-    def at(self, width_mult: float) -> BackboneShape:
-        return replace(self, width_mult=width_mult)
 
     def arguments(self) -> dict[str, Any]:
         """The shape as keyword arguments of ``create_network`` and ``network_cost``."""

@@ -66,7 +66,7 @@ def trial_line(trial: optuna.trial.FrozenTrial) -> str:
         f"accuracy {accuracy if accuracy is None else round(accuracy, 4)}"
         + (f" ± {se:.4f} ({len(record.seeds)} seeds)" if se is not None else "")
         + f", {record.epochs} epochs, "
-        f"{(record.macs or 0) / 1e6:.3f} MMACs, {record.stored_width_label or f'α {record.width_mult}'}, "
+        f"{(record.macs or 0) / 1e6:.3f} MMACs, {record.width_label}, "
         f"plan {record.shown_plan or '(none)'}"
         + (" [over budget, not trained]" if record.over_budget else "")
         + (f" [same as trial {record.duplicate_of}]" if record.duplicate_of is not None else "")
