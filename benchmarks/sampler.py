@@ -1,5 +1,6 @@
-"""Does the structured search learn?  Trials until a near-best configuration is trained, on a
-simulated objective with known truth, for three samplers, in one run:
+"""Does the structured search learn, and which sampler learns best?  Trials until a near-best
+configuration is trained, on a simulated objective with known truth, for these samplers, in one
+run:
 
 * structured TPE — this tool's sampler: one parameter per choice (width rank; per position an
   action, the module where there are several, g's rank), multivariate TPE with ``group`` over
@@ -7,6 +8,13 @@ simulated objective with known truth, for three samplers, in one run:
   trained;
 * the same TPE redrawing infeasible draws instead (each is failed, which TPE ignores, and the
   next draw is made): the alternative to teaching the sampler the constraints;
+* multivariate TPE without ``group`` (Optuna's plain multivariate TPE: one joint model over the
+  parameters every trial has, the conditional ones drawn independently), constrained alike;
+* Optuna's Gaussian-process sampler with the same constraints (it models each constraint with
+  its own GP; it too models only the parameters every trial has).  It needs every trial to carry
+  the same constraint names, so a draw that cannot be built (no cost, hence no MAC constraint)
+  records its MAC constraint as 0 — its ``invalid`` constraint already marks it infeasible, and
+  TPE reads a missing constraint as 0 the same way;
 * random sampling over the same parameters (infeasible draws recorded likewise);
 * the old single categorical — TPE over one ``candidate`` parameter whose choices are the
   enumerated feasible configurations (the tool before this change);
@@ -26,12 +34,14 @@ Also the wall time per infeasible draw in the real search loop (journal storage,
 own sampler and records; a stub trainer that is never reached for infeasible draws).
 
     python benchmarks/sampler.py [--studies 100] [--large-studies N] [--redraw-studies N]
-                                 [--cap 100] [--workers 2]
+                                 [--gp-studies N] [--cap 100] [--workers 2] [--cache FILE]
 
 ``--large-studies`` (default: ``--studies``) sets the number of studies on the large space, where
 one TPE study of up to 2,000 draws takes minutes (TPE's time per draw grows with the trials);
 ``--redraw-studies`` (default: ``--studies``) caps the studies of the redraw arm, the slowest to
-simulate (it draws until it is stuck).
+simulate (it draws until it is stuck); ``--gp-studies`` (default: ``--studies``) the GP arm's,
+whose time per draw grows with the cube of the trials.  Each finished study is appended to
+``--cache`` (JSON lines) and not run again, so an interrupted run resumes.
 
 Writes its section of reports/benchmarks.md.
 """
@@ -39,6 +49,7 @@ Writes its section of reports/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import multiprocessing
 import statistics
@@ -71,8 +82,11 @@ DRAWS_PER_TRAINED = 100
 # then counted as not reaching a near-best configuration within the cap.  Random sampling at 2%
 # feasible draws meets such a run with probability about 10^-9 per draw.
 STUCK = 1000
+SHIPPED = "structured TPE"
 REDRAW = "structured TPE, redraw infeasible"
-ARMS = ("structured TPE", REDRAW, "random", "single categorical")
+UNGROUPED = "multivariate TPE, no group"
+GP = "GP, constrained"
+ARMS = (SHIPPED, REDRAW, UNGROUPED, GP, "random", "single categorical")
 NOISE = MEASURED_NOISE  # one seed's sd at the shipped first rung (benchmarks/proxy.py)
 LARGE_SPACE = {
     "backbone": "mobilenet_v2",
@@ -120,12 +134,7 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
             keys = FEASIBLE[space_name]
             study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=seed))
         else:
-            sampler = (
-                optuna.samplers.RandomSampler(seed=seed)
-                if arm == "random"
-                else optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
-            )
-            study = optuna.create_study(direction="maximize", sampler=sampler)
+            study = optuna.create_study(direction="maximize", sampler=make_sampler(arm, seed))
     start = time.perf_counter()
     reached = False
     in_a_row = 0
@@ -143,7 +152,10 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
         else:
             width, plan = parameters.suggest(trial)
             assessment = parameters.assess(width, plan)
-            for name, value in assessment.constraints.items():
+            constraints = dict(assessment.constraints)
+            if arm == GP:  # the GP sampler needs the same constraint names on every trial
+                constraints.setdefault("macs", 0.0)
+            for name, value in constraints.items():
                 trial.set_constraint(name, value)
             if not assessment.feasible:
                 infeasible += 1
@@ -163,6 +175,7 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
         "space": space_name,
         "arm": arm,
         "seed": seed,
+        "cap": cap,
         "trained": len(trained),
         "draws": draws,
         "infeasible": infeasible,
@@ -170,6 +183,14 @@ def run_study(job: tuple[str, str, int, int]) -> dict[str, Any]:
         "stuck": stuck,
         "seconds": time.perf_counter() - start,
     }
+
+
+def make_sampler(arm: str, seed: int) -> optuna.samplers.BaseSampler:
+    if arm == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if arm == GP:
+        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=arm != UNGROUPED)
 
 
 SPACES: dict[str, ParameterSpace] = {}
@@ -302,8 +323,10 @@ def main() -> None:
     parser.add_argument("--studies", type=int, default=100)
     parser.add_argument("--large-studies", type=int, default=None)
     parser.add_argument("--redraw-studies", type=int, default=None)
+    parser.add_argument("--gp-studies", type=int, default=None)
     parser.add_argument("--cap", type=int, default=100)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--cache", type=Path, default=None)
     args = parser.parse_args()
     start = time.perf_counter()
     _init()
@@ -311,6 +334,7 @@ def main() -> None:
     if args.large_studies is None:
         args.large_studies = args.studies
     studies = {"default": args.studies, "large": args.large_studies}
+    limits = {REDRAW: args.redraw_studies, GP: args.gp_studies}
     jobs = [
         (space, arm, seed, args.cap)
         for seed in range(max(studies.values()))
@@ -318,16 +342,36 @@ def main() -> None:
         for arm in ARMS
         if seed < studies[space]
         and not (space == "large" and arm == "single categorical")
-        and not (arm == REDRAW and args.redraw_studies is not None and seed >= args.redraw_studies)
+        and not (limits.get(arm) is not None and seed >= limits[arm])
     ]
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(args.workers, initializer=_init) as pool:
-        rows = list(pool.imap_unordered(run_study, jobs))
+    rows = run_cached(jobs, args.cache, args.workers)
     exact = {name: random_exact(name) for name in SPACES}
     timing = infeasible_draw_seconds()
     text = report(rows, sizes, exact, timing, args, time.perf_counter() - start)
     print(text)
     write_section("sampler", text)
+
+
+Job = tuple[str, str, int, int]  # space, arm, seed, cap
+
+
+def run_cached(jobs: list[Job], cache: Path | None, workers: int) -> list[dict[str, Any]]:
+    """Every job's row: from the cache where it was run before, else run (and appended)."""
+    done: dict[Job, dict[str, Any]] = {}
+    if cache is not None and cache.exists():
+        for line in cache.read_text().splitlines():
+            if line.strip():
+                row = json.loads(line)
+                done[row["space"], row["arm"], row["seed"], row["cap"]] = row
+    todo = [job for job in jobs if job not in done]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_init) as pool:
+        for row in pool.imap_unordered(run_study, todo):
+            done[row["space"], row["arm"], row["seed"], row["cap"]] = row
+            if cache is not None:
+                with cache.open("a") as stream:
+                    stream.write(json.dumps(row) + "\n")
+    return [done[job] for job in jobs]
 
 
 def report(
@@ -342,8 +386,9 @@ def report(
         "## Structured search (`python benchmarks/sampler.py`)",
         "",
         f"{args.studies} simulated studies per sampler on the default space, {args.large_studies} on the "
-        f"large one, at most {args.redraw_studies or args.studies} of the redraw arm on each "
-        f"({elapsed / 60:.0f} min): trained "
+        f"large one, at most {args.redraw_studies or args.studies} of the redraw arm and "
+        f"{args.gp_studies or args.studies} of the GP arm on each "
+        f"({elapsed / 60:.0f} min of this run; studies read from a cache are not timed again): trained "
         f"configurations until one is truly within {NEAR * 100:.1f} points of the best feasible "
         "configuration (truth: StructuredTruth on the space's closed-form costs; each trained trial "
         f"observes it with one seed's noise, sd {NOISE * 100:.2f} points, as measured at the shipped first "
@@ -388,6 +433,10 @@ def report(
             )
     lines.append("")
     for space in SPACES:
+        for arm in (UNGROUPED, GP):
+            if (space, arm) in medians:
+                lines.append(_against_shipped(space, arm, rows, args.cap))
+    for space in SPACES:
         if (space, "structured TPE") in medians and (space, "random") in medians:
             lines.append(_comparison(space, rows, medians, args.cap))
             tpe = medians[space, "structured TPE"]
@@ -407,6 +456,35 @@ def report(
         f"0 s of training; the closed-form judgement alone {timing['judge_seconds'] * 1e6:.0f} µs.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def _against_shipped(space: str, arm: str, rows: list[dict[str, Any]], cap: int) -> str:
+    """An alternative sampler against the shipped one, over the seeds both ran (paired by seed,
+    though their draws share nothing but the truth's noise stream): trained trials until a
+    near-best configuration (censored at the cap) compared by the Mann-Whitney U test, and the
+    share reaching one within the cap by Fisher's exact test."""
+    from scipy.stats import fisher_exact, mannwhitneyu
+
+    by_arm = {
+        name: {r["seed"]: r for r in rows if r["space"] == space and r["arm"] == name}
+        for name in (SHIPPED, arm)
+    }
+    seeds = sorted(set(by_arm[SHIPPED]) & set(by_arm[arm]))
+    trained = {
+        name: [found[s]["trained"] if found[s]["reached"] else cap for s in seeds]
+        for name, found in by_arm.items()
+    }
+    reached = {name: sum(by_arm[name][s]["reached"] for s in seeds) for name in by_arm}
+    table = [[reached[name], len(seeds) - reached[name]] for name in (SHIPPED, arm)]
+    fisher = float(fisher_exact(table).pvalue)
+    mann_whitney = float(mannwhitneyu(trained[SHIPPED], trained[arm]).pvalue)
+    return (
+        f"- {space}, {arm} against the shipped {SHIPPED} over the same {len(seeds)} seeds: median "
+        f"{statistics.median(trained[arm]):.0f} trained trials against "
+        f"{statistics.median(trained[SHIPPED]):.0f} (Mann-Whitney p = {mann_whitney:.2g}); reached a "
+        f"near-best configuration within {cap} in {reached[arm]}/{len(seeds)} against "
+        f"{reached[SHIPPED]}/{len(seeds)} (Fisher's exact p = {fisher:.2g})."
+    )
 
 
 def _comparison(
