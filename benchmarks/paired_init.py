@@ -15,8 +15,13 @@ with g 8: a g change); ``i12g8`` = insert@12 ULSAM g 8 (an insert).  For the com
 makes — plain − r79g4 (replace), plain − i12g8 (insert), r79g4 − r79g8 (g) — it reports, per
 initialisation, the mean paired difference, the sd of the paired differences over seeds, the
 correlation of the two arms' accuracies, and the ratio of the sds (shared / sequential) with a 95%
-interval (F distribution: the two initialisations' runs are independent), then the seeds a
-confirmation needs to detect 0.5 points at 80% power under each.
+BCa bootstrap interval over seeds (the seeds resampled jointly for both initialisations: the plain
+network starts identical under both, so its runs are the same and the two sds are not
+independent, which an F interval would assume), then the seeds a confirmation needs to detect
+0.5 points at 80% power under each.
+
+Decision rule, fixed before the measurement completed: ``shared`` becomes the default if the sd
+ratio's interval lies below 1 for at least one comparison and above 1 for none.
 
     python benchmarks/paired_init.py [--seeds 16] [--threads 1] [--cache FILE]
 
@@ -30,13 +35,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import statistics
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from _report import write_section
 from scipy import stats
@@ -90,15 +95,36 @@ def summarize(rows: list[dict[str, Any]]) -> dict[str, Any]:
                 "correlation": float(stats.pearsonr(a, b).statistic),
                 "seeds_for_0.5": seeds_needed(sd / 100, 0.005),
             }
-        dof = len(seeds) - 1
-        ratio = entry["shared"]["sd"] / entry["sequential"]["sd"]
-        # (s1²/s2²) / F(dof, dof) has a 95% interval from the F quantiles; the sd ratio is its root.
-        low = ratio / math.sqrt(stats.f.ppf(0.975, dof, dof))
-        high = ratio / math.sqrt(stats.f.ppf(0.025, dof, dof))
-        entry["sd_ratio"] = {"value": ratio, "ci_low": low, "ci_high": high}
+        entry["sd_ratio"] = sd_ratio(found, seeds, first, second)
         summary["comparisons"][name] = entry
     summary["seconds_per_run"] = statistics.median(r["seconds"] for r in rows)
     return summary
+
+
+def sd_ratio(
+    found: dict[tuple[str, str, int], float], seeds: list[int], first: str, second: str
+) -> dict[str, float]:
+    """sd of the paired difference under ``shared`` over that under ``sequential``, with a 95%
+    BCa interval from resampling seeds (both initialisations' differences of a seed together)."""
+    differences = {
+        init: np.array([(found[(init, first, s)] - found[(init, second, s)]) * 100 for s in seeds])
+        for init in INITS
+    }
+
+    def ratio(shared: np.ndarray, sequential: np.ndarray, axis: int = -1) -> np.ndarray:
+        return np.std(shared, ddof=1, axis=axis) / np.std(sequential, ddof=1, axis=axis)
+
+    interval = stats.bootstrap(
+        (differences["shared"], differences["sequential"]),
+        ratio,
+        paired=True,
+        vectorized=True,
+        n_resamples=10_000,
+        method="BCa",
+        random_state=np.random.default_rng(0),
+    ).confidence_interval
+    value = float(ratio(differences["shared"], differences["sequential"]))
+    return {"value": value, "ci_low": float(interval.low), "ci_high": float(interval.high)}
 
 
 def markdown(summary: dict[str, Any], command: str) -> str:
@@ -123,7 +149,24 @@ def markdown(summary: dict[str, Any], command: str) -> str:
             f"| {name} | sd ratio shared / sequential | | {r['value']:.2f} [{r['ci_low']:.2f}, "
             f"{r['ci_high']:.2f}] | | |"
         )
+    lines += ["", decision(summary)]
     return "\n".join(lines) + "\n"
+
+
+def decision(summary: dict[str, Any]) -> str:
+    """The rule fixed before the measurement: shared if some sd ratio's interval lies below 1 and
+    none above."""
+    ratios = {name: entry["sd_ratio"] for name, entry in summary["comparisons"].items()}
+    below = [name for name, r in ratios.items() if r["ci_high"] < 1]
+    above = [name for name, r in ratios.items() if r["ci_low"] > 1]
+    if below and not above:
+        lower = ", ".join(below)
+        return f"Decision: `shared` (its sd is lower with 95% confidence for {lower}; higher for none)."
+    if above:
+        return (
+            f"Decision: `sequential` (`shared` has a higher sd with 95% confidence for {', '.join(above)})."
+        )
+    return "Decision: `sequential` stays (no sd ratio's interval excludes 1)."
 
 
 def main() -> None:
