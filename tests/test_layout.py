@@ -51,7 +51,7 @@ LAYERS = [
     ["tables"],
     ["networks"],
     ["backbones", "analysis"],
-    ["verify"],
+    ["verify", "latency"],
     ["search"],
     ["reporting"],
     [""],  # the package's own __init__: the public names

@@ -10,6 +10,7 @@ modules' closed forms: the same arithmetic as ``network_cost``, for any network.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -178,6 +179,17 @@ class Analysis:
 
     def resolve_placement(self, placement: Placement) -> Placement:
         return self._resolved(placement)
+
+    @property
+    def fingerprint(self) -> str:
+        """The model's class, input size and module tree (its ``repr``: every submodule and its
+        settings; a change to ``forward`` code alone is not seen)."""
+        size = "x".join(map(str, self.input_size))
+        tree = hashlib.sha256(repr(self.model).encode()).hexdigest()[:16]
+        return f"{type(self.model).__name__}:{size}:{tree}"
+
+    def taken_out(self, index: int, action: str) -> str:
+        return self.positions[index].path
 
     def placement_cost(self, p: Placement, convention: str) -> Cost:
         return self._memo.get(("cost", p, convention), lambda: self._placement_cost(p, convention))

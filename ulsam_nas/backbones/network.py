@@ -180,6 +180,18 @@ class BackboneTable:
             ("cost", placement, convention), lambda: _placement_cost(self, placement, convention)
         )
 
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        return (self.shape.in_channels, self.shape.resolution, self.shape.resolution)
+
+    @property
+    def fingerprint(self) -> str:
+        return repr(self.shape)
+
+    def taken_out(self, index: int, action: str) -> str:
+        layer = f"features.{_layer_name(index)}"
+        return f"{layer}.block.se" if action == "swap" else layer
+
     def gate_cost(self, index: int, convention: str) -> Cost:
         """The cost of the attention gate (SE) block ``index`` has of its own."""
         return self.memo.get(("gate", index, convention), lambda: _gate_cost(self, index, convention))

@@ -47,6 +47,11 @@ class Network(Protocol):
     @property
     def last_index(self) -> int: ...
 
+    @property
+    def input_size(self) -> tuple[int, int, int]:
+        """(channels, height, width) of one input image."""
+        ...
+
     def allowed(self, action: str) -> list[int]:
         """The positions where ``action`` (insert, replace, swap) is allowed."""
         ...
@@ -80,6 +85,17 @@ class Network(Protocol):
 
     def total(self, convention: str = "exact") -> Cost:
         """The plain network's cost."""
+        ...
+
+    @property
+    def fingerprint(self) -> str:
+        """A text naming this network at this shape, the same in every process (the key of its
+        measured latencies)."""
+        ...
+
+    def taken_out(self, index: int, action: str) -> str:
+        """The name, in the plain model ``build(None)`` returns, of the submodule a placement at
+        ``index`` by ``action`` (replace, swap) takes out."""
         ...
 
     def build(self, plan: PlanLike) -> nn.Module:
