@@ -10,6 +10,7 @@ modules' closed forms: the same arithmetic as ``network_cost``, for any network.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -180,7 +181,7 @@ class Analysis:
     def resolve_placement(self, placement: Placement) -> Placement:
         return self._resolved(placement)
 
-    @property
+    @functools.cached_property
     def fingerprint(self) -> str:
         """The model's class, input size and module tree (its ``repr``: every submodule and its
         settings; a change to ``forward`` code alone is not seen)."""
