@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import random
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from torch import nn
 from examples.mynets import resnet_like
 from ulsam_nas.analysis import analyze
 from ulsam_nas.backbones import backbone_table
+from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.latency import (
     LatencyTable,
@@ -189,3 +191,71 @@ def test_a_submodule_called_with_keywords_cannot_be_timed_alone() -> None:
 def test_interleaved_timing_reports_each_call() -> None:
     found = time_calls({"a": lambda: sum(range(100)), "b": lambda: None}, FAST)
     assert set(found) == {"a", "b"} and all(v >= 0 for v in found.values())
+
+
+# -- the command line -------------------------------------------------------------------------------
+V1_ARGS = ["--width-mult", "0.25", "--resolution", "32", "--in-channels", "1", "--num-classes", "10"]
+
+
+def test_cost_predicts_a_plans_latency_and_stores_the_table(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ULSAM_NAS_CACHE", str(tmp_path))
+    argv = ["cost", "--backbone", "mobilenet_v1", *V1_ARGS, "--stem", "small", "--plan", "replace@9:ulsam"]
+    assert main([*argv, "--latency", "torch", "--json"]) == 0
+    found = json.loads(capsys.readouterr().out)["latency"]
+    assert found["this_machine"] and found["entries_measured_now"] == 3  # the plain network, layer 9, ULSAM
+    assert found["predicted_ms"] == pytest.approx(found["plain_ms"] + found["change_ms"])
+    assert Path(found["table"]).parent == tmp_path / "latency"
+    assert main([*argv, "--latency", "torch"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line.startswith("  latency ") and "PyTorch eager" in line and "measured now" not in line
+
+
+def test_a_traced_model_and_onnxruntime(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ULSAM_NAS_CACHE", str(tmp_path))
+    argv = ["cost", "--model", "examples.mynets:resnet_like", "--input-size", "3,16,16"]
+    assert main([*argv, "--plan", "replace@layer2.1:eca", "--latency", "onnxruntime", "--threads", "2"]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "ONNX Runtime" in line and "2 threads" in line
+
+
+def test_another_devices_table_only_predicts_and_says_whose_it_is(tmp_path, capsys) -> None:
+    table = measured(V1, ["", "replace@9:ulsam"])
+    foreign = dataclasses.replace(table, device=dataclasses.replace(table.device, cpu="a phone's CPU"))
+    path = tmp_path / "phone.json"
+    foreign.save(path)
+    argv = ["cost", "--backbone", "mobilenet_v1", *V1_ARGS, "--stem", "small", "--latency", "torch"]
+    assert main([*argv, "--plan", "replace@9:ulsam", "--latency-table", str(path)]) == 0
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert "a phone's CPU (a table of another device" in line
+    assert main([*argv, "--plan", "replace@11:ulsam", "--latency-table", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "no latency measured" in error and len(error.strip().splitlines()) == 1
+
+
+def test_the_overhead_table_gets_a_latency_column(tmp_path, monkeypatch, capsys) -> None:
+    monkeypatch.setenv("ULSAM_NAS_CACHE", str(tmp_path))
+    shape = ["--channels", "32", "--height", "8", "--width", "8"]
+    assert main(["table", "--modules", "ulsam,eca", *shape, "--latency", "torch", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert [set(r) >= {"latency_ms"} for r in doc["rows"]] == [True, True]
+    assert doc["latency"]["entries_measured_now"] == 3  # two modules and the call overhead
+    assert main(["table", "--modules", "ulsam,eca", *shape, "--latency", "torch"]) == 0
+    assert "Latency (ms)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["cost", "--backbone", "resnet18", "--threads", "2"], "--threads applies to --latency"),
+        (["table", "--batch", "4"], "--batch applies to --latency"),
+        (["cost", "ulsam", "--latency", "torch"], "a module's latency at a shape is a column"),
+        (["cost", "--backbone", "resnet18", "--latency", "torch", "--threads", "0"], "threads"),
+    ],
+)
+def test_bad_latency_arguments_get_one_line_and_status_2(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        code = main(argv)
+        raise SystemExit(code)
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert message in error and len(error.strip().splitlines()) == 1

@@ -3,6 +3,7 @@ registered ones) for any shape."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +45,16 @@ class OverheadTable:
     convention: str
     rows: list[OverheadRow]
     notes: list[str] = field(default_factory=list)
+    # What each module adds to a network's latency at this shape (ms, by module), and where that
+    # was measured: given by the caller (``ulsam-nas table --latency``), measured, not derived.
+    latency_ms: dict[str, float] | None = None
+    latency_where: dict[str, Any] | None = None
+
+    def with_latency(self, latency_ms: dict[str, float], where: dict[str, Any], note: str) -> OverheadTable:
+        """The table with a latency column (``note`` says what it means and where it comes from)."""
+        return dataclasses.replace(
+            self, latency_ms=latency_ms, latency_where=where, notes=[*self.notes, note]
+        )
 
     def to_frame(self, thousands: bool = True) -> pd.DataFrame:
         """The table as the paper lays it out; the last two columns give the integers (with
@@ -68,6 +79,11 @@ class OverheadTable:
                     f"{flops} norm. (×)": _scaled_or_none(r.macs_norm),
                     "Params": f"{r.params:,}" if thousands else r.params,
                     "FLOPs (MAC)": f"{r.macs:,}" if thousands else r.macs,
+                    **(
+                        {}
+                        if self.latency_ms is None
+                        else {"Latency (ms)": f"{self.latency_ms[r.module]:.4f}"}
+                    ),
                 }
                 for r in self.rows
             ]
@@ -94,9 +110,11 @@ class OverheadTable:
                     "flops_norm": None if r.macs_norm is None else round(r.macs_norm, 3),
                     "params_exact": r.params_exact,
                     "macs_exact": r.macs_exact,
+                    **({} if self.latency_ms is None else {"latency_ms": self.latency_ms[r.module]}),
                 }
                 for r in self.rows
             ],
+            **({} if self.latency_where is None else {"latency": self.latency_where}),
             "notes": self.notes,
         }
 

@@ -7,6 +7,7 @@ from typing import Any, NoReturn
 
 from ulsam_nas.attention._common import parse_number
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.latency.device import RUNTIMES
 
 
 class Parser(argparse.ArgumentParser):
@@ -160,3 +161,34 @@ def study_overrides_of(args: argparse.Namespace) -> dict[str, Any]:
     )
     names += ("data", "images", "epochs", "seeds", "no_schedule", "resolution", "device")
     return study_overrides(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
+
+
+def add_latency_arguments(parser: argparse.ArgumentParser, applies: str) -> None:
+    latency = parser.add_argument_group(f"predicted latency ({applies})")
+    latency.add_argument(
+        "--latency",
+        choices=RUNTIMES,
+        metavar="RUNTIME",
+        help="also the latency on this CPU under RUNTIME (torch: PyTorch eager; onnxruntime: ONNX "
+        "Runtime), predicted from a table of measured entries kept per device (the first use "
+        "measures what is needed: seconds)",
+    )
+    latency.add_argument("--threads", type=positive_int, default=1, help="runtime threads (default 1)")
+    latency.add_argument("--batch", type=positive_int, default=1, help="images per call (default 1)")
+    latency.add_argument(
+        "--latency-table",
+        metavar="FILE",
+        help="the table to use and extend (default: this device's table under "
+        "$ULSAM_NAS_CACHE/latency, else ~/.cache/ulsam-nas/latency); a table measured on another "
+        "device is used for predictions only, and the output names its device",
+    )
+
+
+LATENCY_ONLY = {"threads": 1, "batch": 1, "latency_table": None}
+
+
+def check_latency_arguments(args: argparse.Namespace) -> None:
+    if args.latency is None:
+        stray = [k for k, default in LATENCY_ONLY.items() if getattr(args, k) != default]
+        if stray:
+            raise InvalidInput(f"--{stray[0].replace('_', '-')} applies to --latency")

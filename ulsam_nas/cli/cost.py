@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+from typing import Any
 
 from ulsam_nas import attention
 from ulsam_nas.attention.report import module_cost_report, module_cost_text
-from ulsam_nas.backbones.network import BACKBONES, STEMS
+from ulsam_nas.backbones.network import BACKBONES, STEMS, BackboneShape
 from ulsam_nas.cli.arguments import (
     MODULE_OPTIONS,
+    add_latency_arguments,
     add_module_options,
     add_output_args,
+    check_latency_arguments,
     module_options,
     positive_float,
     positive_int,
 )
 from ulsam_nas.cost.cost import CONVENTIONS
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.networks import Network
 from ulsam_nas.output import emit, to_json
 
 SUMMARY = (
@@ -101,6 +106,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "checked against torch's FlopCounterMode, fvcore and ptflops (aten), each in its own process",
     )
     add_model_arguments(parser)
+    add_latency_arguments(parser, "with --backbone or --model")
     parser.add_argument("--convention", choices=CONVENTIONS, default="exact", help="default: exact")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_output_args(parser)
@@ -139,12 +145,32 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_latency(
+    report: dict[str, Any], text: str, network: Network, args: argparse.Namespace
+) -> tuple[str, dict[str, Any]]:
+    """The report and its text with the plan's predicted latency, when --latency asks for it."""
+    if args.latency is None:
+        return text, report
+    from ulsam_nas.latency import latency_line, latency_report
+
+    table = Path(args.latency_table) if args.latency_table else None
+    found = latency_report(network, args.plan, args.latency, args.threads, args.batch, table)
+    report = {**report, "latency": found}
+    return text.rstrip("\n") + "\n" + latency_line(found) + "\n", report
+
+
 MODEL_ONLY = ("input_size", "positions", "allow_remainder", "model_args")
 
 
 def run(args: argparse.Namespace) -> int:
     if sum(x is not None for x in (args.module, args.backbone, args.model)) != 1:
         raise InvalidInput("give either MODULE or --backbone or --model (exactly one of them)")
+    check_latency_arguments(args)
+    if args.latency is not None and args.module is not None:
+        raise InvalidInput(
+            "--latency applies to --backbone or --model; a module's latency at a shape is a column of "
+            "'ulsam-nas table --latency RUNTIME'"
+        )
     if args.model is None:
         stray = [k for k in MODEL_ONLY if getattr(args, k) not in (None, False)]
         if stray:
@@ -184,7 +210,9 @@ def run(args: argparse.Namespace) -> int:
         "trace": args.trace,
     }
     report = network_report(args.backbone, **options, **network)
-    emit(to_json(report) if args.json else network_text(report), args.output)
+    table = BackboneShape(args.backbone, **network).table()
+    text, report = add_latency(report, network_text(report), table, args)
+    emit(to_json(report) if args.json else text, args.output)
     return 0
 
 
@@ -234,5 +262,6 @@ def run_model(args: argparse.Namespace) -> int:
         counters=source if args.trace else None,
         model_args=dict(source.kwargs),
     )
-    emit(to_json(report) if args.json else analysis_text(report), args.output)
+    text, report = add_latency(report, analysis_text(report), analysis, args)
+    emit(to_json(report) if args.json else text, args.output)
     return 0

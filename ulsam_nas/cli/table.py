@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from ulsam_nas.cli.arguments import add_module_options, add_output_args, add_shape_args, module_options
+from ulsam_nas.cli.arguments import (
+    add_latency_arguments,
+    add_module_options,
+    add_output_args,
+    add_shape_args,
+    check_latency_arguments,
+    module_options,
+)
 from ulsam_nas.cost.cost import CONVENTIONS
 from ulsam_nas.output import TABLE_FORMATS, emit, render_frame, to_json
-from ulsam_nas.tables import SORT_KEYS, overhead_table
+from ulsam_nas.tables import SORT_KEYS, OverheadTable, overhead_table
 
 SUMMARY = "the ULSAM paper's overhead table for any feature-map shape (and the later modules)"
 EXAMPLES = """
@@ -16,6 +24,7 @@ EXAMPLES = """
   ulsam-nas table --modules all --sort macs           the six and the five later modules
   ulsam-nas table --modules se,eca,ulsam --reduction 8 --groups 8
   ulsam-nas table --convention exact --format latex -o overhead.tex
+  ulsam-nas table --modules all --channels 128 --height 8 --width 8 --latency onnxruntime
 """
 
 
@@ -45,10 +54,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=SORT_KEYS,
         help="order the rows by MACs or params, smallest first (default: registry order)",
     )
+    add_latency_arguments(parser, "a column: what each module adds to a network's latency at this shape")
     add_output_args(parser)
 
 
 def run(args: argparse.Namespace) -> int:
+    check_latency_arguments(args)
     table = overhead_table(
         args.channels,
         args.height,
@@ -58,6 +69,8 @@ def run(args: argparse.Namespace) -> int:
         sort=args.sort,
         **module_options(args),
     )
+    if args.latency is not None:
+        table = with_latency(table, args)
     if args.format == "json":
         text = to_json(table.to_json())
     else:
@@ -69,3 +82,21 @@ def run(args: argparse.Namespace) -> int:
         text = title + body if args.format == "markdown" else body
     emit(text, args.output)
     return 0
+
+
+def with_latency(table: OverheadTable, args: argparse.Namespace) -> OverheadTable:
+    """The table with what each module adds to a network's latency at its shape, measured on
+    this machine (or read from --latency-table)."""
+    from ulsam_nas.latency import module_latencies, where_text
+    from ulsam_nas.networks.plan import Placement
+
+    shape = (table.channels, table.height, table.width)
+    placed = {r.module: (Placement("insert", 0, r.module, **r.config), shape) for r in table.rows}
+    table_file = Path(args.latency_table) if args.latency_table else None
+    found, where = module_latencies(placed, args.latency, args.threads, args.batch, table_file)
+    note = (
+        "Latency: what the module adds to a network's latency at this shape — the module run alone "
+        "(median of interleaved timing rounds), less the overhead of running an empty module alone "
+        f"— {where_text(where)}. Measured, so it varies with the machine, its load and the runtime."
+    )
+    return table.with_latency(found, where, note)

@@ -7,12 +7,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from ulsam_nas.latency.device import RUNTIMES, Device, this_device
 from ulsam_nas.latency.table import LatencyTable, MissingEntries
 from ulsam_nas.latency.timing import CAREFUL, QUICK, TimingPlan, time_calls
 from ulsam_nas.networks.core import Network
-from ulsam_nas.networks.plan import PlanLike
+from ulsam_nas.networks.plan import Placement, PlanLike
 
 __all__ = [
     "CAREFUL",
@@ -23,10 +24,15 @@ __all__ = [
     "MissingEntries",
     "TimingPlan",
     "device_table",
+    "latency_line",
+    "latency_report",
+    "module_latencies",
+    "open_table",
     "predict_latency",
     "table_folder",
     "this_device",
     "time_calls",
+    "where_text",
 ]
 
 
@@ -63,3 +69,82 @@ def predict_latency(
     if table.measure(network, plans):
         table.save(path)
     return [table.predict(network, plan) for plan in plans], table.device
+
+
+def open_table(here: Device, table_file: Path | None = None) -> tuple[LatencyTable, Path]:
+    """This machine's table of ``here`` (under ``table_folder``), or the table in ``table_file``
+    (a new one of ``here`` when the file does not exist yet)."""
+    if table_file is None:
+        return device_table(here)
+    path = Path(table_file)
+    return (LatencyTable.load(path) if path.is_file() else LatencyTable(here)), path
+
+
+def _where(table: LatencyTable, here: Device, path: Path, measured: int) -> dict[str, Any]:
+    return {
+        "device": table.device.text(),
+        "this_machine": table.device == here,
+        "table": str(path),
+        "entries_measured_now": measured,
+    }
+
+
+def latency_report(
+    network: Network,
+    plan: PlanLike,
+    runtime: str = "torch",
+    threads: int = 1,
+    batch: int = 1,
+    table_file: Path | None = None,
+) -> dict[str, Any]:
+    """A plan's predicted latency with the plain network's and the device, from this machine's
+    table (measuring what it lacks) or from ``table_file`` (a table measured on this machine is
+    extended; one of another device only predicts, and says which device it is)."""
+    here = this_device(runtime, threads, batch)
+    table, path = open_table(here, table_file)
+    measured = table.measure(network, ["", plan]) if table.device == here else 0
+    if measured:
+        table.save(path)
+    plain, predicted = table.predict(network, ""), table.predict(network, plan)
+    return {
+        "predicted_ms": predicted,
+        "plain_ms": plain,
+        "change_ms": predicted - plain,
+        **_where(table, here, path, measured),
+    }
+
+
+def module_latencies(
+    placed: dict[str, tuple[Placement, tuple[int, int, int]]],
+    runtime: str = "torch",
+    threads: int = 1,
+    batch: int = 1,
+    table_file: Path | None = None,
+) -> tuple[dict[str, float], dict[str, Any]]:
+    """What each module (a resolved placement at a shape, by name) adds to a network's latency
+    (ms), and where that was measured."""
+    here = this_device(runtime, threads, batch)
+    table, path = open_table(here, table_file)
+    measured = table.measure_modules(placed.values()) if table.device == here else 0
+    if measured:
+        table.save(path)
+    found = {name: table.added(placement, shape) for name, (placement, shape) in placed.items()}
+    return found, _where(table, here, path, measured)
+
+
+def latency_line(report: dict[str, Any]) -> str:
+    """The report's latency as one line of text."""
+    return (
+        f"  latency {report['predicted_ms']:.3f} ms predicted "
+        f"(the plain network {report['plain_ms']:.3f} ms, {report['change_ms']:+.3f} ms) "
+        f"{where_text(report)}"
+    )
+
+
+def where_text(report: dict[str, Any]) -> str:
+    """On which device, from which table (and what was measured now)."""
+    other = "" if report["this_machine"] else " (a table of another device: predicted for it, not this one)"
+    measured = report["entries_measured_now"]
+    return f"on {report['device']}{other}; table {report['table']}" + (
+        f", {measured} entries measured now" if measured else ""
+    )

@@ -85,21 +85,29 @@ class LatencyTable:
         for an insert) minus what it takes out."""
         taken = 0.0
         if placement.action in TAKE_OUT:
-            taken = self._entry(self._network(network).taken_out, take_out_key(placement), network, placement)
+            taken = self._entry(
+                self._network(network).taken_out, take_out_key(placement), network.name, placement
+            )
         if placement.module == REMOVE:
             return -taken
         shape = network.module_shape(placement.index, placement.action)
-        added = self._entry(self.modules, module_key(placement, shape), network, placement)
+        added = self._entry(self.modules, module_key(placement, shape), network.name, placement)
         if placement.action == "insert":
-            added -= self._entry(self.overheads, shape_text(shape), network, placement)
+            added -= self._entry(self.overheads, shape_text(shape), network.name, placement)
         return added - taken
 
-    def _entry(self, entries: dict[str, float], key: str, network: Network, placement: Placement) -> float:
+    def added(self, placement: Placement, shape: tuple[int, int, int]) -> float:
+        """What a module at ``shape`` adds to a network's latency (ms): measured alone, less the
+        overhead of a call alone."""
+        module = self._entry(self.modules, module_key(placement, shape), "a network", placement)
+        return module - self._entry(self.overheads, shape_text(shape), "a network", placement)
+
+    def _entry(self, entries: dict[str, float], key: str, network: str, placement: Placement) -> float:
         try:
             return entries[key]
         except KeyError:
             raise MissingEntries(
-                f"{placement.text()} on {network.name}: no latency measured for {key} on {self.device.text()}"
+                f"{placement.text()} on {network}: no latency measured for {key} on {self.device.text()}"
             ) from None
 
     def _network(self, network: Network) -> NetworkEntries:
@@ -126,28 +134,42 @@ class LatencyTable:
     def measure(self, network: Network, plans: Iterable[PlanLike], timing: TimingPlan = QUICK) -> int:
         """Measure every entry ``plans`` need that the table lacks, on this machine (which must
         be the table's device); returns how many entries were measured."""
+        return self._measure(network, self.missing(network, plans), timing)
+
+    def measure_modules(
+        self, placed: Iterable[tuple[Placement, tuple[int, int, int]]], timing: TimingPlan = QUICK
+    ) -> int:
+        """Measure resolved placements' modules at their shapes (and a call's overhead there)
+        that the table lacks; returns how many entries were measured."""
+        needs = Needs()
+        for placement, shape in placed:
+            if module_key(placement, shape) not in self.modules:
+                needs.modules[module_key(placement, shape)] = (placement, shape)
+            if shape_text(shape) not in self.overheads:
+                needs.overheads[shape_text(shape)] = shape
+        return self._measure(None, needs, timing)
+
+    def _measure(self, network: Network | None, needs: Needs, timing: TimingPlan) -> int:
+        if needs.empty:
+            return 0
         here = this_device(self.device.runtime, self.device.threads, self.device.batch)
         if here != self.device:
             raise InvalidInput(
                 f"this latency table was measured on {self.device.text()}; this machine is "
                 f"{here.text()}: it cannot be extended here"
             )
-        needs = self.missing(network, plans)
-        if needs.empty:
-            return 0
         calls = _calls(network, needs, self.device)
         with torch_threads(self.device.threads):
             found = time_calls(calls, timing)
-        entries = self._network(network)
         for (kind, key), value in found.items():
-            if kind == "base":
-                entries.base = value
-            elif kind == "taken_out":
-                entries.taken_out[key] = value
-            elif kind == "module":
+            if kind == "module":
                 self.modules[key] = value
-            else:
+            elif kind == "overhead":
                 self.overheads[key] = value
+            elif network is not None and kind == "base":
+                self._network(network).base = value
+            elif network is not None:
+                self._network(network).taken_out[key] = value
         return len(found)
 
     # -- storage ------------------------------------------------------------------------------
@@ -216,12 +238,14 @@ class Needs:
         return not (self.base or self.taken_out or self.modules or self.overheads)
 
 
-def _calls(network: Network, needs: Needs, device: Device) -> dict[tuple[str, str], Callable[[], object]]:
+def _calls(
+    network: Network | None, needs: Needs, device: Device
+) -> dict[tuple[str, str], Callable[[], object]]:
     """A call to time per missing entry (the plain model built once, its submodules' inputs
     captured in one forward pass)."""
     calls: dict[tuple[str, str], Callable[[], object]] = {}
     batch = device.batch
-    if needs.base or needs.taken_out:
+    if network is not None and (needs.base or needs.taken_out):
         torch.manual_seed(0)
         model = network.build(None).eval()
         example = torch.randn(batch, *network.input_size)
