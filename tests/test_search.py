@@ -16,7 +16,7 @@ import torch
 from tests.studies import SPACE, run_search, small_study, write
 from ulsam_nas.cli import main
 from ulsam_nas.errors import InvalidInput
-from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.config import load_study_config, study_identity
 from ulsam_nas.search.liveness import fail_dead
 from ulsam_nas.search.network import study_network
 from ulsam_nas.search.parameters import ParameterSpace
@@ -282,21 +282,17 @@ def test_dry_run_reports_the_feasible_fraction(tmp_path, capsys):
     assert not (tmp_path / "t.journal").exists()
 
 
-def test_latency_budget_is_checked_before_training(tmp_path, capsys):
+def test_a_latency_budget_below_every_configuration_is_refused_before_a_study_exists(tmp_path, capsys):
     path = small_study(tmp_path, extra="")
     code = main(["search", str(path), "--budget-latency-ms", "0.0001", "--trials", "5", "--quiet"])
-    assert code == 0
-    lines = capsys.readouterr().err.splitlines()
-    # 5 trials over the latency budget and the plain α 0.5 over the MAC budget (recorded, not a trial)
-    assert sum("[over budget, not trained]" in line for line in lines) == 6
-    study = optuna.load_study(
-        study_name="t",
-        storage=optuna.storages.JournalStorage(
-            optuna.storages.journal.JournalFileBackend(str(tmp_path / "t.journal"))
-        ),
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "the latency budget (0.0001 ms) is below the fastest configuration" in error
+    assert "PyTorch eager" in error and len(error.strip().splitlines()) == 1
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(tmp_path / "t.journal"))
     )
-    complete = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
-    assert all(t.user_attrs.get("trained_steps", 0) == 0 for t in complete)
+    assert optuna.get_all_study_summaries(storage) == []  # no study half set up
 
 
 def test_two_workers_share_one_study_without_training_twice(tmp_path):
@@ -574,15 +570,21 @@ def test_a_schedule_and_a_pruner_are_refused_together(tmp_path):
         load_study_config(small_study(tmp_path, extra=SCHEDULE.replace("seeds: 5", "seeds: 3")))
 
 
-def test_a_reference_over_the_latency_budget_leaves_no_report_waiting_for_it(tmp_path, monkeypatch, capsys):
-    from ulsam_nas.attention.ulsam import ULSAM
+FAKE_LATENCY = {"base": 6.0, "taken_out": 2.0, "module": 0.5, "overhead": 0.0}  # ms by entry kind
+
+
+def fake_timing(calls: dict, timing: object) -> dict:
+    """Latency entries without a clock: the plain network 6 ms, a replaced layer 2 ms, a module
+    0.5 ms (so a replace@9 plan is 4.5 ms and an insert 6.5 ms)."""
+    return {key: FAKE_LATENCY[key[0]] for key in calls}
+
+
+def test_a_latency_budget_is_judged_when_drawn_and_over_latency_draws_never_train(
+    tmp_path, monkeypatch, capsys
+):
     from ulsam_nas.reporting import write_report
 
-    def latency(model: torch.nn.Module, example: torch.Tensor) -> float:
-        # The plain network (the study's reference) is the one over the 5 ms budget here.
-        return 1.0 if any(isinstance(m, ULSAM) for m in model.modules()) else 10.0
-
-    monkeypatch.setattr("ulsam_nas.search.evaluate.measure_latency_ms", latency)
+    monkeypatch.setattr("ulsam_nas.latency.table.time_calls", fake_timing)
     path = small_study(tmp_path, extra=SCHEDULE)
     common = ["--budget-latency-ms", "5", "--images", "128", "--trials", "5", "--quiet"]
     assert main(["search", str(path), *common]) == 0
@@ -591,12 +593,46 @@ def test_a_reference_over_the_latency_budget_leaves_no_report_waiting_for_it(tmp
         study_name="t",
         storage=optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(storage)),
     )
+    assert study.user_attrs["latency_table"]["device"]["runtime"] == "torch"
     over = [t for t in study.get_trials() if t.user_attrs.get("over_budget") and t.user_attrs["plan"] == ""]
-    assert {t.user_attrs["width_mult"] for t in over} == {0.25, 0.5}  # over latency, over MACs
+    assert {t.user_attrs["width_mult"] for t in over} == {0.25, 0.5}  # 6 ms predicted, over MACs
+    trained = [t for t in study.get_trials() if t.user_attrs.get("trained_seeds")]
+    assert trained and all(t.user_attrs["predicted_latency_ms"] == pytest.approx(4.5) for t in trained)
+    slow = [
+        t
+        for t in study.get_trials()
+        if any("over the latency budget" in r for r in t.user_attrs.get("infeasible", []))
+    ]
+    assert slow and not any(t.user_attrs.get("trained_seeds") for t in slow)
+    assert all(t.constraints["latency"] > 0 for t in slow)  # 6.5 ms (an insert) or 6 ms (plain)
     result = best_candidates(study)
     assert all(row["reference"] is None for row in result["noise"])  # no reference: none fits
+    assert result["latency_device"].startswith("PyTorch eager")
+    assert result["candidates"][0]["predicted_latency_ms"] == pytest.approx(4.5)
     written = write_report(path, out=tmp_path / "report")
     assert written.partial == []
+
+
+def test_a_study_predicts_from_the_table_it_stored_wherever_it_resumes(tmp_path, monkeypatch):
+    monkeypatch.setattr("ulsam_nas.latency.table.time_calls", fake_timing)
+    path = small_study(tmp_path, extra="objective: accuracy+latency\nlatency: {runtime: torch, threads: 1}\n")
+    run_search(path, trials=2)
+
+    def never(*args: object) -> dict:
+        raise AssertionError("a resumed study measured its latency table again")
+
+    monkeypatch.setattr("ulsam_nas.latency.table.time_calls", never)
+    search = run_search(path, trials=3)
+    complete = [t for t in search.study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
+    assert {len(t.values) for t in complete} == {2}
+    for trial in complete:  # the second objective is the predicted latency
+        if trial.user_attrs.get("trained_seeds"):
+            assert trial.values[1] == pytest.approx(trial.user_attrs["predicted_latency_ms"])
+    config = load_study_config(path)
+    other = config.model_copy(update={"latency": config.latency.model_copy(update={"threads": 2})})
+    assert study_identity(other) != study_identity(config)  # another device is another study
+    plain = config.model_copy(update={"objective": "accuracy"})
+    assert "latency" not in study_identity(plain)  # studies without latency keep their identity
 
 
 def test_each_wait_is_bounded_on_its_own_not_from_the_start_of_the_run():
@@ -613,7 +649,6 @@ def test_each_wait_is_bounded_on_its_own_not_from_the_start_of_the_run():
 
 
 def test_proxy_init_shared_builds_candidates_plain_first(tmp_path):
-    import torch
 
     from ulsam_nas.search.config import load_study_config, study_identity
     from ulsam_nas.search.problem import prepare

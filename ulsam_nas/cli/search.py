@@ -26,7 +26,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--budget-latency-ms",
         type=positive_float,
-        help="latency budget per image on the training device, measured before training",
+        help="latency budget in ms, predicted from the study's latency table (measured once when the "
+        "study is created, on the study file's latency device: runtime, threads, batch) and judged "
+        "when a configuration is drawn: an over-latency draw never trains",
     )
     parser.add_argument("--storage", help="an Optuna storage URL or a journal file path")
     parser.add_argument("--study-name", help="the study's name in the storage")

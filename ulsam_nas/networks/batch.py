@@ -25,6 +25,7 @@ class BatchCost:
     params: np.ndarray  # int64, one per configuration
     macs: np.ndarray  # int64
     valid: np.ndarray  # bool: False where an option is invalid at that width
+    latency: np.ndarray | None = None  # float64 ms, predicted, where the table has latencies
 
 
 class CostTable:
@@ -56,6 +57,8 @@ class CostTable:
         self.delta_params = np.zeros(shape, dtype=np.int64)
         self.delta_macs = np.zeros(shape, dtype=np.int64)
         self.option_valid = np.zeros(shape, dtype=bool)
+        self.base_latency: np.ndarray | None = None
+        self.delta_latency: np.ndarray | None = None
         for w, network in enumerate(networks):
             total = network.total(convention)
             self.base_params[w], self.base_macs[w] = total.params, total.macs
@@ -82,7 +85,17 @@ class CostTable:
         params = self.base_params[width_index] + self.delta_params[w, slot_index, choices].sum(axis=1)
         macs = self.base_macs[width_index] + self.delta_macs[w, slot_index, choices].sum(axis=1)
         valid = self.option_valid[w, slot_index, choices].all(axis=1)
-        return BatchCost(params, macs, valid)
+        latency = None
+        if self.base_latency is not None and self.delta_latency is not None:
+            latency = self.base_latency[width_index] + self.delta_latency[w, slot_index, choices].sum(axis=1)
+        return BatchCost(params, macs, valid, latency)
+
+    def set_latency(self, base: np.ndarray, delta: np.ndarray) -> None:
+        """Predicted latencies (ms): the plain network's per width, and each option's change per
+        (width, slot, option) — additive, like the costs (``latency.LatencyTable``)."""
+        if base.shape != self.base_macs.shape or delta.shape != self.delta_macs.shape:
+            raise InvalidInput(f"latency arrays of shapes {base.shape}, {delta.shape} do not fit the table")
+        self.base_latency, self.delta_latency = base.astype(float), delta.astype(float)
 
     def enumerate_all(self) -> tuple[np.ndarray, np.ndarray, BatchCost]:
         """Every configuration of the space: (width_index, choices, costs)."""

@@ -33,12 +33,13 @@ class _Strict(BaseModel):
 
 class Budget(_Strict):
     """A study's limits: closed-form MACs and parameters (in millions, in ``convention``) and a
-    measured latency; a limit not given is none."""
+    predicted latency (ms, on the study's ``latency`` device); a limit not given is none."""
 
     mmacs: float | None = Field(default=None, gt=0)
     mparams: float | None = Field(default=None, gt=0)
     convention: Literal["exact", "paper"] = "exact"
-    # Measured, not closed-form: checked on the built model before any training step.
+    # Predicted from the study's latency table (measured once, when the study is created), and
+    # judged when a configuration is drawn, like the MAC budget: an over-latency draw never trains.
     latency_ms: float | None = Field(default=None, gt=0)
 
     @property
@@ -50,6 +51,15 @@ class Budget(_Strict):
     def params(self) -> float:
         """The parameter limit as a count (inf: none)."""
         return self.mparams * 1e6 if self.mparams else math.inf
+
+
+class LatencyDevice(_Strict):
+    """Where a study's latencies are predicted for: this CPU under ``runtime`` (torch: PyTorch
+    eager; onnxruntime: ONNX Runtime) at ``threads`` and ``batch`` images per call."""
+
+    runtime: Literal["torch", "onnxruntime"] = "torch"
+    threads: int = Field(default=1, ge=1)
+    batch: int = Field(default=1, ge=1)
 
 
 class Proxy(_Strict):
@@ -111,7 +121,8 @@ class StudyConfig(_Strict):
     name: str = Field(min_length=1)
     space: str
     budget: Budget = Budget()
-    objective: Literal["accuracy", "accuracy+macs"] = "accuracy"
+    objective: Literal["accuracy", "accuracy+macs", "accuracy+latency"] = "accuracy"
+    latency: LatencyDevice = LatencyDevice()
     sampler: Sampler = Sampler()
     pruner: Literal["none", "median", "successive_halving", "hyperband"] = "none"
     proxy: Proxy = Proxy()
@@ -141,6 +152,11 @@ class StudyConfig(_Strict):
             self.schedule,
             self.objective != "accuracy",
         )
+
+    @property
+    def needs_latency(self) -> bool:
+        """Whether the study predicts latencies (a latency budget or objective)."""
+        return self.budget.latency_ms is not None or self.objective == "accuracy+latency"
 
     @property
     def storage_url(self) -> str:
@@ -249,6 +265,7 @@ def study_identity(config: StudyConfig) -> dict[str, Any]:
         "proxy": config.proxy.model_dump(
             exclude={"device", "seeds"} | ({"init"} if config.proxy.init == "sequential" else set())
         ),
+        **({"latency": config.latency.model_dump()} if config.needs_latency else {}),
     }
 
 

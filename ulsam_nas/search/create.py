@@ -13,7 +13,8 @@ import optuna
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.plan import plan_text
 from ulsam_nas.search.config import SCHEMA, StudyConfig, study_identity
-from ulsam_nas.search.problem import Problem
+from ulsam_nas.search.latency import attach_latency, store_latency
+from ulsam_nas.search.problem import Problem, cost_objective
 from ulsam_nas.search.records import SEARCH, candidate_record
 from ulsam_nas.search.space import Candidate
 
@@ -59,6 +60,8 @@ def create_or_load(problem: Problem, storage: Any, baselines: bool = True) -> op
     network = problem.parameters.network.identity(problem.space.width_mults)
     if network is not None:  # a brought network: its file may change between runs (built-ins cannot)
         identity["network"] = network
+    if config.needs_latency and config.name not in _study_names(storage):
+        attach_latency(problem)  # measured before the study exists: a refusal leaves nothing behind
     try:
         # Creating is atomic in every storage: of several workers starting together, exactly
         # one creates the study and its baselines; the others wait until it is ready.
@@ -74,6 +77,7 @@ def create_or_load(problem: Problem, storage: Any, baselines: bool = True) -> op
             study_name=config.name, storage=storage, sampler=make_sampler(problem), pruner=make_pruner(config)
         )
     else:
+        store_latency(problem, study)  # measured once, above: every later run reads it
         _set_up(study, problem, baselines)
         study.set_user_attr("identity", identity)  # last: the study is ready
         return study
@@ -98,9 +102,16 @@ def create_or_load(problem: Problem, storage: Any, baselines: bool = True) -> op
             f"study {config.name!r} exists with a different "
             f"{', '.join(changed) or 'configuration'}; use another --study-name or the original settings"
         )
+    attach_latency(problem, study)
     # The latest run's seeds and schedule are what ``best`` and reports read.
     study.set_user_attr("config", config.model_dump())
     return study
+
+
+def _study_names(storage: Any) -> set[str]:
+    return {
+        summary.study_name for summary in optuna.get_all_study_summaries(storage, include_best_trial=False)
+    }
 
 
 def _set_up(study: optuna.Study, problem: Problem, baselines: bool) -> None:
@@ -174,7 +185,7 @@ def _enqueue_baselines(study: optuna.Study, problem: Problem) -> None:
 
 
 def _record_over_budget(study: optuna.Study, problem: Problem, candidate: Candidate) -> None:
-    values = [0.0] if problem.config.objective == "accuracy" else [0.0, float(candidate.macs)]
+    values = [0.0] if problem.config.objective == "accuracy" else [0.0, cost_objective(problem, candidate)]
     attrs = {
         **candidate_record(problem, candidate, 0),
         "stage": SEARCH,

@@ -1,8 +1,8 @@
 """Evaluate one candidate at one rung: write its record, reuse every seed already trained for it
-at that fidelity, check a latency budget before training, train only the missing seeds, and
-write the result.  The trial's accuracy is the mean over its seed list (validation images).
-The confirmation's evaluations also score the data's test part (``test_accuracies``), which
-nothing selects on."""
+at that fidelity, train only the missing seeds, and write the result (a latency budget is
+judged when the configuration is drawn, from the study's latency table, like the MAC budget).
+The trial's accuracy is the mean over its seed list (validation images).  The confirmation's
+evaluations also score the data's test part (``test_accuracies``), which nothing selects on."""
 
 from __future__ import annotations
 
@@ -16,9 +16,8 @@ import optuna
 
 from ulsam_nas.search.liveness import Liveness
 from ulsam_nas.search.noise import summarize
-from ulsam_nas.search.problem import Problem
+from ulsam_nas.search.problem import Problem, cost_objective
 from ulsam_nas.search.records import (
-    SEARCH,
     TESTED_STAGES,
     Record,
     declared,
@@ -28,7 +27,7 @@ from ulsam_nas.search.records import (
     test_per_seed,
 )
 from ulsam_nas.search.space import Candidate
-from ulsam_nas.search.train import in_memory_format, measure_latency_ms, proxy_train, resolve_device
+from ulsam_nas.search.train import proxy_train
 
 MAX_WAIT_SECONDS = 7200  # the longest one wait for other workers lasts (training, claimed slots)
 WAIT_POLL_SECONDS = 2.0
@@ -43,7 +42,9 @@ Tested = dict[int, float]  # seed -> test accuracy, where it was measured
 
 
 def values_of(problem: Problem, accuracy: float, candidate: Candidate) -> Values:
-    return accuracy if problem.config.objective == "accuracy" else (accuracy, float(candidate.macs))
+    return (
+        accuracy if problem.config.objective == "accuracy" else (accuracy, cost_objective(problem, candidate))
+    )
 
 
 class Evaluator:
@@ -117,32 +118,11 @@ class Evaluator:
         """Train ``candidate`` at ``rung`` with the seeds not trained before and write the
         result into ``trial``, whose record is already written.  Only a ``prunable`` trial (one
         the sampler drew) may be pruned: a requested evaluation must deliver its seeds."""
-        problem = self.problem
         known, tested, trials = self.known_seeds(trials, candidate.key, rung, seeds, trial.number)
         missing = [s for s in seeds if s not in known]
-        limit = problem.config.budget.latency_ms
         by_number = {t.number: t for t in trials}
         first = by_number[min(n for _, n in known.values())] if known else None
         latency = Record.of(first.user_attrs).latency_ms if first is not None else None
-        if limit is not None and missing and stage == SEARCH:
-            device = resolve_device(problem.config.proxy.device)
-            example = problem.data.val_images[:1].to(device).float() / 255
-            # In the memory format it trains in, as the latency measured after training is.
-            model, example = in_memory_format(
-                problem.build(candidate).to(device), example, problem.config.proxy.channels_last
-            )
-            latency = measure_latency_ms(model, example)
-            trial.set_constraint("latency_ms", latency - limit)
-            if latency > limit:  # too slow on this device: never trained
-                _write(
-                    trial,
-                    accuracy=0.0,
-                    over_budget=True,
-                    trained_steps=0,
-                    latency_ms=latency,
-                    train_seconds=0.0,
-                )
-                return values_of(problem, 0.0, candidate)
         return self._train(trial, candidate, rung, seeds, (known, tested), missing, latency, prunable, stage)
 
     def _train(

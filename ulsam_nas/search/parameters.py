@@ -16,8 +16,9 @@ A draw decodes to a configuration: a width and a canonical plan (its text sorts 
 fills every option), whose key ``"α|plan"`` identifies it, so two parameter sets that build
 the same network share their trained seeds.  Its constraints (``Optuna's trial.set_constraint``;
 feasible when every value is ≤ 0): ``macs`` and ``params`` as the fraction over the budget
-(closed form), ``modules`` above ``max_modules``, and ``invalid``, the number of placements
-the network cannot take at that width (g not dividing the channels there, say).
+(closed form), ``latency`` likewise (predicted from the study's latency table), ``modules``
+above ``max_modules``, and ``invalid``, the number of placements the network cannot take at that
+width (g not dividing the channels there, say).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import optuna
 from ulsam_nas.analysis.plans import listing
 from ulsam_nas.attention import get_attention
 from ulsam_nas.errors import InvalidInput
+from ulsam_nas.latency import LatencyTable
 from ulsam_nas.networks import Network, plan_cost
 from ulsam_nas.networks.batch import BatchCost, CostTable, check_apart
 from ulsam_nas.networks.plan import REMOVE, Placement, parse_plan, plan_text
@@ -92,6 +94,7 @@ class ParameterSpace:
     space: SearchSpace
     network: StudyNetwork
     budget: Budget = field(default_factory=Budget)
+    latency: LatencyTable | None = None  # the study's latency table (``use_latency``)
 
     def __post_init__(self) -> None:
         self._assessments: dict[tuple[float, str], Assessment] = {}
@@ -249,7 +252,9 @@ class ParameterSpace:
         candidate = None
         if not invalid:
             cost = plan_cost(network, placements, self.budget.convention)
-            candidate = Candidate(width_mult, plan_text(placements), cost.macs, cost.params, len(placements))
+            latency = None if self.latency is None else self.latency.predict(network, placements)
+            text = plan_text(placements)
+            candidate = Candidate(width_mult, text, cost.macs, cost.params, len(placements), latency)
             if math.isfinite(self.budget.macs):
                 constraints["macs"] = cost.macs / self.budget.macs - 1
             if math.isfinite(self.budget.params):
@@ -260,6 +265,11 @@ class ParameterSpace:
             ):
                 if value > limit:
                     reasons.append(f"{value / 1e6:.3f} M{name} over the budget of {limit / 1e6:g} M")
+            limit_ms = self.budget.latency_ms
+            if limit_ms is not None and latency is not None:
+                constraints["latency"] = latency / limit_ms - 1
+                if latency > limit_ms:
+                    reasons.append(f"{latency:.3f} ms predicted, over the latency budget of {limit_ms:g} ms")
         return Assessment(width_mult, plan_text(placements), candidate, constraints, tuple(reasons))
 
     def candidate(self, key: str) -> Candidate:
@@ -270,17 +280,29 @@ class ParameterSpace:
         return assessment.candidate
 
     def within(self, candidate: Candidate) -> bool:
-        """Whether a configuration is inside the closed-form budget."""
-        return candidate.macs <= self.budget.macs and candidate.params <= self.budget.params
+        """Whether a configuration is inside the budget (closed-form costs, predicted latency)."""
+        fast = (
+            self.budget.latency_ms is None
+            or candidate.latency_ms is None
+            or candidate.latency_ms <= self.budget.latency_ms
+        )
+        return candidate.macs <= self.budget.macs and candidate.params <= self.budget.params and fast
+
+    def use_latency(self, table: LatencyTable, base: np.ndarray, delta: np.ndarray) -> None:
+        """Predict latencies from ``table``; ``base`` and ``delta``: its predictions per width and
+        each option's change per (width, slot, option) (``search.latency.latency_arrays``).
+        Every configuration judged before is judged again."""
+        self.cost_table.set_latency(base, delta)
+        self.latency = table
+        self._assessments.clear()
 
     def assessment(self, candidate: Candidate) -> Assessment:
         return self.assess(candidate.width_mult, candidate.plan)
 
     @property
     def widest_plain(self) -> str | None:
-        """The widest plain backbone inside the closed-form budget: the study's vanilla
-        reference unless it turns out over a measured (latency) budget; None when every plain
-        backbone is over it."""
+        """The widest plain backbone inside the budget: the study's vanilla reference; None when
+        every plain backbone is over it."""
         plain = [self.candidate(Candidate.key_of(w, "")) for w in self.space.width_mults]
         inside = [c for c in plain if self.within(c)]
         return max(inside, key=lambda c: c.width_mult).key if inside else None
@@ -314,6 +336,8 @@ class ParameterSpace:
         inside the budget (the one definition every batch count uses)."""
         cost = self.cost_table.evaluate(width_index, choices)
         inside = cost.valid & (cost.macs <= self.budget.macs) & (cost.params <= self.budget.params)
+        if self.budget.latency_ms is not None and cost.latency is not None:
+            inside &= cost.latency <= self.budget.latency_ms
         return cost, inside
 
     def enumerate(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -361,12 +385,17 @@ class ParameterSpace:
         """The configuration with the fewest parameters (exact, no enumeration)."""
         return self._least("params")
 
+    def fastest(self) -> Candidate:
+        """The configuration with the lowest predicted latency (``use_latency`` first)."""
+        return self._least("latency")
+
     def _least(self, kind: str) -> Candidate:
         # Per width: the plain backbone plus the max_modules most negative changes, one per
         # position (each position's most negative option).
         table = self.cost_table
-        delta = table.delta_macs if kind == "macs" else table.delta_params
-        best: tuple[int, int, list[int]] | None = None
+        delta = {"macs": table.delta_macs, "params": table.delta_params, "latency": table.delta_latency}[kind]
+        assert delta is not None, "no latency table"
+        best: tuple[float, int, list[int]] | None = None
         for w in range(len(self.space.width_mults)):
             picks = []
             for s, slot in enumerate(table.slots):
@@ -374,12 +403,14 @@ class ParameterSpace:
                 if options:
                     o = min(options, key=lambda o: delta[w, s, o])
                     if delta[w, s, o] < 0:
-                        picks.append((int(delta[w, s, o]), s, o))
+                        picks.append((float(delta[w, s, o]), s, o))
             choices = [0] * len(table.slots)
             for _, s, o in sorted(picks)[: self.space.max_modules]:
                 choices[s] = o
             found = table.evaluate(np.array([w]), np.array([choices]))
-            value = int((found.macs if kind == "macs" else found.params)[0])
+            values = {"macs": found.macs, "params": found.params, "latency": found.latency}[kind]
+            assert values is not None
+            value = float(values[0])
             if best is None or value < best[0]:
                 best = (value, w, choices)
         assert best is not None

@@ -5,6 +5,7 @@ costed in closed form when it is drawn."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +62,16 @@ class Problem:
                 proxy.data, images, proxy.val_images, proxy.resolution, proxy.seed
             )
         return self._data_by_images[images]
+
+
+def cost_objective(problem: Problem, candidate: Candidate | None) -> float:
+    """A two-objective study's second value: the candidate's MACs (``accuracy+macs``) or its
+    predicted latency (``accuracy+latency``); inf for a draw that cannot be built."""
+    if candidate is None:
+        return math.inf
+    if problem.config.objective == "accuracy+latency":
+        return candidate.latency_ms if candidate.latency_ms is not None else math.inf
+    return float(candidate.macs)
 
 
 def prepare(config: StudyConfig) -> Problem:

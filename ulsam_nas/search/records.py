@@ -10,7 +10,8 @@ images}, ``epochs``, ``images``, ``seed``; ``stage`` ("search", "rung r", "confi
 "calibration"), ``requested`` (set by the schedule), ``seeds_wanted``, ``reference``, ``owner``
 {host, pid}; and once trained ``seeds``, ``accuracies`` (per seed), ``accuracy`` and
 ``accuracy_se`` (over seeds), ``trained_seeds``, ``reused_seeds`` {seed: trial},
-``duplicate_of``, ``train_seconds``, ``trained_steps``, ``candidate_epochs``, ``latency_ms``,
+``duplicate_of``, ``train_seconds``, ``trained_steps``, ``candidate_epochs``, ``latency_ms``
+(measured), ``predicted_latency_ms`` (from the study's latency table),
 ``images_per_second``, ``over_budget``, ``validation_correct`` {seed: which validation images
 the model got right, packed bits in base64}; for the confirmation's evaluations
 ``test_accuracies`` {seed: accuracy on the test part}, ``test_accuracy`` and
@@ -59,6 +60,7 @@ def candidate_record(problem: Problem, candidate: Candidate, rung: int) -> dict[
         "macs": candidate.macs,
         "params": candidate.params,
         "macs_convention": problem.config.budget.convention,
+        **({"predicted_latency_ms": candidate.latency_ms} if candidate.latency_ms is not None else {}),
         "rung": rung,
         "fidelity": {"epochs": fidelity.epochs, "images": fidelity.images},
         "epochs": fidelity.epochs,
@@ -114,7 +116,8 @@ class Record:
     trained_steps: int = 0
     candidate_epochs: float = 0.0
     train_seconds: float | None = None
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # measured after training, on the device that trained it
+    predicted_latency_ms: float | None = None  # from the study's latency table
     over_budget: bool = False
     infeasible: tuple[str, ...] = ()
     baseline: bool = False
@@ -150,6 +153,7 @@ class Record:
             candidate_epochs=float(attrs.get("candidate_epochs") or 0.0),
             train_seconds=attrs.get("train_seconds"),
             latency_ms=attrs.get("latency_ms"),
+            predicted_latency_ms=attrs.get("predicted_latency_ms"),
             over_budget=bool(attrs.get("over_budget")),
             infeasible=tuple(attrs.get("infeasible") or ()),
             baseline=bool(attrs.get("baseline")),
@@ -285,7 +289,8 @@ def collect_results(trials: Trials, ladder: Ladder) -> tuple[Results, dict[str, 
         for seed, accuracy in seeds.items():
             found.setdefault(seed, accuracy)
         if key not in costs or costs[key].latency_ms is None:
-            costs[key] = Costs(attrs["macs"], attrs["params"], attrs.get("latency_ms"))
+            predicted = attrs.get("predicted_latency_ms")
+            costs[key] = Costs(attrs["macs"], attrs["params"], attrs.get("latency_ms"), predicted)
     return results, costs
 
 

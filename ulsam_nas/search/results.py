@@ -128,6 +128,7 @@ class StudyResults:
             "trade_off": self.trade_off(),
             "replication": self.user_attrs.get("replication"),
             "fidelity_check": self.user_attrs.get("fidelity_check"),
+            "latency_device": self.latency_device(),
             "noise": selection.noise,
             "training": training_by_stage(self.trials, self.ladder),
             "split": self.user_attrs.get("split"),
@@ -136,6 +137,15 @@ class StudyResults:
             **self.effects(),
             "notes": selection.notes + self._test_notes(),
         }
+
+    def latency_device(self) -> str | None:
+        """The device the study's latencies are predicted for (None: no latency table)."""
+        stored = self.user_attrs.get("latency_table")
+        if not isinstance(stored, dict):
+            return None
+        from ulsam_nas.latency import Device
+
+        return Device.from_dict(stored.get("device", {})).text()
 
     def trade_off(self) -> dict[str, Any] | None:
         """The recommendation against the plain network at the widest width inside the budget,
@@ -275,6 +285,7 @@ class StudyResults:
             "macs": record.macs,
             "params": record.params,
             "latency_ms": self.costs[entry.key].latency_ms,
+            "predicted_latency_ms": self.costs[entry.key].predicted_ms,
             **self._test_fields(entry),
             "create_network": call,
         }
@@ -336,6 +347,11 @@ def best_text(result: dict[str, Any]) -> str:
         lines.append(f"Replication: {result['replication']['sentence']}.")
     if result.get("fidelity_check"):
         lines.append(f"At a longer training: {result['fidelity_check']['sentence']}.")
+    if result.get("latency_device"):
+        lines.append(
+            f"Latency: predicted on {result['latency_device']} (the study's table); measured on "
+            "the device that trained the candidate, where it was trained."
+        )
     lines += [f"Note: {note}." for note in result["notes"]]
     lines.append("")
     for i, c in enumerate(result["candidates"], 1):
@@ -397,6 +413,8 @@ def trade_off_sentence(
 
 def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool) -> str:
     latency = f"{c['latency_ms']:.2f} ms" if c["latency_ms"] is not None else "-"
+    if c.get("predicted_latency_ms") is not None:
+        latency = f"{latency} measured, {c['predicted_latency_ms']:.2f} ms predicted"
     se = f" ± {c['accuracy_se']:.4f}" if c["accuracy_se"] is not None else ""
     test = ""
     if c.get("test_accuracy") is not None:

@@ -120,7 +120,8 @@ class Request:
 class Costs:
     macs: int
     params: int
-    latency_ms: float | None = None
+    latency_ms: float | None = None  # measured after training
+    predicted_ms: float | None = None  # from the study's latency table
 
     def order(self) -> tuple[int, float]:
         return (self.macs, self.latency_ms if self.latency_ms is not None else math.inf)

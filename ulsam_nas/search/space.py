@@ -215,6 +215,7 @@ class Candidate:
     macs: int
     params: int
     modules: int
+    latency_ms: float | None = None  # predicted, where the study has a latency table
 
     @property
     def key(self) -> str:

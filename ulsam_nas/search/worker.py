@@ -9,7 +9,6 @@ is ended as FAIL and handed to ``liveness.requeue_abandoned``, the one policy fo
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import Callable, Sequence
 
@@ -28,7 +27,7 @@ from ulsam_nas.search.create import create_or_load
 from ulsam_nas.search.evaluate import MAX_WAIT_SECONDS, Evaluator, Values
 from ulsam_nas.search.liveness import Liveness, fail_and_requeue, fail_dead, fail_stale, requeue_abandoned
 from ulsam_nas.search.parameters import Assessment
-from ulsam_nas.search.problem import Problem
+from ulsam_nas.search.problem import Problem, cost_objective
 from ulsam_nas.search.records import (
     SEARCH,
     Record,
@@ -283,8 +282,11 @@ class Search:
         trial.set_user_attr("infeasible", list(assessment.reasons))
         if assessment.candidate is not None:
             trial.set_user_attr("macs", assessment.candidate.macs)
-        macs = float(assessment.candidate.macs) if assessment.candidate is not None else math.inf
-        return 0.0 if self.config.objective == "accuracy" else (0.0, macs)
+            if assessment.candidate.latency_ms is not None:
+                trial.set_user_attr("predicted_latency_ms", assessment.candidate.latency_ms)
+        if self.config.objective == "accuracy":
+            return 0.0
+        return (0.0, cost_objective(self.problem, assessment.candidate))
 
     # -- requested evaluations ------------------------------------------------------------------
     def run_request(self, request: Request, trials: Trials | None = None) -> optuna.trial.FrozenTrial:
