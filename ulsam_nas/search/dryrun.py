@@ -16,6 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ulsam_nas.search.latency import attach_latency
 from ulsam_nas.search.noise import detectable_difference
 from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.space import Candidate
@@ -29,6 +30,8 @@ WARM_UP = 2  # steps run before the timed ones (the first steps build the kernel
 
 def dry_run(problem: Problem, timed: bool = True) -> dict[str, Any]:
     network = problem.parameters.network
+    attach_latency(problem)  # a latency budget counts too: the table is measured now, not stored
+    latency = problem.parameters.latency
     counts = count_feasible(problem)
     timing = time_candidate(problem, counts["median_feasible"]) if timed else None
     stages = stage_plan(problem, timing)
@@ -47,6 +50,8 @@ def dry_run(problem: Problem, timed: bool = True) -> dict[str, Any]:
         "feasible_mmacs": counts["feasible_mmacs"],
         "budget_mmacs": problem.config.budget.mmacs,
         "budget_mparams": problem.config.budget.mparams,
+        "budget_latency_ms": problem.config.budget.latency_ms,
+        "latency_device": latency.device.text() if latency is not None else None,
         "reference": problem.parameters.widest_plain,
         "data": problem.shape.split,
         "data_installed": problem.shape.installed,
@@ -254,6 +259,14 @@ def dry_run_text(plan: dict[str, Any]) -> str:
         + ")",
         f"feasible by width: {by_width or 'none'}",
         f"reference (widest plain network within the budget): {plan['reference'] or 'none'}",
+        *(
+            [
+                f"latency predicted on {plan['latency_device']} "
+                "(its table measured now; a study measures it once)"
+            ]
+            if plan.get("latency_device")
+            else []
+        ),
         "data: " + _split_text(plan["data"]) + ("" if plan["data_installed"] else " (not installed yet)"),
     ]
     for row in plan["stages"]:
