@@ -611,6 +611,9 @@ def test_a_latency_budget_is_judged_when_drawn_and_over_latency_draws_never_trai
     assert result["candidates"][0]["predicted_latency_ms"] == pytest.approx(4.5)
     written = write_report(path, out=tmp_path / "report")
     assert written.partial == []
+    assert (tmp_path / "report" / "pareto_latency_predicted.png").is_file()
+    pareto = (tmp_path / "report" / "pareto.md").read_text()
+    assert "Predicted (ms)" in pareto and "4.50" in pareto and "PyTorch eager" in pareto
 
 
 def test_a_study_predicts_from_the_table_it_stored_wherever_it_resumes(tmp_path, monkeypatch):

@@ -23,8 +23,15 @@ _CAPTIONS = {
     "params": "Validation accuracy against parameters.",
     "latency_ms": "Validation accuracy against latency measured at batch 1 on the machine that trained "
     "each candidate.",
+    "predicted_latency_ms": "Validation accuracy against latency predicted by the study's latency table "
+    "(its device is named in the notes); the latency budget, if any, is drawn here.",
 }
-_NAMES = {"macs": "pareto_macs", "params": "pareto_params", "latency_ms": "pareto_latency"}
+_NAMES = {
+    "macs": "pareto_macs",
+    "params": "pareto_params",
+    "latency_ms": "pareto_latency",
+    "predicted_latency_ms": "pareto_latency_predicted",
+}
 
 
 def _check_target(target: Path) -> None:

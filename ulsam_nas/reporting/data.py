@@ -89,6 +89,7 @@ def _trial_rows(trials: list[optuna.trial.FrozenTrial]) -> list[dict[str, Any]]:
                 "test_accuracy": record.test_accuracy,
                 "trained_seeds": " ".join(str(s) for s in record.trained_seeds),
                 "latency_ms": record.latency_ms,
+                "predicted_latency_ms": record.predicted_latency_ms,
                 "train_seconds": record.train_seconds,
             }
         )
@@ -125,6 +126,7 @@ def _point_rows(
                     "test_accuracy": None if test is None else test[0],
                     "test_accuracy_se": None if test is None else test[1],
                     "latency_ms": costs[key].latency_ms,
+                    "predicted_latency_ms": costs[key].predicted_ms,
                     "vanilla": Record.of(first[key]).plan == "",
                     "reference": key == reference,
                     "status": status.get((key, rung), ""),
@@ -151,6 +153,7 @@ _POINT_COLUMNS = [
     "test_accuracy",
     "test_accuracy_se",
     "latency_ms",
+    "predicted_latency_ms",
     "vanilla",
     "reference",
     "status",

@@ -117,7 +117,7 @@ def budget_text(data: StudyData) -> str:
         for value, unit in (
             (budget.mmacs, "MMACs"),
             (budget.mparams, "MParams"),
-            (budget.latency_ms, "ms latency"),
+            (budget.latency_ms, "ms latency (predicted)"),
         )
         if value is not None
     ]

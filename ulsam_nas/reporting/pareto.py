@@ -22,8 +22,8 @@ from ulsam_nas.reporting.figures import GREY, GroupColours, legend_marker
 from ulsam_nas.search.noise import paired_comparison
 from ulsam_nas.search.space import Candidate
 
-Axis = Literal["macs", "params", "latency_ms"]
-AXES: tuple[Axis, ...] = ("macs", "params", "latency_ms")
+Axis = Literal["macs", "params", "latency_ms", "predicted_latency_ms"]
+AXES: tuple[Axis, ...] = ("macs", "params", "latency_ms", "predicted_latency_ms")
 
 
 def pareto_front(accuracy: Sequence[float], cost: Sequence[float]) -> list[bool]:
@@ -56,7 +56,11 @@ def front_mask(points: pd.DataFrame, axis: Axis) -> pd.Series:
 
 
 # -- figures ----------------------------------------------------------------------------------
-_SCALE = {"macs": (1e6, "MMACs (exact closed form)"), "latency_ms": (1.0, "latency (ms, batch 1, measured)")}
+_SCALE = {
+    "macs": (1e6, "MMACs (exact closed form)"),
+    "latency_ms": (1.0, "latency (ms, batch 1, measured)"),
+    "predicted_latency_ms": (1.0, "latency (ms, predicted by the study's latency table)"),
+}
 
 
 def _params_scale(data: StudyData) -> tuple[float, str]:
@@ -70,7 +74,8 @@ def _budget(data: StudyData, axis: Axis) -> float | None:
     return {
         "macs": budget.mmacs and budget.mmacs * 1e6,
         "params": budget.mparams and budget.mparams * 1e6,
-        "latency_ms": budget.latency_ms,
+        "latency_ms": None,  # the latency budget is judged on the prediction
+        "predicted_latency_ms": budget.latency_ms,
     }[axis]
 
 
@@ -158,7 +163,7 @@ def pareto_figure(data: StudyData, axis: Axis) -> Figure | None:
         if budget is not None:
             panel.axvline(budget / scale, color="#c0392b", ls="--", lw=1.0)
         known = points[axis].dropna()
-        if axis == "latency_ms" and known.min() > 0 and known.max() / known.min() > 20:
+        if axis != "macs" and axis != "params" and known.min() > 0 and known.max() / known.min() > 20:
             panel.set_xscale("log")  # one slow measurement must not squash the rest
         panel.set_title(_panel_title(data, rung), fontsize=9)
         panel.set_xlabel(label + (f"\n{over_line}" if over_line else ""))
@@ -272,7 +277,9 @@ def pareto_table(data: StudyData, thousands: bool = True) -> pd.DataFrame:
     cheapest first, with the paired difference to vanilla at the same α."""
     rung = data.final_rung
     here = data.points[data.points["rung"] == rung]
-    front = here[front_mask(here, "macs")].sort_values(["macs", "accuracy"], ascending=[True, False])
+    axis: Axis = "predicted_latency_ms" if data.config.objective == "accuracy+latency" else "macs"
+    front = here[front_mask(here, axis)].sort_values([axis, "accuracy"], ascending=[True, False])
+    predicted = here["predicted_latency_ms"].notna().any()
     rows = []
     for _, row in front.iterrows():
         difference = vanilla_difference(data, row["candidate"], rung)
@@ -286,6 +293,7 @@ def pareto_table(data: StudyData, thousands: bool = True) -> pd.DataFrame:
                 "Params": f"{row['params']:,}" if thousands else row["params"],
                 "MACs": f"{row['macs']:,}" if thousands else row["macs"],
                 "Latency (ms)": "-" if pd.isna(latency) else f"{latency:.2f}",
+                **({"Predicted (ms)": f"{row['predicted_latency_ms']:.2f}"} if predicted else {}),
                 "Accuracy (%)": f"{row['accuracy'] * 100:.2f}",
                 "± SE": "-" if pd.isna(row["accuracy_se"]) else f"{row['accuracy_se'] * 100:.2f}",
                 "Seeds": row["seeds"],
@@ -318,6 +326,13 @@ def pareto_notes(data: StudyData) -> list[str]:
         "vs best: paired t-test over common seeds, 95% interval of the mean difference; tied when "
         "it contains 0.",
     ]
+    if data.best.get("latency_device"):
+        notes.append(
+            f"Predicted: latency predicted by the study's latency table on {data.best['latency_device']} "
+            "(measured once when the study was created; the latency budget is judged on it)."
+        )
+    if data.config.objective == "accuracy+latency":
+        notes.append("Rows: the front of accuracy against predicted latency (the study's objective).")
     if "model" in data.network:  # a brought network: its widths are a factory argument's values
         argument = data.network.get("width_arg") or "width"
         notes.append(f"α: the width, here the value of the factory's {argument!r} argument.")
