@@ -614,6 +614,13 @@ def test_a_latency_budget_is_judged_when_drawn_and_over_latency_draws_never_trai
     assert (tmp_path / "report" / "pareto_latency_predicted.png").is_file()
     pareto = (tmp_path / "report" / "pareto.md").read_text()
     assert "Predicted (ms)" in pareto and "4.50" in pareto and "PyTorch eager" in pareto
+    monkeypatch.setenv("ULSAM_NAS_CACHE", str(tmp_path / "cache"))
+    capsys.readouterr()
+    assert main(["best", str(path), "--latency", "onnxruntime", "--json"]) == 0
+    here = json.loads(capsys.readouterr().out)["latency_here"]
+    assert here["runtime"] == "onnxruntime" and here["this_machine"]
+    assert here["by_candidate"] == {key: pytest.approx(4.5) for key in here["by_candidate"]}
+    assert Path(here["table"]).parent == tmp_path / "cache" / "latency"
 
 
 def test_a_study_predicts_from_the_table_it_stored_wherever_it_resumes(tmp_path, monkeypatch):

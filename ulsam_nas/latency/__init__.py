@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from ulsam_nas.latency.device import RUNTIMES, Device, this_device
-from ulsam_nas.latency.table import LatencyTable, MissingEntries
+from ulsam_nas.latency.table import LatencyTable, MissingEntries, busy
 from ulsam_nas.latency.timing import CAREFUL, QUICK, TimingPlan, time_calls
 from ulsam_nas.networks.core import Network
 from ulsam_nas.networks.plan import Placement, PlanLike
@@ -83,6 +83,7 @@ def open_table(here: Device, table_file: Path | None = None) -> tuple[LatencyTab
 def _where(table: LatencyTable, here: Device, path: Path, measured: int) -> dict[str, Any]:
     return {
         "device": table.device.text(),
+        "busy": busy(table),
         "this_machine": table.device == here,
         "table": str(path),
         "entries_measured_now": measured,
@@ -145,6 +146,6 @@ def where_text(report: dict[str, Any]) -> str:
     """On which device, from which table (and what was measured now)."""
     other = "" if report["this_machine"] else " (a table of another device: predicted for it, not this one)"
     measured = report["entries_measured_now"]
-    return f"on {report['device']}{other}; table {report['table']}" + (
+    return f"on {report['device']}{other}; table {report['table']}{report.get('busy', '')}" + (
         f", {measured} entries measured now" if measured else ""
     )

@@ -19,6 +19,7 @@ what the plan takes out, plus what it puts in.
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,9 @@ class LatencyTable:
     modules: dict[str, float] = field(default_factory=dict)
     overheads: dict[str, float] = field(default_factory=dict)
     networks: dict[str, NetworkEntries] = field(default_factory=dict)
+    # The highest 1-minute load average seen when entries were measured (other work on the
+    # cores slows what is timed: a table measured on a busy machine says so).
+    busiest_load: float = 0.0
 
     # -- predicting ---------------------------------------------------------------------------
     def predict(self, network: Network, plan: PlanLike = None) -> float:
@@ -159,6 +163,7 @@ class LatencyTable:
                 f"{here.text()}: it cannot be extended here"
             )
         calls = _calls(network, needs, self.device)
+        self.busiest_load = max(self.busiest_load, load_average())
         with torch_threads(self.device.threads):
             found = time_calls(calls, timing)
         for (kind, key), value in found.items():
@@ -177,6 +182,7 @@ class LatencyTable:
         return {
             "format": FORMAT,
             "device": vars(self.device),
+            "busiest_load": self.busiest_load,
             "modules": dict(sorted(self.modules.items())),
             "overheads": dict(sorted(self.overheads.items())),
             "networks": {
@@ -202,6 +208,7 @@ class LatencyTable:
                     )
                     for name, e in data["networks"].items()
                 },
+                float(data.get("busiest_load", 0.0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise InvalidInput(f"{source} is not a latency table ({type(error).__name__}: {error})") from None
@@ -218,6 +225,25 @@ class LatencyTable:
         except json.JSONDecodeError as error:
             raise InvalidInput(f"latency table {str(path)!r} is not JSON ({error})") from None
         return cls.from_json(data, f"latency table {str(path)!r}")
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0
+
+
+def busy(table: LatencyTable) -> str:
+    """A warning when the table was measured while other work held the cores, else ''."""
+    cores = os.cpu_count() or 1
+    if table.busiest_load <= max(0.5, cores - table.device.threads):
+        return ""
+    return (
+        f" (measured while the load average reached {table.busiest_load:.1f} on {cores} cores: other "
+        "work slowed it; delete the table file to measure again on a quiet machine)"
+    )
 
 
 def take_out_key(placement: Placement) -> str:

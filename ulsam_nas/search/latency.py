@@ -5,7 +5,8 @@ table, wherever it runs) and handed to the study's parameters."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -89,3 +90,67 @@ def store_latency(problem: Problem, study: optuna.Study) -> None:
     """Store the problem's latency table with a new study (every later run predicts from it)."""
     if problem.parameters.latency is not None:
         study.set_user_attr(TABLE_ATTR, problem.parameters.latency.to_json())
+
+
+def latency_here(
+    study: optuna.Study,
+    result: dict[str, Any],
+    runtime: str,
+    threads: int,
+    batch: int,
+    table_file: Path | None = None,
+) -> dict[str, Any]:
+    """What ``best`` lists, predicted under ``runtime`` on this machine (from its table, measuring
+    what the table lacks) or from ``table_file`` (another device's table only predicts): each
+    candidate's latency and, for the trade-off, the recommendation's against the reference's."""
+    from ulsam_nas.latency import open_table
+    from ulsam_nas.latency.table import busy
+    from ulsam_nas.search.network import network_of_attrs
+    from ulsam_nas.search.space import Candidate
+
+    keys = [c["candidate"] for c in result["candidates"]]
+    trade = result.get("trade_off")
+    if trade:
+        keys += [trade["recommended"], trade["reference"]]
+    backbone = next((c["backbone"] for c in result["candidates"]), None)
+    if backbone is None:
+        return {}
+    network = network_of_attrs(str(backbone), study.user_attrs.get("network", {}))
+    here = this_device(runtime, threads, batch)
+    table, path = open_table(here, table_file)
+    found: dict[str, float] = {}
+    measured = 0
+    for key in dict.fromkeys(keys):
+        width, plan = Candidate.split_key(key)
+        if table.device == here:
+            measured += table.measure(network.at(width), ["", plan])
+        found[key] = table.predict(network.at(width), plan)
+    if measured:
+        table.save(path)
+    where = {
+        "device": table.device.text(),
+        "runtime": table.device.runtime,
+        "this_machine": table.device == here,
+        "table": str(path),
+        "busy": busy(table),
+    }
+    latency: dict[str, Any] = {**where, "entries_measured_now": measured, "by_candidate": found}
+    if trade:
+        ours, theirs = found[trade["recommended"]], found[trade["reference"]]
+        latency["trade_off"] = {"recommended_ms": ours, "reference_ms": theirs, "change": ours / theirs - 1}
+    return latency
+
+
+def latency_here_lines(latency: dict[str, Any]) -> list[str]:
+    """``latency_here`` for people (the trade-off's latency; candidates show theirs in place)."""
+    from ulsam_nas.latency import where_text
+
+    if not latency:
+        return []
+    trade = latency.get("trade_off")
+    if trade is None:
+        return [f"Latency predicted {where_text(latency)}."]
+    return [
+        f"Latency: the recommendation {trade['recommended_ms']:.3f} ms against the reference's "
+        f"{trade['reference_ms']:.3f} ms ({trade['change']:+.0%}), predicted {where_text(latency)}."
+    ]

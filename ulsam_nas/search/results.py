@@ -347,6 +347,10 @@ def best_text(result: dict[str, Any]) -> str:
         lines.append(f"Replication: {result['replication']['sentence']}.")
     if result.get("fidelity_check"):
         lines.append(f"At a longer training: {result['fidelity_check']['sentence']}.")
+    if result.get("latency_here"):
+        from ulsam_nas.search.latency import latency_here_lines
+
+        lines += latency_here_lines(result["latency_here"])
     if result.get("latency_device"):
         lines.append(
             f"Latency: predicted on {result['latency_device']} (the study's table); measured on "
@@ -354,8 +358,11 @@ def best_text(result: dict[str, Any]) -> str:
         )
     lines += [f"Note: {note}." for note in result["notes"]]
     lines.append("")
+    latency = result.get("latency_here") or {}
     for i, c in enumerate(result["candidates"], 1):
-        lines.append(_candidate_text(i, c, best_confirmed=i == 1 and result["confirmed"]))
+        here = latency.get("by_candidate", {}).get(c["candidate"])
+        shown = None if here is None else f"{here:.3f} ms predicted ({latency['runtime']})"
+        lines.append(_candidate_text(i, c, best_confirmed=i == 1 and result["confirmed"], here=shown))
     lines.append("")
     lines.append("Seed noise per fidelity (sd in points; reference = widest plain backbone in budget):")
     lines += [_noise_text(row) for row in result["noise"]]
@@ -411,10 +418,12 @@ def trade_off_sentence(
     )
 
 
-def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool) -> str:
+def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool, here: str | None = None) -> str:
     latency = f"{c['latency_ms']:.2f} ms" if c["latency_ms"] is not None else "-"
     if c.get("predicted_latency_ms") is not None:
         latency = f"{latency} measured, {c['predicted_latency_ms']:.2f} ms predicted"
+    if here is not None:
+        latency = f"{latency} measured, {here}"
     se = f" ± {c['accuracy_se']:.4f}" if c["accuracy_se"] is not None else ""
     test = ""
     if c.get("test_accuracy") is not None:
