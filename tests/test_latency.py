@@ -29,7 +29,7 @@ from ulsam_nas.latency import (
     this_device,
     time_calls,
 )
-from ulsam_nas.latency.table import capture_inputs, module_key, shape_text, take_out_key
+from ulsam_nas.latency.table import NetworkEntries, capture_inputs, module_key, shape_text, take_out_key
 
 FAST = TimingPlan(rounds=3, round_seconds=0.0, min_calls=3, warm_seconds=0.0, warm_calls=2)
 V1 = backbone_table("mobilenet_v1", 0.25, 32, 10, 1, "small")
@@ -91,8 +91,8 @@ def test_predictions_are_additive_over_placements(data: st.DataObject) -> None:
     indices = data.draw(st.lists(st.sampled_from(V1.replaceable()), min_size=1, max_size=4, unique=True))
     plans = [f"replace@{i}:ulsam:groups={data.draw(st.sampled_from([1, 2, 4]))}" for i in indices]
     needs = table.missing(V1, [",".join(plans)])
-    entries = table.networks[V1.fingerprint]
-    entries.base = rng.uniform(1, 5)
+    assert needs.base and not table.networks  # asking what is missing changes nothing
+    entries = table.networks[V1.fingerprint] = NetworkEntries(base=rng.uniform(1, 5))
     for key in needs.taken_out:
         entries.taken_out[key] = rng.uniform(0, 1)
     for key in needs.modules:

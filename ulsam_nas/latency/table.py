@@ -79,7 +79,7 @@ class LatencyTable:
     def predict(self, network: Network, plan: PlanLike = None) -> float:
         """The plan's latency in milliseconds on this table's device (every entry it needs must
         be in the table: ``measure`` first, or ``MissingEntries`` names what is missing)."""
-        entries = self._network(network)
+        entries = self._known(network)
         if entries.base is None:
             raise MissingEntries(f"no latency of {network.name} on {self.device.text()}: measure it first")
         return entries.base + sum(self.change(network, p) for p in network.resolve(plan))
@@ -90,7 +90,7 @@ class LatencyTable:
         taken = 0.0
         if placement.action in TAKE_OUT:
             taken = self._entry(
-                self._network(network).taken_out, take_out_key(placement), network.name, placement
+                self._known(network).taken_out, take_out_key(placement), network.name, placement
             )
         if placement.module == REMOVE:
             return -taken
@@ -114,13 +114,17 @@ class LatencyTable:
                 f"{placement.text()} on {network}: no latency measured for {key} on {self.device.text()}"
             ) from None
 
+    def _known(self, network: Network) -> NetworkEntries:
+        """The network's entries (empty when none were measured; the table is not changed)."""
+        return self.networks.get(network.fingerprint) or NetworkEntries()
+
     def _network(self, network: Network) -> NetworkEntries:
         return self.networks.setdefault(network.fingerprint, NetworkEntries())
 
     # -- measuring ----------------------------------------------------------------------------
     def missing(self, network: Network, plans: Iterable[PlanLike]) -> Needs:
         """What predicting ``plans`` on ``network`` needs that the table lacks."""
-        entries = self._network(network)
+        entries = self._known(network)
         needs = Needs(base=entries.base is None)
         for plan in plans:
             for p in network.resolve(plan):
