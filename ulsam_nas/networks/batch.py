@@ -104,6 +104,34 @@ class CostTable:
         width_index, choices = grid[:, 0], grid[:, 1:]
         return width_index, choices, self.evaluate(width_index, choices)
 
+    def least(self, kind: str, max_modules: int) -> tuple[int, list[int]]:
+        """The configuration with the least ``kind`` (macs, params or latency) among those with
+        at most ``max_modules`` modules: (width index, choices), exact without enumeration —
+        per width, the plain network plus the ``max_modules`` most negative changes, one per slot
+        (each slot's most negative option)."""
+        delta = {"macs": self.delta_macs, "params": self.delta_params, "latency": self.delta_latency}[kind]
+        if delta is None:
+            raise InvalidInput("no latencies in this cost table (set_latency first)")
+        best: tuple[float, int, list[int]] | None = None
+        for w in range(len(self.base_macs)):
+            picks = []
+            for s, slot in enumerate(self.slots):
+                options = [o for o in range(1, len(slot)) if self.option_valid[w, s, o]]
+                if options:
+                    o = min(options, key=lambda o: delta[w, s, o])
+                    if delta[w, s, o] < 0:
+                        picks.append((float(delta[w, s, o]), s, o))
+            choices = [0] * len(self.slots)
+            for _, s, o in sorted(picks)[:max_modules]:
+                choices[s] = o
+            found = self.evaluate(np.array([w]), np.array([choices]))
+            values = {"macs": found.macs, "params": found.params, "latency": found.latency}[kind]
+            assert values is not None
+            if best is None or float(values[0]) < best[0]:
+                best = (float(values[0]), w, choices)
+        assert best is not None, "a cost table has at least one width"
+        return best[1], best[2]
+
     def placements(self, choices: Sequence[int]) -> list[Placement]:
         """The plan of one configuration's choices."""
         return [p for slot, c in zip(self.slots, choices, strict=True) if (p := slot[int(c)]) is not None]

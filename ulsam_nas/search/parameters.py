@@ -390,31 +390,8 @@ class ParameterSpace:
         return self._least("latency")
 
     def _least(self, kind: str) -> Candidate:
-        # Per width: the plain backbone plus the max_modules most negative changes, one per
-        # position (each position's most negative option).
-        table = self.cost_table
-        delta = {"macs": table.delta_macs, "params": table.delta_params, "latency": table.delta_latency}[kind]
-        assert delta is not None, "no latency table"
-        best: tuple[float, int, list[int]] | None = None
-        for w in range(len(self.space.width_mults)):
-            picks = []
-            for s, slot in enumerate(table.slots):
-                options = [o for o in range(1, len(slot)) if table.option_valid[w, s, o]]
-                if options:
-                    o = min(options, key=lambda o: delta[w, s, o])
-                    if delta[w, s, o] < 0:
-                        picks.append((float(delta[w, s, o]), s, o))
-            choices = [0] * len(table.slots)
-            for _, s, o in sorted(picks)[: self.space.max_modules]:
-                choices[s] = o
-            found = table.evaluate(np.array([w]), np.array([choices]))
-            values = {"macs": found.macs, "params": found.params, "latency": found.latency}[kind]
-            assert values is not None
-            value = float(values[0])
-            if best is None or value < best[0]:
-                best = (value, w, choices)
-        assert best is not None
-        width, plan = self.configuration(best[1], best[2])
+        width_rank, choices = self.cost_table.least(kind, self.space.max_modules)
+        width, plan = self.configuration(width_rank, choices)
         return self.candidate(Candidate.key_of(width, plan))
 
     def configuration(self, width_rank: int, choices: Sequence[int]) -> tuple[float, str]:
