@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import random
 from pathlib import Path
 
@@ -29,7 +30,15 @@ from ulsam_nas.latency import (
     this_device,
     time_calls,
 )
-from ulsam_nas.latency.table import NetworkEntries, capture_inputs, module_key, shape_text, take_out_key
+from ulsam_nas.latency.table import (
+    NetworkEntries,
+    busy,
+    capture_inputs,
+    module_key,
+    other_work,
+    shape_text,
+    take_out_key,
+)
 
 FAST = TimingPlan(rounds=3, round_seconds=0.0, min_calls=3, warm_seconds=0.0, warm_calls=2)
 V1 = backbone_table("mobilenet_v1", 0.25, 32, 10, 1, "small")
@@ -259,3 +268,18 @@ def test_bad_latency_arguments_get_one_line_and_status_2(argv, message, capsys) 
     assert exit_info.value.code == 2
     error = capsys.readouterr().err
     assert message in error and len(error.strip().splitlines()) == 1
+
+
+def test_a_table_measured_beside_other_work_says_so() -> None:
+    cores = os.cpu_count() or 1
+    quiet = (1000.0, 1000.0 - 100.0 / cores)  # 100 ticks of one core's work spread over all
+    assert other_work((0.0, 0.0), (100.0 * cores, 100.0 * cores - 100.0), threads=1) == pytest.approx(0.0)
+    assert other_work((0.0, 0.0), (100.0 * cores, 0.0), threads=1) == pytest.approx(cores - 1)
+    assert other_work(None, quiet, threads=1) == 0.0
+    table = measured(V1, [""])
+    assert table.other_work >= 0.0
+    table.other_work = 0.0
+    assert busy(table) == ""
+    table.other_work = 1.5
+    assert "other work kept about 1.5 of" in busy(table)
+    assert LatencyTable.from_json(table.to_json()).other_work == 1.5

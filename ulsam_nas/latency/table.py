@@ -71,9 +71,9 @@ class LatencyTable:
     modules: dict[str, float] = field(default_factory=dict)
     overheads: dict[str, float] = field(default_factory=dict)
     networks: dict[str, NetworkEntries] = field(default_factory=dict)
-    # The highest 1-minute load average seen when entries were measured (other work on the
-    # cores slows what is timed: a table measured on a busy machine says so).
-    busiest_load: float = 0.0
+    # The most cores other work kept busy while entries were measured (it slows what is timed:
+    # a table measured on a busy machine says so).
+    other_work: float = 0.0
 
     # -- predicting ---------------------------------------------------------------------------
     def predict(self, network: Network, plan: PlanLike = None) -> float:
@@ -167,9 +167,10 @@ class LatencyTable:
                 f"{here.text()}: it cannot be extended here"
             )
         calls = _calls(network, needs, self.device)
-        self.busiest_load = max(self.busiest_load, load_average())
+        before = cpu_times()
         with torch_threads(self.device.threads):
             found = time_calls(calls, timing)
+        self.other_work = max(self.other_work, other_work(before, cpu_times(), self.device.threads))
         for (kind, key), value in found.items():
             if kind == "module":
                 self.modules[key] = value
@@ -186,7 +187,7 @@ class LatencyTable:
         return {
             "format": FORMAT,
             "device": vars(self.device),
-            "busiest_load": self.busiest_load,
+            "other_work": self.other_work,
             "modules": dict(sorted(self.modules.items())),
             "overheads": dict(sorted(self.overheads.items())),
             "networks": {
@@ -212,7 +213,7 @@ class LatencyTable:
                     )
                     for name, e in data["networks"].items()
                 },
-                float(data.get("busiest_load", 0.0)),
+                float(data.get("other_work", 0.0)),
             )
         except (KeyError, TypeError, ValueError, AttributeError) as error:
             raise InvalidInput(f"{source} is not a latency table ({type(error).__name__}: {error})") from None
@@ -231,22 +232,32 @@ class LatencyTable:
         return cls.from_json(data, f"latency table {str(path)!r}")
 
 
-def load_average() -> float:
-    """The machine's 1-minute load average (0 where the platform has none)."""
+def cpu_times() -> tuple[float, float] | None:
+    """(all, idle) CPU time of the machine so far (Linux's /proc/stat; None elsewhere)."""
     try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
+        fields = [float(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return None
+    return sum(fields), fields[3] + fields[4]  # idle + iowait
+
+
+def other_work(before: tuple[float, float] | None, after: tuple[float, float] | None, threads: int) -> float:
+    """Cores kept busy by work other than the measurement between two ``cpu_times`` readings:
+    the busy share of every core, less the ``threads`` the measurement ran on."""
+    if before is None or after is None or after[0] <= before[0]:
         return 0.0
+    busy_share = 1 - (after[1] - before[1]) / (after[0] - before[0])
+    return max(0.0, busy_share * (os.cpu_count() or 1) - threads)
 
 
 def busy(table: LatencyTable) -> str:
-    """A warning when the table was measured while other work held the cores, else ''."""
-    cores = os.cpu_count() or 1
-    if table.busiest_load <= max(0.5, cores - table.device.threads):
+    """A warning when other work kept at least half a core busy while the table was measured."""
+    if table.other_work < 0.5:
         return ""
     return (
-        f" (measured while the load average reached {table.busiest_load:.1f} on {cores} cores: other "
-        "work slowed it; delete the table file to measure again on a quiet machine)"
+        f" (measured while other work kept about {table.other_work:.1f} of {os.cpu_count() or 1} "
+        "cores busy, which slows what is timed; delete the table file to measure again on a quiet "
+        "machine)"
     )
 
 
