@@ -40,6 +40,7 @@ from scipy import stats
 from ulsam_nas.latency import QUICK, LatencyTable, TimingPlan, this_device, time_calls
 from ulsam_nas.latency.runtimes import runner, torch_threads
 from ulsam_nas.search.config import load_study_config
+from ulsam_nas.search.latency import space_table
 from ulsam_nas.search.parameters import ParameterSpace
 from ulsam_nas.search.problem import prepare
 from ulsam_nas.search.space import Candidate
@@ -65,21 +66,6 @@ def sample_plans(parameters: ParameterSpace, count: int, seed: int) -> list[tupl
             if len(found) >= count:
                 break
     return sorted(found)
-
-
-def space_placements(parameters: ParameterSpace) -> dict[float, list[Any]]:
-    """Every single placement the space allows, per width (a table holding these predicts every
-    configuration of the space)."""
-    table = parameters.cost_table
-    found: dict[float, list[Any]] = {}
-    for w, width in enumerate(parameters.space.width_mults):
-        found[width] = [
-            slot[o]
-            for s, slot in enumerate(table.slots)
-            for o in range(1, len(slot))
-            if table.option_valid[w, s, o]
-        ]
-    return found
 
 
 def run_space(name: str, study: str, runtime: str, threads: int, count: int) -> dict[str, Any]:
@@ -116,11 +102,7 @@ def run_space(name: str, study: str, runtime: str, threads: int, count: int) -> 
     error = predicted_array / measured - 1
     macs = [parameters.candidate(Candidate.key_of(w, p)).macs for w, p in configurations]
     start = time.perf_counter()
-    space_table = LatencyTable(this_device(runtime, threads))
-    space_entries = sum(
-        space_table.measure(network.at(w), [[p] for p in placements], QUICK)
-        for w, placements in space_placements(parameters).items()
-    )
+    space_entries = space_table(parameters, LatencyTable(this_device(runtime, threads)))
     space_seconds = time.perf_counter() - start
     return {
         "space": name,

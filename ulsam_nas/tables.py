@@ -3,8 +3,7 @@ registered ones) for any shape."""
 
 from __future__ import annotations
 
-import dataclasses
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pandas as pd
@@ -52,9 +51,7 @@ class OverheadTable:
 
     def with_latency(self, latency_ms: dict[str, float], where: dict[str, Any], note: str) -> OverheadTable:
         """The table with a latency column (``note`` says what it means and where it comes from)."""
-        return dataclasses.replace(
-            self, latency_ms=latency_ms, latency_where=where, notes=[*self.notes, note]
-        )
+        return replace(self, latency_ms=latency_ms, latency_where=where, notes=[*self.notes, note])
 
     def to_frame(self, thousands: bool = True) -> pd.DataFrame:
         """The table as the paper lays it out; the last two columns give the integers (with

@@ -5,7 +5,7 @@ and a plan's predicted latency from it in microseconds (``LatencyTable``)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ __all__ = [
     "table_folder",
     "this_device",
     "time_calls",
+    "use_table",
     "where_text",
 ]
 
@@ -65,24 +66,41 @@ def predict_latency(
     """Each plan's predicted latency (ms) on this machine, measuring (and storing) the entries
     its table lacks first."""
     plans = list(plans)
-    table, path = device_table(this_device(runtime, threads, batch), folder)
-    if table.measure(network, plans):
-        table.save(path)
+    table, _ = use_table(runtime, threads, batch, lambda t: t.measure(network, plans), folder=folder)
     return [table.predict(network, plan) for plan in plans], table.device
 
 
-def open_table(here: Device, table_file: Path | None = None) -> tuple[LatencyTable, Path]:
-    """This machine's table of ``here`` (under ``table_folder``), or the table in ``table_file``
-    (a new one of ``here`` when the file does not exist yet)."""
+def open_table(
+    here: Device, table_file: Path | None = None, folder: Path | None = None
+) -> tuple[LatencyTable, Path]:
+    """This machine's table of ``here`` (under ``folder``, default ``table_folder``), or the
+    table in ``table_file`` (a new one of ``here`` when the file does not exist yet)."""
     if table_file is None:
-        return device_table(here)
+        return device_table(here, folder)
     path = Path(table_file)
     return (LatencyTable.load(path) if path.is_file() else LatencyTable(here)), path
 
 
-def _where(table: LatencyTable, here: Device, path: Path, measured: int) -> dict[str, Any]:
-    return {
+def use_table(
+    runtime: str,
+    threads: int,
+    batch: int,
+    measure: Callable[[LatencyTable], int],
+    table_file: Path | None = None,
+    folder: Path | None = None,
+) -> tuple[LatencyTable, dict[str, Any]]:
+    """The table to predict from (``open_table``), with what ``measure`` adds to it first where
+    it is this machine's (stored when anything was measured; a table of another device only
+    predicts), and where it comes from: its device, its file, whether it was measured beside
+    other work and how many entries were measured now."""
+    here = this_device(runtime, threads, batch)
+    table, path = open_table(here, table_file, folder)
+    measured = measure(table) if table.device == here else 0
+    if measured:
+        table.save(path)
+    return table, {
         "device": table.device.text(),
+        "runtime": table.device.runtime,
         "busy": busy(table),
         "this_machine": table.device == here,
         "table": str(path),
@@ -98,21 +116,10 @@ def latency_report(
     batch: int = 1,
     table_file: Path | None = None,
 ) -> dict[str, Any]:
-    """A plan's predicted latency with the plain network's and the device, from this machine's
-    table (measuring what it lacks) or from ``table_file`` (a table measured on this machine is
-    extended; one of another device only predicts, and says which device it is)."""
-    here = this_device(runtime, threads, batch)
-    table, path = open_table(here, table_file)
-    measured = table.measure(network, ["", plan]) if table.device == here else 0
-    if measured:
-        table.save(path)
+    """A plan's predicted latency with the plain network's and the device (see ``use_table``)."""
+    table, where = use_table(runtime, threads, batch, lambda t: t.measure(network, ["", plan]), table_file)
     plain, predicted = table.predict(network, ""), table.predict(network, plan)
-    return {
-        "predicted_ms": predicted,
-        "plain_ms": plain,
-        "change_ms": predicted - plain,
-        **_where(table, here, path, measured),
-    }
+    return {"predicted_ms": predicted, "plain_ms": plain, "change_ms": predicted - plain, **where}
 
 
 def module_latencies(
@@ -123,14 +130,11 @@ def module_latencies(
     table_file: Path | None = None,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """What each module (a resolved placement at a shape, by name) adds to a network's latency
-    (ms), and where that was measured."""
-    here = this_device(runtime, threads, batch)
-    table, path = open_table(here, table_file)
-    measured = table.measure_modules(placed.values()) if table.device == here else 0
-    if measured:
-        table.save(path)
-    found = {name: table.added(placement, shape) for name, (placement, shape) in placed.items()}
-    return found, _where(table, here, path, measured)
+    (ms), and where that was measured (see ``use_table``)."""
+    table, where = use_table(
+        runtime, threads, batch, lambda t: t.measure_modules(placed.values()), table_file
+    )
+    return {name: table.added(placement, shape) for name, (placement, shape) in placed.items()}, where
 
 
 def latency_line(report: dict[str, Any]) -> str:

@@ -103,8 +103,7 @@ def latency_here(
     """What ``best`` lists, predicted under ``runtime`` on this machine (from its table, measuring
     what the table lacks) or from ``table_file`` (another device's table only predicts): each
     candidate's latency and, for the trade-off, the recommendation's against the reference's."""
-    from ulsam_nas.latency import open_table
-    from ulsam_nas.latency.table import busy
+    from ulsam_nas.latency import use_table
     from ulsam_nas.search.network import network_of_attrs
     from ulsam_nas.search.space import Candidate
 
@@ -116,25 +115,14 @@ def latency_here(
     if backbone is None:
         return {}
     network = network_of_attrs(str(backbone), study.user_attrs.get("network", {}))
-    here = this_device(runtime, threads, batch)
-    table, path = open_table(here, table_file)
-    found: dict[str, float] = {}
-    measured = 0
-    for key in dict.fromkeys(keys):
-        width, plan = Candidate.split_key(key)
-        if table.device == here:
-            measured += table.measure(network.at(width), ["", plan])
-        found[key] = table.predict(network.at(width), plan)
-    if measured:
-        table.save(path)
-    where = {
-        "device": table.device.text(),
-        "runtime": table.device.runtime,
-        "this_machine": table.device == here,
-        "table": str(path),
-        "busy": busy(table),
-    }
-    latency: dict[str, Any] = {**where, "entries_measured_now": measured, "by_candidate": found}
+    configurations = {key: Candidate.split_key(key) for key in keys}
+
+    def measure(table: LatencyTable) -> int:
+        return sum(table.measure(network.at(w), ["", plan]) for w, plan in configurations.values())
+
+    table, where = use_table(runtime, threads, batch, measure, table_file)
+    found = {key: table.predict(network.at(w), plan) for key, (w, plan) in configurations.items()}
+    latency: dict[str, Any] = {**where, "by_candidate": found}
     if trade:
         ours, theirs = found[trade["recommended"]], found[trade["reference"]]
         latency["trade_off"] = {"recommended_ms": ours, "reference_ms": theirs, "change": ours / theirs - 1}
