@@ -3,9 +3,10 @@
 # installed (Debian's dataset-fashion-mnist, installed here when run as root), run the canonical
 # study studies/default.yaml (12 search trials under a 15 MMAC budget, then 12 fresh paired
 # confirmation seeds for the best and the reference; about 34 minutes on 2 cores; a rerun
-# resumes and returns at once), print the best configurations (also written to
-# reports/default-best.md) and write the study's report (Pareto plots, tables, index.html)
-# into reports/default/.
+# resumes and returns at once), print the best configurations with each one's latency on this
+# machine under PyTorch eager and ONNX Runtime (predicted from this machine's latency tables,
+# measured in seconds on first use; also written to reports/default-best.md) and write the
+# study's report (Pareto plots, tables, index.html) into reports/default/.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/_venv.sh
@@ -21,7 +22,7 @@ fi
 phase "search"
 ulsam-nas search studies/default.yaml
 phase "best"
-ulsam-nas best studies/default.yaml -o reports/default-best.md
+ulsam-nas best studies/default.yaml --latency torch,onnxruntime -o reports/default-best.md
 cat reports/default-best.md
 phase "report"
 ulsam-nas report studies/default.yaml

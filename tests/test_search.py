@@ -617,10 +617,20 @@ def test_a_latency_budget_is_judged_when_drawn_and_over_latency_draws_never_trai
     monkeypatch.setenv("ULSAM_NAS_CACHE", str(tmp_path / "cache"))
     capsys.readouterr()
     assert main(["best", str(path), "--latency", "onnxruntime", "--json"]) == 0
-    here = json.loads(capsys.readouterr().out)["latency_here"]
+    [here] = json.loads(capsys.readouterr().out)["latency_here"]
     assert here["runtime"] == "onnxruntime" and here["this_machine"]
     assert here["by_candidate"] == {key: pytest.approx(4.5) for key in here["by_candidate"]}
     assert Path(here["table"]).parent == tmp_path / "cache" / "latency"
+    assert main(["best", str(path), "--latency", "torch,onnxruntime"]) == 0
+    text = capsys.readouterr().out
+    assert "4.500 ms predicted (torch), 4.500 ms predicted (onnxruntime)" in text
+    assert text.count("Latency predicted on ") == 2
+    table = str(Path(here["table"]))
+    assert main(["best", str(path), "--latency", "torch,onnxruntime", "--latency-table", table]) == 2
+    assert "give one" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:
+        main(["best", str(path), "--latency", "torch,tflite"])
+    assert refused.value.code == 2 and "'tflite' is unknown" in capsys.readouterr().err
 
 
 def test_a_study_predicts_from_the_table_it_stored_wherever_it_resumes(tmp_path, monkeypatch):

@@ -25,6 +25,17 @@ def positive_int(text: str) -> int:
     return value
 
 
+def runtime_list(text: str) -> list[str]:
+    """``torch,onnxruntime``: one or more runtimes, each once."""
+    names = [name.strip() for name in text.split(",")]
+    for name in names:
+        if name not in RUNTIMES:
+            raise argparse.ArgumentTypeError(f"runtime {name!r} is unknown; allowed: {', '.join(RUNTIMES)}")
+    if len(set(names)) != len(names):
+        raise argparse.ArgumentTypeError(f"{text!r} names a runtime twice")
+    return names
+
+
 def non_negative_int(text: str) -> int:
     return 0 if text.strip() == "0" else positive_int(text)
 
@@ -163,12 +174,14 @@ def study_overrides_of(args: argparse.Namespace) -> dict[str, Any]:
     return study_overrides(**{n: getattr(args, n) for n in names if getattr(args, n, None) is not None})
 
 
-def add_latency_arguments(parser: argparse.ArgumentParser, applies: str) -> None:
+def add_latency_arguments(parser: argparse.ArgumentParser, applies: str, several: bool = False) -> None:
+    """``--latency`` (one runtime, or with ``several`` a comma-separated list of them), ``--threads``,
+    ``--batch`` and ``--latency-table``."""
     latency = parser.add_argument_group(f"predicted latency ({applies})")
+    runtime = {"type": runtime_list, "metavar": "RUNTIME[,RUNTIME]"} if several else {"choices": RUNTIMES}
     latency.add_argument(
         "--latency",
-        choices=RUNTIMES,
-        metavar="RUNTIME",
+        **runtime,
         help="also the latency on this CPU under RUNTIME (torch: PyTorch eager; onnxruntime: ONNX "
         "Runtime), predicted from a table of measured entries kept per device (the first use "
         "measures what is needed: seconds)",
@@ -192,3 +205,8 @@ def check_latency_arguments(args: argparse.Namespace) -> None:
         stray = [k for k, default in LATENCY_ONLY.items() if getattr(args, k) != default]
         if stray:
             raise InvalidInput(f"--{stray[0].replace('_', '-')} applies to --latency")
+    elif isinstance(args.latency, list) and len(args.latency) > 1 and args.latency_table is not None:
+        raise InvalidInput(
+            f"--latency-table {args.latency_table} is one device's table; --latency names "
+            f"{len(args.latency)} runtimes ({','.join(args.latency)}): give one"
+        )

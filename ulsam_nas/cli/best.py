@@ -20,6 +20,7 @@ EXAMPLES = """
   ulsam-nas best studies/default.yaml --top 3 --json
   ulsam-nas best --storage postgresql://user@host/db --study-name default -o best.md
   ulsam-nas best studies/default.yaml --latency onnxruntime   also each candidate's latency here
+  ulsam-nas best studies/default.yaml --latency torch,onnxruntime -o best.md
 """
 
 
@@ -27,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_study_source_args(parser)
     parser.add_argument("--top", type=positive_int, default=5, help="how many configurations (default 5)")
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
-    add_latency_arguments(parser, "each listed candidate's and the trade-off's, on this machine")
+    applies = "each listed candidate's and the trade-off's, on this machine"
+    add_latency_arguments(parser, applies, several=True)
     add_output_args(parser)
 
 
@@ -43,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
         from ulsam_nas.search.latency import latency_here
 
         table = Path(args.latency_table) if args.latency_table else None
-        result["latency_here"] = latency_here(study, result, args.latency, args.threads, args.batch, table)
+        result["latency_here"] = [
+            latency_here(study, result, runtime, args.threads, args.batch, table) for runtime in args.latency
+        ]
     check_best_target(args.output, result)
     emit(to_json(result) if args.json else best_text(result), args.output)
     return 0

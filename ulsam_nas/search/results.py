@@ -350,7 +350,8 @@ def best_text(result: dict[str, Any]) -> str:
     if result.get("latency_here"):
         from ulsam_nas.search.latency import latency_here_lines
 
-        lines += latency_here_lines(result["latency_here"])
+        for latency in result["latency_here"]:
+            lines += latency_here_lines(latency)
     if result.get("latency_device"):
         lines.append(
             f"Latency: predicted on {result['latency_device']} (the study's table); measured on "
@@ -358,10 +359,13 @@ def best_text(result: dict[str, Any]) -> str:
         )
     lines += [f"Note: {note}." for note in result["notes"]]
     lines.append("")
-    latency = result.get("latency_here") or {}
     for i, c in enumerate(result["candidates"], 1):
-        here = latency.get("by_candidate", {}).get(c["candidate"])
-        shown = None if here is None else f"{here:.3f} ms predicted ({latency['runtime']})"
+        here = [
+            f"{latency['by_candidate'][c['candidate']]:.3f} ms predicted ({latency['runtime']})"
+            for latency in result.get("latency_here") or []
+            if c["candidate"] in latency.get("by_candidate", {})
+        ]
+        shown = ", ".join(here) or None
         lines.append(_candidate_text(i, c, best_confirmed=i == 1 and result["confirmed"], here=shown))
     lines.append("")
     lines.append("Seed noise per fidelity (sd in points; reference = widest plain backbone in budget):")
