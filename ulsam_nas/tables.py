@@ -13,6 +13,7 @@ from ulsam_nas.attention._common import number_text
 from ulsam_nas.attention.registry import check_shape
 from ulsam_nas.cost.compose import check_convention
 from ulsam_nas.cost.cost import formula_of
+from ulsam_nas.cost.training import torch_training_flops
 from ulsam_nas.errors import InvalidInput
 
 REFERENCE = "ulsam"  # the normalized columns divide by this module's counts
@@ -34,6 +35,8 @@ class OverheadRow:
     params_exact: int
     macs_exact: int
     config: dict[str, Any]
+    train_macs_exact: int  # one training step (forward and backward products), exact convention
+    train_torch_flops: int  # what torch's FlopCounterMode counts for that step
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,18 @@ class OverheadTable:
     # was measured: given by the caller (``ulsam-nas table --latency``), measured, not derived.
     latency_ms: dict[str, float] | None = None
     latency_where: dict[str, Any] | None = None
+    train: bool = False  # show the training-step columns
+
+    def with_training(self) -> OverheadTable:
+        """The table with each module's training-step MACs (exact) and torch's count of them."""
+        note = (
+            "Training step: the module's forward and backward products (its input's and its "
+            "weights' gradients, as many MACs each as the product they differentiate) in the exact "
+            "convention, its input needing a gradient as inside a network; torch's FlopCounterMode "
+            "counts 2 FLOPs per MAC and a grouped convolution's weight gradient as if it were dense "
+            "(groups × its MACs: ULSAM's and any depthwise layer's), so its column runs higher."
+        )
+        return replace(self, train=True, notes=[*self.notes, note])
 
     def with_latency(self, latency_ms: dict[str, float], where: dict[str, Any], note: str) -> OverheadTable:
         """The table with a latency column (``note`` says what it means and where it comes from)."""
@@ -76,6 +91,18 @@ class OverheadTable:
                     f"{flops} norm. (×)": _scaled_or_none(r.macs_norm),
                     "Params": f"{r.params:,}" if thousands else r.params,
                     "FLOPs (MAC)": f"{r.macs:,}" if thousands else r.macs,
+                    **(
+                        {}
+                        if not self.train
+                        else {
+                            "Train step (MAC)": f"{r.train_macs_exact:,}"
+                            if thousands
+                            else r.train_macs_exact,
+                            "torch train (FLOP)": f"{r.train_torch_flops:,}"
+                            if thousands
+                            else r.train_torch_flops,
+                        }
+                    ),
                     **(
                         {}
                         if self.latency_ms is None
@@ -107,6 +134,8 @@ class OverheadTable:
                     "flops_norm": None if r.macs_norm is None else round(r.macs_norm, 3),
                     "params_exact": r.params_exact,
                     "macs_exact": r.macs_exact,
+                    "train_macs_exact": r.train_macs_exact,
+                    "train_torch_flops": r.train_torch_flops,
                     **({} if self.latency_ms is None else {"latency_ms": self.latency_ms[r.module]}),
                 }
                 for r in self.rows
@@ -114,6 +143,11 @@ class OverheadTable:
             **({} if self.latency_where is None else {"latency": self.latency_where}),
             "notes": self.notes,
         }
+
+
+def _known(value: int | None) -> int:
+    assert value is not None  # an exact module cost always has its backward
+    return value
 
 
 def _scaled_or_none(value: float | None) -> str | None:
@@ -219,6 +253,8 @@ def overhead_table(
                 params_exact=exact.params,
                 macs_exact=exact.macs,
                 config={f: getattr(config, f) for f in spec.option_names()},
+                train_macs_exact=_known(exact.train_macs),
+                train_torch_flops=_known(torch_training_flops(exact)),
             )
         )
     if sort is not None:

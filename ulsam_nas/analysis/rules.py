@@ -31,7 +31,7 @@ import torch.fx as fx
 from torch import nn
 
 from ulsam_nas.analysis.trace import TensorInfo
-from ulsam_nas.cost.cost import MAC_KINDS, OP_UNITS, Terms
+from ulsam_nas.cost.cost import GROUPED_WEIGHT_EXTRA, MAC_KINDS, OP_UNITS, TRAIN_UNITS, Terms
 from ulsam_nas.errors import InvalidInput
 
 
@@ -61,6 +61,7 @@ class Call:
 
 
 Rule = Callable[[Call], "Terms | None"]
+TRAIN_TERMS = (*TRAIN_UNITS, GROUPED_WEIGHT_EXTRA)
 
 _RULES: dict[Any, Rule] = {}
 
@@ -149,11 +150,12 @@ def checked(terms: Terms | None, operator: Any) -> Terms | None:
             f"the rule for {operator_name(operator)} returned {terms!r}; allowed: Terms or None"
         )
     for (kind, unit), value in terms.values.items():
-        known = MAC_KINDS if kind == "macs" else tuple(OP_UNITS) if kind == "ops" else ()
+        known = {"macs": MAC_KINDS, "ops": tuple(OP_UNITS), "train": TRAIN_TERMS}.get(kind, ())
         if unit not in known:
             raise InvalidInput(
                 f"the rule for {operator_name(operator)} returned the unit {kind}:{unit}; "
-                f"allowed: macs:{'|'.join(MAC_KINDS)} or ops:<a key of OP_UNITS>"
+                f"allowed: macs:{'|'.join(MAC_KINDS)}, ops:<a key of OP_UNITS> or "
+                f"train:{'|'.join(TRAIN_TERMS)}"
             )
         if not isinstance(value, int) or value < 0:
             raise InvalidInput(f"the rule for {operator_name(operator)} returned {kind}:{unit}={value!r}")

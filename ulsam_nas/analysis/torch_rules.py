@@ -62,7 +62,14 @@ def _conv_module(call: Call, x: TensorInfo, out: TensorInfo) -> Terms | None:
     kernel = math.prod(m.kernel_size)
     pixels = out.numel // m.out_channels  # output positions (× batch 1)
     terms = conv2d(
-        m.in_channels // m.groups, m.out_channels, kernel, pixels, 1, m.bias is not None, kernel_w=1
+        m.in_channels // m.groups,
+        m.out_channels,
+        kernel,
+        pixels,
+        1,
+        m.bias is not None,
+        kernel_w=1,
+        groups=m.groups,
     )
     return terms.without_params()
 
@@ -75,9 +82,9 @@ def _conv_function(call: Call, x: TensorInfo, out: TensorInfo) -> Terms | None:
         return None
     out_channels, in_per_group, *kernel = weight.shape
     bias = isinstance(call.arg(2, "bias"), TensorInfo)
-    terms = conv2d(
-        in_per_group, out_channels, math.prod(kernel), out.numel // out_channels, 1, bias, kernel_w=1
-    )
+    groups = x.shape[1] // in_per_group if len(x.shape) > 1 and in_per_group else 1
+    pixels = out.numel // out_channels
+    terms = conv2d(in_per_group, out_channels, math.prod(kernel), pixels, 1, bias, kernel_w=1, groups=groups)
     return terms.without_params()
 
 
@@ -343,7 +350,7 @@ def _attention_leaf(call: Call) -> Terms | None:
         cost = attention_cost(key, *x.shape[1:], **{n: getattr(m, n) for n in names})
     except InvalidInput:
         return None
-    return Terms(macs=cost.macs_by, ops=cost.ops)
+    return Terms(macs=cost.macs_by, ops=cost.ops, train=cost.train_by)
 
 
 ATTENTION_KEYS: dict[type, str] = {

@@ -269,4 +269,4 @@ def attention_formula(
     spec = get_attention(name)
     check_shape(channels, height, width)
     cfg = spec.make_config(channels, **config)
-    return formula_of(spec.terms(channels, height, width, cfg, convention, symbolic=True))
+    return formula_of(spec.terms(channels, height, width, cfg, convention, symbolic=True), convention)

@@ -7,16 +7,25 @@ from typing import Any
 
 from ulsam_nas.attention._common import number_text
 from ulsam_nas.attention.registry import attention_cost, attention_formula, get_attention
+from ulsam_nas.cost.training import training_lines, training_report
 
 
 def module_cost_report(
-    module: str, channels: int, height: int, width: int, convention: str = "exact", **config: Any
+    module: str,
+    channels: int,
+    height: int,
+    width: int,
+    convention: str = "exact",
+    train: bool = False,
+    **config: Any,
 ) -> dict[str, Any]:
-    """Params and MACs of one module with formulas and the per-operation breakdown."""
+    """Params and MACs of one module with formulas and the per-operation breakdown; with
+    ``train`` one training step's MACs and their formula too."""
     spec = get_attention(module)
     cost = attention_cost(module, channels, height, width, convention, **config)
     formula = attention_formula(module, channels, height, width, convention, **config)
     resolved = spec.make_config(channels, **config)
+    training = {"training": training_report(cost), "train_formula": formula.train_text()} if train else {}
     return {
         "module": module,
         "title": spec.title,
@@ -29,6 +38,7 @@ def module_cost_report(
         "params_formula_paper_style": formula.params_text(ideal=True),
         "macs_formula_paper_style": formula.macs_text(ideal=True),
         "where": formula.where(),
+        **training,
     }
 
 
@@ -48,6 +58,10 @@ def module_cost_text(report: dict[str, Any]) -> str:
     lines.append("  MACs by op:     " + _listing(report["macs_by"]))
     if report["ops"]:
         lines.append("  other ops (elements): " + _listing(report["ops"]))
+    if "training" in report:
+        lines += training_lines(report["training"])
+        if report["train_formula"]:
+            lines.append(f"  training step MACs = {report['train_formula']}")
     return "\n".join(lines) + "\n"
 
 

@@ -84,11 +84,11 @@ def exact_cost(m: Num, h: Num, w: Num, *, groups: Num) -> Terms:
     per_group = _subspace_width(m, g)
     return Terms.total(
         [
-            conv2d(1, m, 1, h, w, bias=True),  # depthwise 1×1
+            conv2d(1, m, 1, h, w, bias=True, groups=m),  # depthwise 1×1
             batch_norm(m, m * hw),
             elementwise("relu", m * hw),
             elementwise("max_pool", m * hw),
-            conv2d(per_group, g, 1, h, w, bias=True),  # G→1 in each of the g subspaces
+            conv2d(per_group, g, 1, h, w, bias=True, groups=g),  # G→1 in each of the g subspaces
             batch_norm(g, g * hw),
             elementwise("relu", g * hw),
             elementwise("softmax", g * hw),

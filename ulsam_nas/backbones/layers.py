@@ -48,8 +48,13 @@ def _conv_bn_act(
     return layers
 
 
-def _conv_bn_act_terms(in_per_group: Num, cout: Num, kernel: int, h: Num, w: Num, act: str | None) -> Terms:
-    parts = [conv2d(in_per_group, cout, kernel, h, w, bias=False), batch_norm(cout, cout * h * w)]
+def _conv_bn_act_terms(
+    in_per_group: Num, cout: Num, kernel: int, h: Num, w: Num, act: str | None, groups: Num = 1
+) -> Terms:
+    parts = [
+        conv2d(in_per_group, cout, kernel, h, w, bias=False, groups=groups),
+        batch_norm(cout, cout * h * w),
+    ]
     if act:
         parts.append(elementwise(act, cout * h * w))
     return Terms.total(parts)
@@ -288,7 +293,7 @@ def layer_terms(shape: Shape, z: Sizes) -> Terms:
         conv = _conv_bn_act_terms(z.cin, z.cout, shape.kernel, z.mh, z.mw, act)
         return conv + elementwise("max_pool", z.cout * z.mh * z.mw)
     if shape.kind == "separable":
-        return _conv_bn_act_terms(1, z.cin, 3, z.oh, z.ow, act) + _conv_bn_act_terms(
+        return _conv_bn_act_terms(1, z.cin, 3, z.oh, z.ow, act, groups=z.cin) + _conv_bn_act_terms(
             z.cin, z.cout, 1, z.oh, z.ow, act
         )
     if shape.kind == "basic":
@@ -296,7 +301,7 @@ def layer_terms(shape: Shape, z: Sizes) -> Terms:
     parts = []
     if shape.expanded:
         parts.append(_conv_bn_act_terms(z.cin, z.hidden, 1, z.h, z.w, act))
-    parts.append(_conv_bn_act_terms(1, z.hidden, shape.kernel, z.oh, z.ow, act))
+    parts.append(_conv_bn_act_terms(1, z.hidden, shape.kernel, z.oh, z.ow, act, groups=z.hidden))
     if shape.se:
         parts.append(se_terms(z.hidden, z.squeeze, z.oh, z.ow))
     parts.append(_conv_bn_act_terms(z.hidden, z.cout, 1, z.oh, z.ow, None))

@@ -240,11 +240,15 @@ def backbone_table(
 @functools.lru_cache(maxsize=256)
 def _table_of(shape: BackboneShape) -> BackboneTable:
     specs = BACKBONES[shape.backbone].layer_specs(float(shape.width_mult), shape.in_channels, shape.stem)
-    records = []
+    records: list[LayerRecord] = []
     h = w = shape.resolution
     for spec in specs:
         oh, ow = out_size(h, spec.stride), out_size(w, spec.stride)
-        records.append(LayerRecord(spec, (h, w), (oh, ow), spec.cost(h, w)))
+        cost = spec.cost(h, w)
+        if not records:  # the stem's convolution reads the image (no input gradient in training)
+            assert spec.kind in ("conv", "conv_pool"), spec.kind
+            cost = cost.reading_the_image()
+        records.append(LayerRecord(spec, (h, w), (oh, ow), cost))
         h, w = oh, ow
     last = specs[-1].out_channels
     head_spec = LayerSpec(len(specs), "head", last, shape.num_classes, 1)
@@ -345,7 +349,8 @@ def _placement_cost(table: BackboneTable, p: Placement, convention: str) -> Cost
     if p.action == "swap":
         removed = table.gate_cost(p.index, convention)
         if p.module == REMOVE:
-            return Cost(0, 0, {}, {}, {}, convention) - removed
+            nothing = Cost(0, 0, {}, {}, {}, convention, train_by={} if convention == "exact" else None)
+            return nothing - removed
         return _placed_module_cost(record, p, convention) - removed
     cost = _placed_module_cost(record, p, convention)
     return cost - record.cost(convention) if p.action == "replace" else cost

@@ -34,6 +34,8 @@ EXAMPLES = """
   ulsam-nas cost --backbone mobilenet_v2 --plan "insert@*:ulsam,insert@5:eca" --breakdown
   ulsam-nas cost --backbone mobilenet_v3_small --plan "swap@*:ulsam:groups=4,swap@6:none"
   ulsam-nas cost --backbone resnet18 --plan "replace@*:se" --convention paper --json
+  ulsam-nas cost ulsam --channels 64 --height 16 --width 16 --groups 4 --train
+  ulsam-nas cost --backbone mobilenet_v1 --width-mult 0.5 --plan "replace@9:ulsam" --train --breakdown
   ulsam-nas cost --model examples.mynets:resnet_like --input-size 3,32,32 --positions
   ulsam-nas cost --model examples/mynets.py:resnet_like --model-args width=32 --input-size 3,32,32 \\
       --plan "insert@layer*.*:eca"
@@ -108,6 +110,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     add_latency_arguments(parser, "with --backbone or --model")
     parser.add_argument("--convention", choices=CONVENTIONS, default="exact", help="default: exact")
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="also one training step's MACs (forward, input and weight gradients; exact convention, "
+        "MODULE or --backbone) and what torch's FlopCounterMode counts for it",
+    )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_output_args(parser)
 
@@ -166,6 +174,16 @@ def run(args: argparse.Namespace) -> int:
     if sum(x is not None for x in (args.module, args.backbone, args.model)) != 1:
         raise InvalidInput("give either MODULE or --backbone or --model (exactly one of them)")
     check_latency_arguments(args)
+    if args.train and args.convention != "exact":
+        raise InvalidInput(
+            f"--train counts a training step in the exact convention; --convention {args.convention} "
+            "has no backward pass (drop one of them)"
+        )
+    if args.train and args.model is not None:
+        raise InvalidInput(
+            "--train applies to a MODULE or --backbone: a traced network's backward (which of its "
+            "values need gradients) is not costed yet"
+        )
     if args.latency is not None and args.module is not None:
         raise InvalidInput(
             "--latency applies to --backbone or --model; a module's latency at a shape is a column of "
@@ -187,6 +205,7 @@ def run(args: argparse.Namespace) -> int:
             args.height or 14,
             args.width or 14,
             args.convention,
+            args.train,
             **module_options(args),
         )
         emit(to_json(report) if args.json else module_cost_text(report), args.output)
@@ -208,6 +227,7 @@ def run(args: argparse.Namespace) -> int:
         "convention": args.convention,
         "breakdown": args.breakdown,
         "trace": args.trace,
+        "train": args.train,
     }
     report = network_report(args.backbone, **options, **network)
     table = BackboneShape(args.backbone, **network).table()

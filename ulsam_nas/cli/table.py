@@ -25,6 +25,7 @@ EXAMPLES = """
   ulsam-nas table --modules se,eca,ulsam --reduction 8 --groups 8
   ulsam-nas table --convention exact --format latex -o overhead.tex
   ulsam-nas table --modules all --channels 128 --height 8 --width 8 --latency onnxruntime
+  ulsam-nas table --modules all --convention exact --train   each module's training step too
 """
 
 
@@ -54,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         choices=SORT_KEYS,
         help="order the rows by MACs or params, smallest first (default: registry order)",
     )
+    parser.add_argument(
+        "--train",
+        action="store_true",
+        help="two columns: each module's training-step MACs (forward and backward products, exact) "
+        "and torch's FlopCounterMode count of that step",
+    )
     add_latency_arguments(parser, "a column: what each module adds to a network's latency at this shape")
     add_output_args(parser)
 
@@ -69,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
         sort=args.sort,
         **module_options(args),
     )
+    if args.train:
+        table = table.with_training()
     if args.latency is not None:
         table = with_latency(table, args)
     if args.format == "json":

@@ -19,13 +19,19 @@ def sum_costs(first: Cost, others: list[Cost]) -> Cost:
         return first
     params, macs = first.params, first.macs
     params_by, macs_by, ops = dict(first.params_by), dict(first.macs_by), dict(first.ops)
+    train_by = None if first.train_by is None else dict(first.train_by)
     for cost in others:
         params += cost.params
         macs += cost.macs
         for target, source in ((params_by, cost.params_by), (macs_by, cost.macs_by), (ops, cost.ops)):
             for key, value in source.items():
                 target[key] = target.get(key, 0) + value
-    return Cost(params, macs, params_by, macs_by, ops, first.convention)
+        if train_by is not None and cost.train_by is not None:
+            for key, value in cost.train_by.items():
+                train_by[key] = train_by.get(key, 0) + value
+        else:
+            train_by = None
+    return Cost(params, macs, params_by, macs_by, ops, first.convention, train_by=train_by)
 
 
 def paper_of(exact: Cost) -> Cost:

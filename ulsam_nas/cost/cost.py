@@ -7,6 +7,14 @@ bias additions.  Everything else a forward pass does is listed in ``ops`` as ele
 operation (see :data:`OP_UNITS`), so that the conventions of the various FLOP counters can be
 computed from one record.
 
+A training step (``Cost.train_macs``, issue "the cost of a training step"): the forward MACs plus
+the MACs of the backward pass's products, listed in ``train_by`` (see :data:`TRAIN_UNITS`): each
+conv, linear and matmul computes its input's gradient (unless that input needs none: a network's
+image, or a value computed only from frozen parameters) and its weight's gradient (unless the
+weight is frozen), each as many MACs as its forward product.  Bias gradients (sums), BatchNorm,
+activations, the loss and the optimizer's update are element-wise work, listed nowhere, as the
+forward convention leaves them out of ``macs``.
+
 Convention ``paper``: the ULSAM paper's "#Params" and "#FLOPs" columns.  Each module states in
 its file which terms the paper drops or over-counts.  The paper says "FLOPs" for MACs; this
 tool calls every such count ``macs`` and labels the unit "MAC".
@@ -15,7 +23,7 @@ tool calls every such count ``macs`` and labels the unit "MAC".
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ulsam_nas.cost.symbolic import Num, Poly, as_int, compile_source, poly_source
@@ -28,6 +36,26 @@ CONVENTIONS = ("exact", "paper")
 # "attention_math": the same products where torch runs its math fallback instead (broadcast
 # heads, 3-D inputs, ...): as two bmm, which torch's counter and ptflops count, fvcore not.
 MAC_KINDS = ("conv", "linear", "matmul", "attention", "attention_math")
+
+# The backward pass's products, in MACs (``Terms`` kind "train", ``Cost.train_by``).  Each equals
+# the forward product it differentiates: for y = W·x, ∂x = Wᵀ·∂y and ∂W = ∂y·xᵀ take as many
+# MACs as y.  "matmul_grad" holds both operands' gradients of a product of two activations;
+# "attention_grad"/"attention_math_grad" the four products of scaled-dot-product attention's
+# backward (∂V = Pᵀ·∂O, ∂P = ∂O·Vᵀ, ∂Q = ∂S·K, ∂K = ∂Sᵀ·Q: twice the forward's two).
+TRAIN_UNITS: dict[str, str] = {
+    "conv_grad_input": "MACs of convolutions' input gradients",
+    "conv_grad_weight": "MACs of convolutions' weight gradients",
+    "linear_grad_input": "MACs of linear layers' input gradients",
+    "linear_grad_weight": "MACs of linear layers' weight gradients",
+    "matmul_grad": "MACs of the operands' gradients of products of two activations",
+    "attention_grad": "MACs of fused scaled-dot-product attention's backward",
+    "attention_math_grad": "MACs of scaled-dot-product attention's backward on torch's math path",
+}
+# Not MACs anyone computes: what torch's FlopCounterMode adds to a grouped convolution's weight
+# gradient, which it counts as if the convolution were dense (groups × the true MACs; measured
+# with torch 2.13: ``conv_backward_flop`` drops the group division).  Kept in ``train_by`` so the
+# counter's training count is a projection like any other; ``train_macs`` leaves it out.
+GROUPED_WEIGHT_EXTRA = "grouped_weight_grad_extra"
 
 # What one unit of each element-wise operation counts.
 OP_UNITS: dict[str, str] = {
@@ -85,9 +113,10 @@ class Terms:
         macs: Mapping[str, Num] | None = None,
         ops: Mapping[str, Num] | None = None,
         values: dict[tuple[str, str], Num] | None = None,
+        train: Mapping[str, Num] | None = None,
     ) -> None:
         self.values: dict[tuple[str, str], Num] = values if values is not None else {}
-        for kind, part in (("params", params), ("macs", macs), ("ops", ops)):
+        for kind, part in (("params", params), ("macs", macs), ("ops", ops), ("train", train)):
             if part:
                 for name, value in part.items():
                     self.values[(kind, name)] = value
@@ -129,6 +158,17 @@ class Terms:
     def ops(self) -> dict[str, Num]:
         return self._part("ops")
 
+    @property
+    def train(self) -> dict[str, Num]:
+        return self._part("train")
+
+    def without_train(self, *names: str) -> Terms:
+        """The same forward, with the named backward products (all of them if none named) not
+        computed: an input that needs no gradient, a frozen weight."""
+        return Terms.of(
+            {key: v for key, v in self.values.items() if key[0] != "train" or (names and key[1] not in names)}
+        )
+
     def times(self, k: Num) -> Terms:
         """The same terms repeated k times (e.g. a shared MLP applied twice)."""
         return Terms.of({key: value * k for key, value in self.values.items()})
@@ -150,7 +190,7 @@ class Terms:
         return _sum(self.macs.values())
 
     def evaluate(self, convention: str) -> Cost:
-        parts: dict[str, dict[str, int]] = {"params": {}, "macs": {}, "ops": {}}
+        parts: dict[str, dict[str, int]] = {"params": {}, "macs": {}, "ops": {}, "train": {}}
         for (kind, name), value in self.values.items():
             parts[kind][name] = value if type(value) is int else as_int(value)
         return Cost(
@@ -160,6 +200,7 @@ class Terms:
             macs_by=parts["macs"],
             ops=parts["ops"],
             convention=convention,
+            train_by={k: v for k, v in parts["train"].items() if v} if convention == "exact" else None,
         )
 
 
@@ -186,6 +227,25 @@ class Cost:
     ops: Mapping[str, int]
     convention: str = "exact"
     unit: str = "MAC"
+    # The backward's products (TRAIN_UNITS); None where no closed form of them was made (a
+    # traced network, the paper's convention): unknown, never taken as zero.
+    train_by: Mapping[str, int] | None = None
+
+    @property
+    def train_macs(self) -> int | None:
+        """The MACs of one training step: the forward's and the backward's products (None where
+        the backward has no closed form here)."""
+        if self.train_by is None:
+            return None
+        return self.macs + sum(v for k, v in self.train_by.items() if k != GROUPED_WEIGHT_EXTRA)
+
+    def reading_the_image(self) -> Cost:
+        """This cost where its products read the network's image, which needs no gradient: a
+        stem, whose one convolution reads it (no input-gradient products)."""
+        if self.train_by is None:
+            return self
+        kept = {k: v for k, v in self.train_by.items() if k not in ("conv_grad_input", "linear_grad_input")}
+        return replace(self, train_by=kept)
 
     def __add__(self, other: Cost) -> Cost:
         if self.convention != other.convention:
@@ -197,6 +257,7 @@ class Cost:
             macs_by=_merge_int(self.macs_by, other.macs_by),
             ops=_merge_int(self.ops, other.ops),
             convention=self.convention,
+            train_by=_merge_train(self.train_by, other.train_by),
         )
 
     def __sub__(self, other: Cost) -> Cost:
@@ -210,6 +271,7 @@ class Cost:
             macs_by=_merge_int(self.macs_by, other.macs_by, -1),
             ops=_merge_int(self.ops, other.ops, -1),
             convention=self.convention,
+            train_by=_merge_train(self.train_by, other.train_by, -1),
         )
 
     @property
@@ -227,7 +289,16 @@ class Cost:
             "params_by": dict(self.params_by),
             "macs_by": dict(self.macs_by),
             "ops": dict(self.ops),
+            "train_macs": self.train_macs,
+            "train_by": None if self.train_by is None else dict(self.train_by),
         }
+
+
+def _merge_train(
+    a: Mapping[str, int] | None, b: Mapping[str, int] | None, sign: int = 1
+) -> dict[str, int] | None:
+    """Backward products of a sum: unknown if either part's are."""
+    return None if a is None or b is None else _merge_int(a, b, sign)
 
 
 def _merge_int(a: Mapping[str, int], b: Mapping[str, int], sign: int = 1) -> dict[str, int]:
@@ -243,12 +314,16 @@ class Formula:
 
     params: Poly
     macs: Poly
+    train: Poly | None = None  # a training step's MACs (exact convention only)
 
     def params_text(self, ideal: bool = False) -> str:
         return self.params.text(ideal=ideal)
 
     def macs_text(self, ideal: bool = False) -> str:
         return self.macs.text(ideal=ideal)
+
+    def train_text(self, ideal: bool = False) -> str | None:
+        return None if self.train is None else self.train.text(ideal=ideal)
 
     def where_items(self) -> list[str]:
         """Definitions of the derived widths the exact texts use, e.g. 'c = max(1, ⌊m/r⌋)'."""
@@ -273,7 +348,8 @@ def compile_cost(arguments: list[str], terms: Terms, convention: str) -> Callabl
 
     expression = (
         f"Cost({source(terms.total_params)}, {source(terms.total_macs)}, {mapping('params')}, "
-        f"{mapping('macs')}, {mapping('ops')}, {convention!r})"
+        f"{mapping('macs')}, {mapping('ops')}, {convention!r}, 'MAC', "
+        f"{_nonzero(mapping('train')) if convention == 'exact' else None})"
     )
     atoms: dict[str, Any] = {}
     for value in terms.values.values():
@@ -284,9 +360,16 @@ def compile_cost(arguments: list[str], terms: Terms, convention: str) -> Callabl
     return compiled
 
 
-def formula_of(terms: Terms) -> Formula:
-    params, macs = terms.total_params, terms.total_macs
-    return Formula(
-        params if isinstance(params, Poly) else Poly.constant(params),
-        macs if isinstance(macs, Poly) else Poly.constant(macs),
-    )
+def _nonzero(mapping: str) -> str:
+    """A dict expression without its zero values (a grouped convolution's extra term is 0 where
+    the groups are 1, which the numbers, unlike the symbols, know)."""
+    return f"{{k: v for k, v in {mapping}.items() if v}}"
+
+
+def formula_of(terms: Terms, convention: str = "exact") -> Formula:
+    def poly(value: Num) -> Poly:
+        return value if isinstance(value, Poly) else Poly.constant(value)
+
+    backward = [v for name, v in terms.train.items() if name != GROUPED_WEIGHT_EXTRA]
+    train = poly(terms.total_macs + _sum(backward)) if convention == "exact" else None
+    return Formula(poly(terms.total_params), poly(terms.total_macs), train)

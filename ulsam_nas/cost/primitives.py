@@ -8,7 +8,7 @@ depthwise (1) and grouped convolutions free of division.
 
 from __future__ import annotations
 
-from ulsam_nas.cost.cost import Terms
+from ulsam_nas.cost.cost import GROUPED_WEIGHT_EXTRA, Terms
 from ulsam_nas.cost.symbolic import Num
 
 
@@ -20,11 +20,17 @@ def conv2d(
     out_w: Num,
     bias: bool,
     kernel_w: Num | None = None,
+    groups: Num = 1,
 ) -> Terms:
-    """A 2-D convolution: weights out·in_per_group·k_h·k_w, one MAC per weight per output pixel."""
+    """A 2-D convolution: weights out·in_per_group·k_h·k_w, one MAC per weight per output pixel.
+    ``groups`` changes no MAC; it is what torch's counter multiplies the weight gradient by."""
     weights = out_channels * in_per_group * kernel * (kernel if kernel_w is None else kernel_w)
     pixels = out_h * out_w
-    return _weighted("conv", weights, pixels, out_channels if bias else None)
+    terms = _weighted("conv", weights, pixels, out_channels if bias else None)
+    if not (isinstance(groups, int) and groups == 1):
+        macs = weights * pixels
+        terms.values[("train", GROUPED_WEIGHT_EXTRA)] = macs * groups + macs * -1  # (groups − 1)·MACs
+    return terms
 
 
 def linear(in_features: Num, out_features: Num, bias: bool, rows: Num = 1) -> Terms:
@@ -35,10 +41,14 @@ def linear(in_features: Num, out_features: Num, bias: bool, rows: Num = 1) -> Te
 
 def _weighted(kind: str, weights: Num, applications: Num, biases: Num | None) -> Terms:
     """A layer whose weights each make one MAC per application (output pixel or row), with a
-    bias of ``biases`` values added at each application unless None."""
+    bias of ``biases`` values added at each application unless None; in training, its input's
+    and its weight's gradients, as many MACs each."""
+    macs = weights * applications
     values: dict[tuple[str, str], Num] = {
         ("params", "weight"): weights,
-        ("macs", kind): weights * applications,
+        ("macs", kind): macs,
+        ("train", f"{kind}_grad_input"): macs,
+        ("train", f"{kind}_grad_weight"): macs,
     }
     if biases is not None:
         values[("params", "bias")] = biases
@@ -47,8 +57,14 @@ def _weighted(kind: str, weights: Num, applications: Num, biases: Num | None) ->
 
 
 def matmul(n: Num, k: Num, p: Num) -> Terms:
-    """(n×k) @ (k×p): n·k·p MACs, no parameters."""
-    return Terms.of({("macs", "matmul"): n * k * p})
+    """(n×k) @ (k×p): n·k·p MACs, no parameters; in training, both operands' gradients."""
+    return Terms.of({("macs", "matmul"): n * k * p, ("train", "matmul_grad"): 2 * n * k * p})
+
+
+def frozen_input(terms: Terms) -> Terms:
+    """A layer's terms where its input needs no gradient (a network's first layer reads the
+    image): no input-gradient products."""
+    return terms.without_train("conv_grad_input", "linear_grad_input")
 
 
 def batch_norm(channels: Num, elements: Num) -> Terms:

@@ -9,6 +9,7 @@ import pandas as pd
 from ulsam_nas.backbones.breakdown import breakdown as table_breakdown
 from ulsam_nas.backbones.network import BackboneShape
 from ulsam_nas.cost.conventions import COUNTERS
+from ulsam_nas.cost.training import training_lines, training_report
 from ulsam_nas.networks.core import plan_cost
 from ulsam_nas.networks.plan import PlanLike, plan_text
 
@@ -20,17 +21,21 @@ def network_report(
     convention: str = "exact",
     breakdown: bool = False,
     trace: bool = False,
+    train: bool = False,
     **network: Any,
 ) -> dict[str, Any]:
     """Params and MACs of a network from the closed form; with ``breakdown`` one row per layer
     and module, and with ``trace`` fvcore's traced count beside each row.  ``network``: the
     rest of its :class:`BackboneShape` (width_mult, resolution, num_classes, in_channels, stem),
-    each at its default when not given.  The plan is resolved once, here."""
+    each at its default when not given; with ``train`` one training step's MACs too (in total
+    and per row).  The plan is resolved once, here."""
     shape = BackboneShape(backbone, **network)
     table = shape.table()
     placements = table.resolve(plan)
     cost = plan_cost(table, placements, convention)
     report: dict[str, Any] = {**shape.arguments(), "plan": plan_text(placements), **cost.to_dict()}
+    if train:
+        report["training"] = training_report(cost)
     if breakdown:
         rows = table_breakdown(table, placements, convention)
         traced: dict[str, int] = {}
@@ -54,6 +59,8 @@ def network_report(
                 "macs": 0 if row.replaced else row.cost.macs,
                 "replaced": row.replaced,
             }
+            if train:
+                entry["train_macs"] = 0 if row.replaced else row.cost.train_macs
             if trace:
                 path = "classifier" if row.name == "head" else f"features.{row.name}"
                 value = traced.get(path, 0)
@@ -90,6 +97,8 @@ def network_text(report: dict[str, Any]) -> str:
     ]
     if any(report["ops"].values()):
         lines.append("  other ops (elements): " + _listing(report["ops"]))
+    if "training" in report:
+        lines += training_lines(report["training"])
     if "layers" in report:
         frame = pd.DataFrame(
             [
@@ -100,6 +109,7 @@ def network_text(report: dict[str, Any]) -> str:
                     "out": "×".join(map(str, r["out_shape"])),
                     "params": f"{r['params']:,}",
                     "MACs": f"{r['macs']:,}",
+                    **({"train MACs": f"{r['train_macs']:,}"} if "train_macs" in r else {}),
                     **(
                         {
                             "fvcore expected": f"{r['fvcore_expected']:,}",

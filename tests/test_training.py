@@ -1,0 +1,151 @@
+"""The cost of a training step: the exact closed form against torch's FlopCounterMode counting a
+real forward and ``.backward()`` in train mode, for every module over random shapes and every
+built-in backbone with random plans."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+from ulsam_nas import attention_cost
+from ulsam_nas.attention import list_attention
+from ulsam_nas.attention.registry import attention_formula, create_attention
+from ulsam_nas.backbones import network_cost
+from ulsam_nas.backbones.network import BACKBONES, BackboneShape
+from ulsam_nas.cli import main
+from ulsam_nas.cost.cost import GROUPED_WEIGHT_EXTRA
+from ulsam_nas.cost.training import torch_training_flops, training_report
+from ulsam_nas.verify.cases import attention_cases, build_model, network_cases
+
+BATCH = 2  # BatchNorm in train mode needs two values per channel; every count is linear in it
+
+
+def counted_training_step(model: nn.Module, x: torch.Tensor) -> int:
+    """FlopCounterMode's FLOPs for one image of a training step (forward and backward)."""
+    model.train()
+    with FlopCounterMode(display=False) as counter:
+        model(x).float().sum().backward()
+    total = counter.get_total_flops()
+    assert total % BATCH == 0
+    return total // BATCH
+
+
+@pytest.mark.parametrize("module", list_attention())
+def test_each_module_training_step_equals_torch_counter_over_random_shapes(module):
+    generator = torch.Generator().manual_seed(0)
+    for case in attention_cases([module], samples=6, seed=29):
+        cost = attention_cost(case.module, case.channels, case.height, case.width, **case.config)
+        # inside a network a module's input needs its gradient (it comes from trained layers)
+        x = torch.randn(
+            BATCH, case.channels, case.height, case.width, generator=generator, requires_grad=True
+        )
+        counted = counted_training_step(create_attention(case.module, case.channels, **case.config), x)
+        assert counted == torch_training_flops(cost), (case, cost.train_by)
+
+
+def test_backbones_with_random_plans_training_step_equals_torch_counter():
+    cases = network_cases(24, seed=29)
+    assert len({c.backbone for c in cases}) == len(BACKBONES) and sum(bool(c.plan) for c in cases) > 15
+    generator = torch.Generator().manual_seed(0)
+    for case in cases:
+        cost = network_cost(**case.arguments())
+        x = torch.randn(BATCH, case.in_channels, case.resolution, case.resolution, generator=generator)
+        assert counted_training_step(build_model(case), x) == torch_training_flops(cost), case
+
+
+def test_the_stem_reads_the_image_so_it_has_no_input_gradient():
+    # ResNet-18 has no grouped convolution: every product is forward + input and weight
+    # gradients, except the stem, whose input is the image.
+    cost = network_cost("resnet18", 0.5, resolution=64, num_classes=10)
+    stem = BackboneShape("resnet18", 0.5, 64, 10).table().layers[0].exact
+    assert cost.train_macs == 3 * cost.macs - stem.macs_by["conv"]
+    assert cost.train_by is not None and GROUPED_WEIGHT_EXTRA not in cost.train_by
+
+
+def test_torch_counts_a_grouped_weight_gradient_as_dense_and_the_exact_count_does_not():
+    m, h, w, g = 32, 8, 8, 4
+    cost = attention_cost("ulsam", m, h, w, groups=g)
+    depthwise, pointwise = m * h * w, m * h * w  # 1×1 depthwise; g 1×1 convs of m/g inputs
+    assert cost.macs_by["conv"] == depthwise + pointwise
+    assert cost.train_macs == 3 * cost.macs
+    assert cost.train_by is not None
+    assert cost.train_by[GROUPED_WEIGHT_EXTRA] == depthwise * (m - 1) + pointwise * (g - 1)
+    report = training_report(cost)
+    assert (
+        report is not None
+        and report["torch_flops"] == 2 * (3 * cost.macs) + 2 * report["torch_grouped_extra_macs"]
+    )
+
+
+def test_training_formula_evaluates_to_the_training_count():
+    for module in list_attention():
+        formula = attention_formula(module, 48, 7, 5)
+        cost = attention_cost(module, 48, 7, 5)
+        assert formula.train is not None and int(formula.train) == cost.train_macs, module
+
+
+def test_no_training_count_where_there_is_no_closed_form_of_the_backward():
+    assert attention_cost("ulsam", 32, 8, 8, "paper", groups=4).train_macs is None
+    assert network_cost("mobilenet_v1", 0.5, resolution=32, convention="paper").train_macs is None
+    assert attention_formula("ulsam", 32, 8, 8, "paper", groups=4).train is None
+
+
+def test_cost_train_flag_prints_the_training_step(capsys):
+    assert (
+        main(
+            ["cost", "ulsam", "--channels", "32", "--height", "8", "--width", "8", "--groups", "4", "--train"]
+        )
+        == 0
+    )
+    text = capsys.readouterr().out
+    cost = attention_cost("ulsam", 32, 8, 8, groups=4)
+    assert f"training step MACs {cost.train_macs:,}" in text
+    assert f"counts {torch_training_flops(cost):,} FLOPs" in text
+    assert (
+        main(["cost", "--backbone", "mobilenet_v1", "--width-mult", "0.25", "--resolution", "32", "--train"])
+        == 0
+    )
+    text = capsys.readouterr().out
+    network = network_cost("mobilenet_v1", 0.25, resolution=32)
+    assert f"training step MACs {network.train_macs:,}" in text
+    assert "counted as dense" in text
+    assert main(["cost", "ulsam", "--train", "--convention", "paper"]) == 2
+    assert "--train" in capsys.readouterr().err
+
+
+def test_table_train_columns_are_each_modules_training_step(capsys):
+    assert (
+        main(
+            [
+                "table",
+                "--modules",
+                "all",
+                "--convention",
+                "exact",
+                "--train",
+                "--channels",
+                "64",
+                "--height",
+                "16",
+                "--width",
+                "16",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rows = {r["module"]: r for r in json.loads(capsys.readouterr().out)["rows"]}
+    assert set(rows) == set(list_attention())
+    for module, row in rows.items():
+        cost = attention_cost(module, 64, 16, 16)
+        assert (row["train_macs_exact"], row["train_torch_flops"]) == (
+            cost.train_macs,
+            torch_training_flops(cost),
+        )
+    assert rows["ulsam"]["train_torch_flops"] > 10 * rows["ulsam"]["train_macs_exact"]  # depthwise as dense
+    assert main(["table", "--train", "--channels", "64", "--height", "16", "--width", "16"]) == 0
+    assert "Train step (MAC)" in capsys.readouterr().out
