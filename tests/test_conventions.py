@@ -36,6 +36,23 @@ MEASURED = {
 }
 
 
+# ultralytics-thop 2.2.3's thop.profile on the same modules (defaults, 512×14×14, batch 1); the
+# same rules hold on random shapes and on the backbones (tests/test_ultralytics_thop.py).
+MEASURED_ULTRALYTICS_THOP = {
+    "non_local": 122_830_848,
+    "a2": 27_295_744,
+    "se": 32_768,
+    "bam": 6_938_368,
+    "cbam": 85_528,
+    "ulsam": 605_248,
+    "gc": 233_600,
+    "eca": 2_560,
+    "triplet": 1_482_264,
+    "simam": 0,
+    "ca": 460_544,
+}
+
+
 @pytest.mark.parametrize("module", MEASURED)
 @pytest.mark.parametrize("counter", SUPPORTED)
 def test_projection_reproduces_independently_measured_totals(module, counter):
@@ -43,9 +60,15 @@ def test_projection_reproduces_independently_measured_totals(module, counter):
     assert COUNTERS[counter].project(cost) == MEASURED[module][counter]
 
 
-def test_three_supported_and_two_known_different_counters():
+@pytest.mark.parametrize("module", MEASURED_ULTRALYTICS_THOP)
+def test_ultralytics_thop_projection_reproduces_its_measured_totals(module):
+    cost = ulsam_nas.attention_cost(module, 512, 14, 14)
+    assert COUNTERS["ultralytics_thop"].project(cost) == MEASURED_ULTRALYTICS_THOP[module]
+
+
+def test_three_supported_and_three_known_different_counters():
     assert SUPPORTED == ["torch", "fvcore", "ptflops_aten"]
-    assert KNOWN_DIFFERENT == ["ptflops_pytorch", "thop"]
+    assert KNOWN_DIFFERENT == ["ptflops_pytorch", "thop", "ultralytics_thop"]
 
 
 def test_difference_is_the_sum_of_its_terms_for_every_pair():
@@ -86,6 +109,7 @@ def test_readings_list_train_mode_only_where_a_counter_changes():
     bn = ulsam_nas.attention_cost("triplet", 64, 14, 14).ops["batch_norm"]
     assert readings["fvcore (MAC), train mode"] - readings["fvcore (MAC), eval mode"] == 3 * bn
     assert "thop (MAC), eval or train" in readings
+    assert "ultralytics_thop (MAC), eval or train" in readings
 
 
 @pytest.mark.tracer

@@ -54,7 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="also SAMPLES built-in backbones (MobileNets, ResNet-18): random α, resolution, stem, plan",
     )
     parser.add_argument(
-        "--no-known-different", action="store_true", help="skip ptflops' pytorch backend and thop"
+        "--no-known-different",
+        action="store_true",
+        help="skip ptflops' pytorch backend, thop and ultralytics-thop",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")

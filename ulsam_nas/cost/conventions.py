@@ -18,10 +18,11 @@ in eval mode under ``torch.no_grad()`` (``ulsam-nas verify`` re-measures them):
   map torch runs ``matmul`` then ``add_``, which is not counted, so ``ulsam_nas.analyze`` states
   that bias as ``add`` (measured with torch 2.13, ptflops 0.7.5).
 * ``hardswish`` and ``hardsigmoid`` (``nn.Hardswish``/``nn.Hardsigmoid`` and their functionals)
-  are counted by none of the five counters: no multiplier (measured).
-* ``attention`` (the MACs of ``F.scaled_dot_product_attention``) is counted by none of them on
-  the CPU, where it runs a fused kernel (``_scaled_dot_product_flash_attention_for_cpu``) that
-  torch's counter has no formula for; on the meta device torch's counter sees the products and
+  are counted by none of the six counters: no multiplier (measured).
+* ``attention`` (the MACs of ``F.scaled_dot_product_attention``) is counted by none of the first
+  five counters on the CPU (ultralytics-thop counts it from the call's shapes, below), where it
+  runs a fused kernel (``_scaled_dot_product_flash_attention_for_cpu``) that torch's counter has
+  no formula for; on the meta device torch's counter sees the products and
   counts them (measured): the projections here are for CPU tracing, as every check runs.
   Where torch runs its math fallback instead (heads broadcast without ``enable_gqa``, 3-D or 5-D
   inputs, a head width of V unlike Q's, a 3-D mask, a last dimension not of unit stride), the
@@ -50,6 +51,25 @@ Known-different counters (shown, never held to equality; their rules depend on c
   every functional call and operator, the attention matmuls included, counts 0.  Its hooks also
   count ``nn.AdaptiveAvgPool2d``, ``nn.AvgPool2d`` and ``nn.Softmax`` modules (measured), which
   this project's modules write as functionals.
+* ``ultralytics_thop``: ultralytics-thop 2.2.3, the maintained thop (it installs the import name
+  ``thop`` too, so it runs from a folder of its own in a process of its own).  ``thop.profile``
+  puts the model in eval mode itself (so train mode counts the same) and adds module hooks on
+  every module with a rule to the products called as functions outside such modules: conv
+  MACs of ``nn.Conv1d``/``nn.Conv2d`` (not ``F.conv2d``); linear MACs of ``nn.Linear`` and
+  ``F.linear``; matmul MACs of ``torch.matmul``, ``@``, ``bmm`` and a two-operand ``einsum``
+  (not ``torch.mm``/``Tensor.mm``, nor an einsum of three operands); both products of
+  ``F.scaled_dot_product_attention`` at 1 per MAC, whichever kernel runs (``attention`` and
+  ``attention_math``); BatchNorm (module, not ``F.batch_norm``), LayerNorm and GroupNorm at 4
+  per element, 2 without affine parameters.  No bias, activation (ReLU, sigmoid, SiLU, GELU,
+  hard swish: 0), max pool, mean/sum or element-wise op, and no functional pool, softmax or
+  resize.  Its hooks also count modules this project writes as functionals:
+  ``nn.AdaptiveAvgPool2d`` and ``nn.AvgPool2d`` (pooled inputs + outputs), ``nn.Softmax`` (3n - 1
+  per row of n), ``nn.Upsample`` (bilinear 11 per output element, nearest 0), ``nn.PReLU`` (1 per
+  element) and ``nn.MultiheadAttention`` (its projections' MACs, both products and its softmax).
+  On every attention module and built-in backbone it equals this projection exactly (measured
+  on 451 module and 120 network cases at batch 2, per-sample); it is known-different because on
+  other code (``cost --model --trace``) its count depends on those styles, which the terms do
+  not distinguish.
 """
 
 from __future__ import annotations
@@ -168,6 +188,26 @@ COUNTERS: dict[str, CounterConvention] = {
             "leaf-module hooks only: conv/linear MACs, BatchNorm and LayerNorm at 4 per element; every "
             "functional call and operator (the attention matmuls included) counts 0",
         ),
+        CounterConvention(
+            "ultralytics_thop",
+            "ultralytics-thop thop.profile",
+            "MAC",
+            {
+                **_MACS,
+                "attention": 1,
+                "attention_math": 1,
+                "batch_norm": 4,
+                "layer_norm": 4,
+                "group_norm": 4,
+                "plain_layer_norm": 2,
+                "plain_group_norm": 2,
+            },
+            False,
+            "module hooks plus functional products: conv/linear MACs, matmul/bmm/@/einsum and "
+            "scaled-dot-product attention MACs, BatchNorm, LayerNorm and GroupNorm at 4 per element "
+            "(2 without affine); no bias, activations or element-wise ops; pools, softmax and resizes "
+            "only as nn modules (none here), torch.mm and F.conv2d not at all",
+        ),
     )
 }
 
@@ -189,7 +229,8 @@ def difference(cost: Cost, a: str, b: str) -> list[tuple[str, int]]:
 # -- how published figures are made ---------------------------------------------------------------
 # Counters traced on a model in train mode (several papers' READMEs profile that way): the rules
 # that change, measured on this project's modules.  fvcore counts BatchNorm in training at 5 per
-# element (it adds the batch statistics); thop, ptflops and torch count the same in both modes.
+# element (it adds the batch statistics); thop, ptflops and torch count the same in both modes, and
+# ultralytics-thop puts the model in eval mode itself.
 TRAIN_MODE_CHANGES: dict[str, dict[str, int]] = {"fvcore": {"batch_norm": 5}}
 
 BINARY_MEGA = 2**20  # ECA-Net's README prints ResNet-50's 25,557,032 params as "24.37M" (÷ 2^20)

@@ -123,6 +123,8 @@ def verify_markdown(result: VerifyResult, command: str) -> str:
             "",
         ]
     parts += ["## Versions", "", *[f"- {k}: {v}" for k, v in result.versions.items()], ""]
+    if result.absent:
+        parts += ["Not run:", "", *[f"- {line}" for line in result.absent], ""]
     return "\n".join(parts)
 
 
@@ -174,6 +176,7 @@ def explain_text(ex: Explanation) -> str:
         lines.append(f"      = {terms}")
         if entry["drops"]:
             lines.append("      drops " + ", ".join(f"{d['term']} {d['value']:,}" for d in entry["drops"]))
+    lines += [f"  not run: {line}" for line in ex.absent]
     lines += [
         "",
         "Differences between counters, term by term (multiplier in A minus in B, × the term):",

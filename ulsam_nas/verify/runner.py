@@ -22,7 +22,7 @@ from ulsam_nas.cost.conventions import (
 from ulsam_nas.cost.cost import Cost
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.verify.cases import AnyCase, Case
-from ulsam_nas.verify.tracers import counter_version, trace_cases
+from ulsam_nas.verify.tracers import counter_absent, counter_version, trace_cases
 
 Progress = Callable[[str], None]  # told one line as each counter starts and ends
 
@@ -80,6 +80,7 @@ class VerifyResult:
     batch: int
     cases: int
     errors: list[str] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)  # one line per counter left out, and why
 
     @property
     def all_match(self) -> bool:
@@ -94,6 +95,7 @@ class VerifyResult:
             "versions": self.versions,
             "batch": self.batch,
             "cases": self.cases,
+            "absent": self.absent,
             "unit": "MAC (torch: FLOP = 2 × MAC)",
         }
 
@@ -123,6 +125,10 @@ def verify(
     if batch < 1:
         raise InvalidInput(f"batch={batch} is invalid; allowed: a positive integer")
     others = [c for c in KNOWN_DIFFERENT if counter_version(c)] if known_different else []
+    absent = [counter_absent(c) for c in KNOWN_DIFFERENT if c not in others] if known_different else []
+    if progress:
+        for line in absent:
+            progress(line)
     traced = trace_in_subprocesses(SUPPORTED, cases, batch, progress)
     if others:
         traced.update(trace_in_subprocesses(others, cases, 1, progress))
@@ -168,7 +174,7 @@ def verify(
                     "error": result.get("error"),
                 }
             )
-    return VerifyResult(rows, params, known, _versions(SUPPORTED + others), batch, len(cases))
+    return VerifyResult(rows, params, known, _versions(SUPPORTED + others), batch, len(cases), absent=absent)
 
 
 # -- explain ------------------------------------------------------------------------------------
@@ -181,6 +187,7 @@ class Explanation:
     differences: list[dict[str, Any]]
     paper_note: str
     readings: list[dict[str, Any]]
+    absent: list[str] = field(default_factory=list)  # one line per counter left out, and why
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -192,6 +199,7 @@ class Explanation:
             "counters": self.counters,
             "differences": self.differences,
             "published_readings": self.readings,
+            "absent": self.absent,
         }
 
 
@@ -203,6 +211,10 @@ def explain(case: Case, trace: bool = True, progress: Progress | None = None) ->
     cost = case.cost()
     paper = attention_cost(case.module, case.channels, case.height, case.width, "paper", **case.config)
     available = [c for c in COUNTERS if counter_version(c)]
+    absent = [counter_absent(c) for c in COUNTERS if c not in available]
+    if progress:
+        for line in absent:
+            progress(line)
     traced = trace_in_subprocesses(available, [case], 1, progress) if trace else {}
     counters = []
     for key in available:
@@ -244,4 +256,5 @@ def explain(case: Case, trace: bool = True, progress: Progress | None = None) ->
         differences,
         get_attention(case.module).paper_note,
         published_readings(cost),
+        absent,
     )

@@ -4,6 +4,10 @@
 monkey-patches never leak into another's count.  Every trace uses eval mode,
 ``torch.no_grad()``, an explicit input tensor (ptflops would otherwise build an uninitialized
 one) and returns per-sample totals: the batch total divided by the batch size.
+
+``ultralytics_thop`` (the maintained thop, 2.x) installs the import name ``thop`` as the frozen
+thop does, so it lives in a folder of its own (``ultralytics_thop_folder``) that only its own
+tracing process puts first on ``sys.path``; the process that calls ``verify`` never imports it.
 """
 
 from __future__ import annotations
@@ -12,8 +16,12 @@ import contextlib
 import copy
 import io
 import logging
+import os
+import sys
 import warnings
 from collections.abc import Callable, Sequence
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
@@ -69,23 +77,71 @@ def _thop(model: nn.Module, x: torch.Tensor) -> tuple[float, int | None]:
     return macs, int(params)
 
 
+ULTRALYTICS_THOP_ENV = "ULSAM_NAS_ULTRALYTICS_THOP"
+
+
+def ultralytics_thop_folder() -> Path:
+    """Where ultralytics-thop is installed: ``$ULSAM_NAS_ULTRALYTICS_THOP`` if set, else the
+    folder ``scripts/_venv.sh`` installs it into, ``counters/ultralytics-thop`` in the venv."""
+    configured = os.environ.get(ULTRALYTICS_THOP_ENV)
+    return Path(configured) if configured else Path(sys.prefix) / "counters" / "ultralytics-thop"
+
+
+def _import_ultralytics_thop() -> ModuleType:
+    """ultralytics-thop's ``thop``, imported from its folder (in the tracing process only)."""
+    folder = ultralytics_thop_folder().resolve()
+    if "thop" not in sys.modules:  # else the check below refuses the thop already imported
+        sys.path.insert(0, str(folder))
+    import thop
+
+    if not Path(str(thop.__file__)).resolve().is_relative_to(folder):
+        raise RuntimeError(f"thop was imported from {thop.__file__}, not from {folder}")
+    return thop
+
+
+def _ultralytics_thop(model: nn.Module, x: torch.Tensor) -> tuple[float, int | None]:
+    macs, params = _import_ultralytics_thop().profile(model, inputs=(x,), verbose=False)
+    return macs, int(params)
+
+
 TRACERS: dict[str, TraceFn] = {
     "torch": _torch,
     "fvcore": _fvcore,
     "ptflops_aten": _ptflops("aten"),
     "ptflops_pytorch": _ptflops("pytorch"),
     "thop": _thop,
+    "ultralytics_thop": _ultralytics_thop,
 }
+
+# The installable package of each counter, where the counter's name is not the package's.
+_PACKAGES = {"ptflops_aten": "ptflops", "ptflops_pytorch": "ptflops", "ultralytics_thop": "ultralytics-thop"}
 
 
 def counter_version(counter: str) -> str | None:
+    """The installed version of the counter's package, or None where it is not installed (read
+    from package metadata: nothing is imported)."""
     from importlib import metadata
 
-    package = {"torch": "torch", "fvcore": "fvcore", "thop": "thop"}.get(counter, "ptflops")
+    package = _PACKAGES.get(counter, counter)
+    if counter == "ultralytics_thop":
+        found = metadata.distributions(name=package, path=[str(ultralytics_thop_folder())])
+        return next((d.version for d in found), None)
     try:
         return metadata.version(package)
     except metadata.PackageNotFoundError:
         return None
+
+
+def counter_absent(counter: str) -> str:
+    """One line: the counter's package is not installed, and how to install it."""
+    if counter == "ultralytics_thop":
+        return (
+            f"ultralytics_thop: ultralytics-thop is not installed in {ultralytics_thop_folder()} "
+            f"(scripts/_venv.sh puts it there; or set {ULTRALYTICS_THOP_ENV} to a folder holding it); "
+            "left out"
+        )
+    package = _PACKAGES.get(counter, counter)
+    return f"{counter}: {package} is not installed (the dev extra, '.[dev]', installs it); left out"
 
 
 def trace_cases(counter: str, cases: Sequence[AnyCase], batch: int) -> list[dict[str, Any]]:
