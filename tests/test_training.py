@@ -5,19 +5,20 @@ built-in backbone with random plans."""
 from __future__ import annotations
 
 import json
+import random
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ulsam_nas import attention_cost
+from ulsam_nas import analyze, attention_cost, register_rule
 from ulsam_nas.attention import list_attention
 from ulsam_nas.attention.registry import attention_formula, create_attention
-from ulsam_nas.backbones import network_cost
+from ulsam_nas.backbones import create_network, network_cost
 from ulsam_nas.backbones.network import BACKBONES, BackboneShape
 from ulsam_nas.cli import main
-from ulsam_nas.cost.cost import GROUPED_WEIGHT_EXTRA
+from ulsam_nas.cost.cost import GROUPED_WEIGHT_EXTRA, Terms
 from ulsam_nas.cost.training import torch_training_flops, training_report
 from ulsam_nas.verify.cases import attention_cases, build_model, network_cases
 
@@ -149,3 +150,78 @@ def test_table_train_columns_are_each_modules_training_step(capsys):
     assert rows["ulsam"]["train_torch_flops"] > 10 * rows["ulsam"]["train_macs_exact"]  # depthwise as dense
     assert main(["table", "--train", "--channels", "64", "--height", "16", "--width", "16"]) == 0
     assert "Train step (MAC)" in capsys.readouterr().out
+
+
+# -- traced networks ------------------------------------------------------------------------------
+def _traced_cases() -> list[tuple[str, object, tuple[int, int, int]]]:
+    from examples.mynets import resnet_like
+    from tests.zoo_replicas import mobilevit_replica, zoo_replica
+
+    return [
+        ("resnet_like", resnet_like, (3, 32, 32)),
+        ("zoo_replica", zoo_replica, (3, 16, 16)),
+        ("mobilevit_replica", mobilevit_replica, (3, 13, 13)),
+    ]
+
+
+@pytest.mark.parametrize(("name", "factory", "size"), _traced_cases())
+def test_traced_networks_training_step_equals_torch_counter_under_random_plans(name, factory, size):
+    from tests.test_analyze import random_plan
+
+    torch.manual_seed(0)
+    analysis = analyze(factory(), size)
+    rng = random.Random(29)
+    for plan in ["", *(random_plan(rng, analysis) for _ in range(5))]:
+        cost = analysis.cost(plan)
+        x = torch.randn(BATCH, *size, generator=torch.Generator().manual_seed(1))
+        assert counted_training_step(analysis.build(plan), x) == torch_training_flops(cost), (name, plan)
+
+
+def test_a_traced_builtin_backbone_has_the_closed_forms_training_step():
+    for backbone in BACKBONES:
+        shape = {"width_mult": 0.5, "resolution": 40, "num_classes": 10}
+        traced = analyze(create_network(backbone, **shape), (3, 40, 40)).cost()
+        assert traced.train_by is not None
+        assert traced.train_macs == network_cost(backbone, **shape).train_macs, backbone
+
+
+def test_frozen_parameters_need_no_weight_gradient_and_what_follows_them_no_input_gradient():
+    from examples.mynets import resnet_like
+
+    model = resnet_like()
+    frozen = [p for n, p in model.named_parameters() if n.startswith(("stem", "layer1"))]
+    for p in frozen:
+        p.requires_grad_(False)
+    analysis = analyze(model, (3, 32, 32))
+    x = torch.randn(BATCH, 3, 32, 32)
+    for plan in ["", "insert@layer3.1:ulsam:groups=4", "replace@layer2.1:eca"]:
+        cost = analysis.cost(plan)
+        assert counted_training_step(analysis.build(plan), x) == torch_training_flops(cost), plan
+    plain = analyze(resnet_like(), (3, 32, 32)).cost()
+    assert cost.train_macs is not None and plain.train_macs is not None
+    assert analysis.cost().train_macs < plain.train_macs
+    # a module trained after the frozen layers would make later values need gradients: refused
+    inside = next(p for p in analysis.positions if p.path == "layer1.0")
+    assert not inside.grad_out
+    assert analysis.cost("insert@layer1.0:ulsam").train_macs is None
+
+
+def test_a_rule_without_backward_terms_leaves_the_training_step_unknown():
+    class Scale(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.conv = nn.Conv2d(3, 8, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.special.erf(self.conv(x))
+
+    def erf_as_matmul(call):  # a user's rule: MACs but no backward terms
+        return Terms(macs={"matmul": call.out.numel})
+
+    previous = register_rule(torch.special.erf, erf_as_matmul)
+    try:
+        cost = analyze(Scale(), (3, 8, 8)).cost()
+    finally:
+        if previous is not None:
+            register_rule(torch.special.erf, previous)
+    assert cost.macs_by["matmul"] == 8 * 8 * 8 and cost.train_macs is None

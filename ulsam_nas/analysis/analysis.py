@@ -14,12 +14,14 @@ import functools
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from typing import Any
 
 from torch import nn
 
 from ulsam_nas.analysis import build as building
 from ulsam_nas.analysis import plans
+from ulsam_nas.analysis.backward import gradient_flags
 from ulsam_nas.analysis.graph import (
     Item,
     Param,
@@ -198,9 +200,14 @@ class Analysis:
     def _placement_cost(self, p: Placement, convention: str) -> Cost:
         channels, height, width = self.positions[p.index].out_shape
         if p.module == REMOVE:  # swap@path:none
-            found = Cost(0, 0, {}, {}, {}, convention)
+            found = Cost(0, 0, {}, {}, {}, convention, train_by={} if convention == "exact" else None)
         else:
             found = get_attention(p.module).resolved_cost(channels, height, width, p.config, convention)
+            position = self.positions[p.index]
+            if not (position.grad_in if p.action in TAKE_OUT else position.grad_out):
+                # a trained module where no gradient flows yet changes which later values need
+                # one: no closed form of that training step
+                found = replace(found, train_by=None)
         return found - self.subtree(p.index, convention) if p.action in TAKE_OUT else found
 
     def cost(self, plan: PlanLike = None, convention: str = "exact") -> Cost:
@@ -252,9 +259,10 @@ def analyze(model: nn.Module, input_size: tuple[int, int, int], *, strict: bool 
     size = _check_input_size(input_size)
     with eval_mode(model):
         traced = trace(model, size, has_module_rule)
-    items, remainder = cost_nodes(traced, model)
+    needs_grad = gradient_flags(traced, model)
+    items, remainder = cost_nodes(traced, model, needs_grad)
     if strict and remainder:
         raise UncostedOperators(remainder)
-    positions, not_positions = find_positions(model, traced)
+    positions, not_positions = find_positions(model, traced, needs_grad)
     ends = {call.path: call.end_node for call in traced.calls}
     return Analysis(model, size, items, parameters(model), positions, not_positions, remainder, ends)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import operator
 from collections import Counter, defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +14,7 @@ import torch.fx as fx
 from torch import nn
 
 import ulsam_nas.analysis.torch_rules  # noqa: F401  (registers the tool's own rules)
+from ulsam_nas.analysis.backward import UNKNOWN, backward_values
 from ulsam_nas.analysis.rules import call_of, checked, operator_name, rule_for
 from ulsam_nas.analysis.trace import ModuleCall, TensorInfo, Traced, contains
 from ulsam_nas.cost.cost import UNCOSTED
@@ -30,7 +31,7 @@ class Item:
     what: str
     in_shape: tuple[int, ...] | None  # without the batch dimension
     out_shape: tuple[int, ...] | None
-    values: dict[tuple[str, str], int]  # ("macs" | "ops", name) → count
+    values: dict[tuple[str, str], int]  # ("macs" | "ops" | "train", name) → count
     leaf: str | None  # the path of the leaf module this call runs (None for functions)
     uncosted: bool = False
 
@@ -117,6 +118,10 @@ class Position:
     # An attention gate: its output is its input times a gate it computes from it (N×C×1×1 or
     # N×1×H×W), like MobileNetV3's SE; ``swap`` replaces it with another module or removes it.
     gate: bool = False
+    # Whether its input and its output need gradients in a training step (not where every
+    # parameter before it is frozen): a module put there is trained on a value that needs one.
+    grad_in: bool = True
+    grad_out: bool = True
 
     def text(self) -> str:
         shape_in = "×".join(map(str, self.in_shape)) if self.in_shape else "-"
@@ -127,8 +132,12 @@ def _shape(value: Any) -> tuple[int, ...] | None:
     return value.shape[1:] if isinstance(value, TensorInfo) else None
 
 
-def cost_nodes(traced: Traced, model: nn.Module) -> tuple[list[Item], list[Uncosted]]:
-    """Every operation's compute, in graph order; those without a closed form listed apart."""
+def cost_nodes(
+    traced: Traced, model: nn.Module, needs_grad: Mapping[fx.Node, bool]
+) -> tuple[list[Item], list[Uncosted]]:
+    """Every operation's compute, in graph order, with the backward products a training step
+    runs for it (``needs_grad``: which values need a gradient); those without a closed form
+    listed apart."""
     items: list[Item] = []
     remainder: list[Uncosted] = []
     for index, node in enumerate(traced.nodes):
@@ -148,11 +157,12 @@ def cost_nodes(traced: Traced, model: nn.Module) -> tuple[list[Item], list[Uncos
         first = next((i for i in inputs if i is not None), None)
         if terms is None:
             remainder.append(Uncosted(what, path, _shape(out)))
-            values = {("ops", UNCOSTED): 1}
+            values = {("ops", UNCOSTED): 1, UNKNOWN: 1}  # its backward is unknown too
         elif not terms.values:
             continue  # moves data only
         else:
             values = {key: int(v) for key, v in terms.values.items() if v}
+            values = backward_values(values, node, module, needs_grad)
         items.append(Item(index, path, scope, what, _shape(first), _shape(out), values, leaf, terms is None))
     return items, remainder
 
@@ -211,7 +221,9 @@ def _image(value: Any) -> tuple[int, int, int] | None:
     return (found.shape[1], found.shape[2], found.shape[3])
 
 
-def find_positions(model: nn.Module, traced: Traced) -> tuple[list[Position], dict[str, str]]:
+def find_positions(
+    model: nn.Module, traced: Traced, needs_grad: Mapping[fx.Node, bool]
+) -> tuple[list[Position], dict[str, str]]:
     """Positions in network order (order of the calls), and why each other called submodule
     is not one (for error messages)."""
     calls = Counter(call.path for call in traced.calls)
@@ -233,7 +245,13 @@ def find_positions(model: nn.Module, traced: Traced) -> tuple[list[Position], di
         why_not = _why_not_replace(call, traced, inputs, shape_in, out)
         gate = not why_not and _is_gate(call, traced, inputs[0])
         what = type(call.module).__name__
-        positions.append(Position(len(positions), call.path, what, shape_in, out, not why_not, why_not, gate))
+        grads = {
+            "grad_in": len(inputs) == 1 and needs_grad.get(inputs[0], False),
+            "grad_out": needs_grad.get(out_node, False),
+        }
+        positions.append(
+            Position(len(positions), call.path, what, shape_in, out, not why_not, why_not, gate, **grads)
+        )
     return positions, not_positions
 
 

@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from ulsam_nas.analysis.backward import UNKNOWN
 from ulsam_nas.analysis.graph import Item, Param, within
 from ulsam_nas.analysis.plans import placement_text
 from ulsam_nas.attention import attention_cost
@@ -22,7 +23,10 @@ def make_cost(values: Mapping[tuple[str, str], int], params_by: Mapping[str, int
     macs_by = {name: v for (kind, name), v in values.items() if kind == "macs" and v}
     ops = {name: v for (kind, name), v in values.items() if kind == "ops" and v}
     params = {name: v for name, v in params_by.items() if v}
-    return Cost(sum(params.values()), sum(macs_by.values()), params, macs_by, ops, "exact")
+    train: dict[str, int] | None = {name: v for (kind, name), v in values.items() if kind == "train" and v}
+    if values.get(UNKNOWN):
+        train = None
+    return Cost(sum(params.values()), sum(macs_by.values()), params, macs_by, ops, "exact", train_by=train)
 
 
 def _params_by_leaf(analysis: Analysis) -> tuple[dict[str, list[Param]], list[Param]]:

@@ -124,7 +124,7 @@ def _matmul(call: Call, x: TensorInfo, out: TensorInfo) -> Terms | None:
     # fvcore counts numel(a)·p: equal to the true numel(out)·k unless a is broadcast.
     if a.numel * b.shape[-1] != out.numel * inner:
         return None
-    return Terms.of({("macs", "matmul"): out.numel * inner})
+    return Terms.of({("macs", "matmul"): out.numel * inner, ("train", "matmul_grad"): 2 * out.numel * inner})
 
 
 def _einsum(call: Call) -> Terms | None:
@@ -151,7 +151,8 @@ def _einsum(call: Call) -> Terms | None:
     summed = set(sizes) - set(output)
     if not summed or any(letter not in terms[0] or letter not in terms[1] for letter in summed):
         return None  # an outer product, or a sum over one operand alone: not one batched product
-    return Terms.of({("macs", "matmul"): math.prod(sizes.values())})
+    macs = math.prod(sizes.values())
+    return Terms.of({("macs", "matmul"): macs, ("train", "matmul_grad"): 2 * macs})
 
 
 def _attention(call: Call, q: TensorInfo, out: TensorInfo) -> Terms | None:
@@ -181,6 +182,7 @@ def _attention(call: Call, q: TensorInfo, out: TensorInfo) -> Terms | None:
     terms: dict[tuple[str, str], Num] = {
         ("macs", kind): weights * (width + value_width),
         ("ops", "softmax"): weights,
+        ("train", f"{kind}_grad"): 2 * weights * (width + value_width),  # ∂V, ∂P, ∂Q, ∂K
     }
     if mask is not None:
         terms[("ops", "add")] = weights  # the mask added to the weights

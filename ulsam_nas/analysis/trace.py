@@ -34,6 +34,7 @@ class TensorInfo(NamedTuple):
 
     shape: tuple[int, ...]
     contiguous: bool
+    floating: bool = True  # a floating-point (or complex) tensor: one that can carry a gradient
 
     @property
     def numel(self) -> int:
@@ -412,7 +413,8 @@ def _first_line(error: Exception) -> str:
 def describe(value: Any) -> Any:
     """A TensorInfo for a tensor, the same structure for tuples and lists, None otherwise."""
     if isinstance(value, torch.Tensor):
-        return TensorInfo(tuple(value.shape), value.is_contiguous())
+        floating = value.is_floating_point() or value.is_complex()
+        return TensorInfo(tuple(value.shape), value.is_contiguous(), floating)
     if isinstance(value, tuple | list):
         return tuple(describe(v) for v in value)
     return None

@@ -113,8 +113,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--train",
         action="store_true",
-        help="also one training step's MACs (forward, input and weight gradients; exact convention, "
-        "MODULE or --backbone) and what torch's FlopCounterMode counts for it",
+        help="also one training step's MACs (forward, input and weight gradients where autograd "
+        "computes them; exact convention) and what torch's FlopCounterMode counts for it",
     )
     parser.add_argument("--json", action="store_true", help="one JSON document on stdout")
     add_output_args(parser)
@@ -178,11 +178,6 @@ def run(args: argparse.Namespace) -> int:
         raise InvalidInput(
             f"--train counts a training step in the exact convention; --convention {args.convention} "
             "has no backward pass (drop one of them)"
-        )
-    if args.train and args.model is not None:
-        raise InvalidInput(
-            "--train applies to a MODULE or --backbone: a traced network's backward (which of its "
-            "values need gradients) is not costed yet"
         )
     if args.latency is not None and args.module is not None:
         raise InvalidInput(
@@ -281,6 +276,7 @@ def run_model(args: argparse.Namespace) -> int:
         positions=args.positions,
         counters=source if args.trace else None,
         model_args=dict(source.kwargs),
+        train=args.train,
     )
     text, report = add_latency(report, analysis_text(report), analysis, args)
     emit(to_json(report) if args.json else text, args.output)

@@ -68,7 +68,11 @@ def training_report(cost: Cost) -> dict[str, Any] | None:
 def training_lines(report: dict[str, Any] | None, indent: str = "  ") -> list[str]:
     """``training_report`` for people."""
     if report is None:
-        return [f"{indent}training step: no closed form of the backward here"]
+        return [
+            f"{indent}training step: no closed form of its backward here (an operator without a closed "
+            "form, a registered rule without backward terms, or a module trained where no gradient "
+            "flows before it)"
+        ]
     listing = ", ".join(f"{k} {v:,}" for k, v in report["backward_by"].items()) or "none"
     lines = [
         f"{indent}training step MACs {report['train_macs']:,} = forward {report['forward_macs']:,} "

@@ -13,6 +13,7 @@ import pandas as pd
 from ulsam_nas.analysis.analysis import Analysis
 from ulsam_nas.analysis.graph import UNCOSTED, Uncosted, remainder_lines
 from ulsam_nas.analysis.source import ModelSource
+from ulsam_nas.cost.training import training_lines, training_report
 from ulsam_nas.errors import InvalidInput
 from ulsam_nas.networks.plan import TAKE_OUT
 
@@ -73,11 +74,13 @@ def analysis_report(
     positions: bool = False,
     counters: ModelSource | None = None,
     model_args: Mapping[str, Any] | None = None,
+    train: bool = False,
 ) -> dict[str, Any]:
     """Totals with ``plan`` applied; with ``breakdown`` one row per operation and placed module,
     with ``positions`` every position a plan can name; with ``counters`` (the model's source,
     which each counter's process builds again) the totals checked against every supported
-    counter."""
+    counter; with ``train`` one training step's MACs (None where its backward has no closed
+    form: an uncosted operator, a module trained where no gradient flows before it)."""
     cost = analysis.cost(plan, convention)
     replaced = [analysis.positions[p.index].path for p in analysis.resolve(plan) if p.action in TAKE_OUT]
     remainder = [
@@ -92,6 +95,8 @@ def analysis_report(
         **cost.to_dict(),
         "remainder": [{"op": u.op, "path": u.path, "out_shape": list(u.out_shape or ())} for u in remainder],
     }
+    if train:
+        report["training"] = training_report(cost)
     if positions:
         report["positions"] = [
             {
@@ -103,6 +108,7 @@ def analysis_report(
                 "replace": p.replace,
                 "why_not_replace": p.why_not_replace,
                 "gate": p.gate,
+                "needs_grad": p.grad_out,
             }
             for p in analysis.positions
         ]
@@ -150,6 +156,8 @@ def analysis_text(report: dict[str, Any]) -> str:
     ]
     if ops:
         lines.append("  other ops (elements): " + ", ".join(f"{k} {v:,}" for k, v in ops.items()))
+    if "training" in report:
+        lines += training_lines(report["training"])
     if uncosted:
         remainder = [Uncosted(u["op"], u["path"], tuple(u["out_shape"]) or None) for u in report["remainder"]]
         lines.append(
