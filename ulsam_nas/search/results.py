@@ -145,7 +145,11 @@ class StudyResults:
             return None
         from ulsam_nas.latency import Device
 
-        return Device.from_dict(stored.get("device", {})).text()
+        device = Device.from_dict(stored.get("device", {})).text()
+        other = float(stored.get("other_work", 0.0))
+        if other >= 0.5:  # as a device table says it (latency.table.busy), in the study's terms
+            device += f", its table measured while other work kept about {other:.1f} cores busy"
+        return device
 
     def trade_off(self) -> dict[str, Any] | None:
         """The recommendation against the plain network at the widest width inside the budget,
@@ -424,10 +428,14 @@ def trade_off_sentence(
 
 def _candidate_text(rank: int, c: dict[str, Any], best_confirmed: bool, here: str | None = None) -> str:
     latency = f"{c['latency_ms']:.2f} ms" if c["latency_ms"] is not None else "-"
+    beside = []
     if c.get("predicted_latency_ms") is not None:
-        latency = f"{latency} measured, {c['predicted_latency_ms']:.2f} ms predicted"
+        study = " (the study's table)" if here is not None else ""
+        beside.append(f"{c['predicted_latency_ms']:.2f} ms predicted{study}")
     if here is not None:
-        latency = f"{latency} measured, {here}"
+        beside.append(here)
+    if beside:
+        latency = f"{latency} measured, {', '.join(beside)}"
     se = f" ± {c['accuracy_se']:.4f}" if c["accuracy_se"] is not None else ""
     test = ""
     if c.get("test_accuracy") is not None:
