@@ -20,7 +20,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ulsam_nas.analysis.trace import TensorInfo, Traced
+from ulsam_nas.analysis.trace import TensorInfo, Traced, attribute
 from ulsam_nas.cost.cost import GROUPED_WEIGHT_EXTRA, MAC_KINDS
 
 # An Item's value under this key (kind "train") marks a backward without a closed form.
@@ -40,7 +40,7 @@ def gradient_flags(traced: Traced, model: nn.Module) -> dict[fx.Node, bool]:
         if node.op == "placeholder":
             flags[node] = False
         elif node.op == "get_attr":
-            value = _attribute(model, str(node.target))
+            value = attribute(model, str(node.target))
             flags[node] = isinstance(value, torch.Tensor) and value.requires_grad
         elif node.op == "call_module":
             module = model.get_submodule(str(node.target))
@@ -51,13 +51,6 @@ def gradient_flags(traced: Traced, model: nn.Module) -> dict[fx.Node, bool]:
         else:
             flags[node] = inputs
     return flags
-
-
-def _attribute(root: nn.Module, dotted: str) -> Any:
-    value: Any = root
-    for part in dotted.split("."):
-        value = getattr(value, part)
-    return value
 
 
 def _needs(value: Any, flags: Mapping[fx.Node, bool]) -> bool:

@@ -276,7 +276,7 @@ class _Tracer(fx.Tracer):
         try:
             with self.real(), torch.no_grad():
                 if node.op == "get_attr":
-                    return _attribute(self.root, str(node.target))
+                    return attribute(self.root, str(node.target))
                 if node.op == "call_function":
                     if node.target is F.scaled_dot_product_attention:
                         node.meta["kernel"] = attention_kernel(args, kwargs)
@@ -326,7 +326,8 @@ def attention_kernel(args: Any, kwargs: Any) -> str | None:
         return None
 
 
-def _attribute(root: nn.Module, dotted: str) -> Any:
+def attribute(root: nn.Module, dotted: str) -> Any:
+    """``root``'s attribute at a dotted path (``layer1.0.conv.weight``)."""
     value: Any = root
     for name in dotted.split("."):
         value = getattr(value, name)
