@@ -9,9 +9,12 @@ import random
 
 import pytest
 import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from tests.strategies import module_case
 from ulsam_nas import analyze, attention_cost, register_rule
 from ulsam_nas.attention import list_attention
 from ulsam_nas.attention.registry import attention_formula, create_attention
@@ -20,7 +23,7 @@ from ulsam_nas.backbones.network import BACKBONES, BackboneShape
 from ulsam_nas.cli import main
 from ulsam_nas.cost.cost import GROUPED_WEIGHT_EXTRA, Terms
 from ulsam_nas.cost.training import torch_training_flops, training_report
-from ulsam_nas.verify.cases import attention_cases, build_model, network_cases
+from ulsam_nas.verify.cases import build_model, network_cases
 
 BATCH = 2  # BatchNorm in train mode needs two values per channel; every count is linear in it
 
@@ -36,16 +39,15 @@ def counted_training_step(model: nn.Module, x: torch.Tensor) -> int:
 
 
 @pytest.mark.parametrize("module", list_attention())
-def test_each_module_training_step_equals_torch_counter_over_random_shapes(module):
-    generator = torch.Generator().manual_seed(0)
-    for case in attention_cases([module], samples=6, seed=29):
-        cost = attention_cost(case.module, case.channels, case.height, case.width, **case.config)
-        # inside a network a module's input needs its gradient (it comes from trained layers)
-        x = torch.randn(
-            BATCH, case.channels, case.height, case.width, generator=generator, requires_grad=True
-        )
-        counted = counted_training_step(create_attention(case.module, case.channels, **case.config), x)
-        assert counted == torch_training_flops(cost), (case, cost.train_by)
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_each_module_training_step_equals_torch_counter_over_random_shapes(module, data):
+    m, h, w, config = data.draw(module_case(module, max_side=20))
+    cost = attention_cost(module, m, h, w, **config)
+    # inside a network a module's input needs its gradient (it comes from trained layers)
+    x = torch.randn(BATCH, m, h, w, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    counted = counted_training_step(create_attention(module, m, **config), x)
+    assert counted == torch_training_flops(cost), ((m, h, w, config), cost.train_by)
 
 
 def test_backbones_with_random_plans_training_step_equals_torch_counter():
