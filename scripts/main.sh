@@ -2,7 +2,7 @@
 # The main job, end to end on embedded defaults: set up .venv, make sure Fashion-MNIST is
 # installed (Debian's dataset-fashion-mnist, installed here when run as root), run the canonical
 # study studies/default.yaml (12 search trials under a 15 MMAC budget, then 12 fresh paired
-# confirmation seeds for the best and the reference; about 34 minutes on 2 cores; a rerun
+# confirmation seeds for the best and the reference; 27–36 minutes on 2 cores; a rerun
 # resumes and returns at once), print the best configurations with each one's latency on this
 # machine under PyTorch eager and ONNX Runtime (predicted from this machine's latency tables,
 # measured in seconds on first use; also written to reports/default-best.md) and write the
