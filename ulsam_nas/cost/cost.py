@@ -7,7 +7,7 @@ bias additions.  Everything else a forward pass does is listed in ``ops`` as ele
 operation (see :data:`OP_UNITS`), so that the conventions of the various FLOP counters can be
 computed from one record.
 
-A training step (``Cost.train_macs``, issue "the cost of a training step"): the forward MACs plus
+A training step (``Cost.train_macs``): the forward MACs plus
 the MACs of the backward pass's products, listed in ``train_by`` (see :data:`TRAIN_UNITS`): each
 conv, linear and matmul computes its input's gradient (unless that input needs none: a network's
 image, or a value computed only from frozen parameters) and its weight's gradient (unless the
@@ -162,13 +162,6 @@ class Terms:
     def train(self) -> dict[str, Num]:
         return self._part("train")
 
-    def without_train(self, *names: str) -> Terms:
-        """The same forward, with the named backward products (all of them if none named) not
-        computed: an input that needs no gradient, a frozen weight."""
-        return Terms.of(
-            {key: v for key, v in self.values.items() if key[0] != "train" or (names and key[1] not in names)}
-        )
-
     def times(self, k: Num) -> Terms:
         """The same terms repeated k times (e.g. a shared MLP applied twice)."""
         return Terms.of({key: value * k for key, value in self.values.items()})
@@ -227,8 +220,8 @@ class Cost:
     ops: Mapping[str, int]
     convention: str = "exact"
     unit: str = "MAC"
-    # The backward's products (TRAIN_UNITS); None where no closed form of them was made (a
-    # traced network, the paper's convention): unknown, never taken as zero.
+    # The backward's products (TRAIN_UNITS); None where they have no closed form (the paper's
+    # convention; a traced network with an operator whose backward is unknown): never zero.
     train_by: Mapping[str, int] | None = None
 
     @property

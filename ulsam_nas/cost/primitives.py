@@ -61,12 +61,6 @@ def matmul(n: Num, k: Num, p: Num) -> Terms:
     return Terms.of({("macs", "matmul"): n * k * p, ("train", "matmul_grad"): 2 * n * k * p})
 
 
-def frozen_input(terms: Terms) -> Terms:
-    """A layer's terms where its input needs no gradient (a network's first layer reads the
-    image): no input-gradient products."""
-    return terms.without_train("conv_grad_input", "linear_grad_input")
-
-
 def batch_norm(channels: Num, elements: Num) -> Terms:
     """Affine BatchNorm over ``channels``: γ and β parameters; ``elements`` normalized."""
     return Terms.of({("params", "bn"): 2 * channels, ("ops", "batch_norm"): elements})
