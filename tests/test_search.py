@@ -647,7 +647,7 @@ def test_a_latency_budget_is_judged_when_drawn_and_over_latency_draws_never_trai
     assert refused.value.code == 2 and "'tflite' is unknown" in capsys.readouterr().err
 
 
-def test_a_study_predicts_from_the_table_it_stored_wherever_it_resumes(tmp_path, monkeypatch):
+def test_a_study_predicts_from_the_table_it_stored_wherever_it_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr("ulsam_nas.latency.table.time_calls", fake_timing)
     path = small_study(tmp_path, extra="objective: accuracy+latency\nlatency: {runtime: torch, threads: 1}\n")
     run_search(path, trials=2)
@@ -656,6 +656,9 @@ def test_a_study_predicts_from_the_table_it_stored_wherever_it_resumes(tmp_path,
         raise AssertionError("a resumed study measured its latency table again")
 
     monkeypatch.setattr("ulsam_nas.latency.table.time_calls", never)
+    capsys.readouterr()
+    assert main(["search", str(path), "--dry-run", "--storage", str(tmp_path / "t.journal")]) == 0
+    assert "(the study's stored table)" in capsys.readouterr().out  # a dry run of it measures nothing
     search = run_search(path, trials=3)
     complete = [t for t in search.study.get_trials() if t.state == optuna.trial.TrialState.COMPLETE]
     assert {len(t.values) for t in complete} == {2}

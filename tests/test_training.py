@@ -227,3 +227,42 @@ def test_a_rule_without_backward_terms_leaves_the_training_step_unknown():
         if previous is not None:
             register_rule(torch.special.erf, previous)
     assert cost.macs_by["matmul"] == 8 * 8 * 8 and cost.train_macs is None
+
+
+def test_a_module_costed_whole_keeps_its_backward_only_where_it_is_trained_on_a_gradient():
+    class Mixer(nn.Module):  # a leaf with a rule of its own: a weight times the map
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = nn.Parameter(torch.randn(8, 8))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.einsum("oc,bchw->bohw", self.weight, x)
+
+    def mixer_rule(call):
+        _, c, h, w = call.input.shape
+        return Terms(macs={"matmul": c * c * h * w}, train={"matmul_grad": 2 * c * c * h * w})
+
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.stem = nn.Conv2d(3, 8, 3, padding=1)
+            self.mix = Mixer()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.mix(self.stem(x))
+
+    previous = register_rule(Mixer, mixer_rule)
+    try:
+        net = Net()
+        trained = analyze(net, (3, 8, 8)).cost()
+        net.stem.requires_grad_(False)  # the mixer's input no longer needs a gradient
+        frozen_before = analyze(net, (3, 8, 8)).cost()
+    finally:
+        if previous is not None:
+            register_rule(Mixer, previous)
+    mixer = 8 * 8 * 8 * 8
+    assert trained.train_by is not None and trained.train_by["matmul_grad"] == 2 * mixer
+    assert (
+        trained.train_by["conv_grad_weight"] == 3 * 9 * 8 * 64 and "conv_grad_input" not in trained.train_by
+    )
+    assert frozen_before.train_macs is None  # its closed form assumes a gradient flows in

@@ -79,10 +79,10 @@ def backward_values(
         return {**values, UNKNOWN: 1}  # MACs without a closed form of their backward
     data = next((a for a in (*node.args, *node.kwargs.values()) if isinstance(a, fx.Node)), None)
     gives_input = _needs(data, flags)
+    if module is not None and not isinstance(module, nn.modules.conv._ConvNd | nn.Linear):
+        return _whole_module(values, module, gives_input)
     out = dict(values)
     if macs & {"conv", "linear"}:
-        if module is not None and not isinstance(module, nn.modules.conv._ConvNd | nn.Linear):
-            return _whole_module(out, module, gives_input)
         weight = module.weight if module is not None else _arg(node, 1, "weight")
         trained = weight.requires_grad if isinstance(weight, torch.Tensor) else _needs(weight, flags)
         for kind in ("conv", "linear"):

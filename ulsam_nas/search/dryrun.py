@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -22,6 +22,9 @@ from ulsam_nas.search.problem import Problem
 from ulsam_nas.search.space import Candidate
 from ulsam_nas.search.train import flushing_denormals, in_memory_format
 
+if TYPE_CHECKING:
+    import optuna
+
 EXACT_LIMIT = 1_000_000  # configurations counted one by one; larger spaces are sampled
 SAMPLES = 20_000
 TIMED_STEPS = 5
@@ -30,7 +33,10 @@ WARM_UP = 2  # steps run before the timed ones (the first steps build the kernel
 
 def dry_run(problem: Problem, timed: bool = True) -> dict[str, Any]:
     network = problem.parameters.network
-    attach_latency(problem)  # a latency budget counts too: the table is measured now, not stored
+    # A latency budget counts too: an existing study predicts from the table it stored; before
+    # the study exists its table is measured now (and not stored).
+    stored = _existing_study(problem)
+    attach_latency(problem, stored)
     latency = problem.parameters.latency
     counts = count_feasible(problem)
     timing = time_candidate(problem, counts["median_feasible"]) if timed else None
@@ -52,6 +58,7 @@ def dry_run(problem: Problem, timed: bool = True) -> dict[str, Any]:
         "budget_mparams": problem.config.budget.mparams,
         "budget_latency_ms": problem.config.budget.latency_ms,
         "latency_device": latency.device.text() if latency is not None else None,
+        "latency_table": None if latency is None else ("stored" if stored is not None else "measured now"),
         "reference": problem.parameters.widest_plain,
         "data": problem.shape.split,
         "data_installed": problem.shape.installed,
@@ -239,6 +246,20 @@ def expected_detectable(problem: Problem) -> dict[str, Any] | None:
     }
 
 
+def _existing_study(problem: Problem) -> optuna.Study | None:
+    """The study this dry run describes, if it already exists and keeps a latency table."""
+    config = problem.config
+    if not config.needs_latency:
+        return None
+    from ulsam_nas.errors import InvalidInput
+    from ulsam_nas.search.storage import open_study
+
+    try:
+        return open_study(config.storage_url, config.name)
+    except InvalidInput:  # no storage or no such study yet: the table is measured now
+        return None
+
+
 def dry_run_text(plan: dict[str, Any]) -> str:
     """The dry run for people."""
     labels = plan.get("width_labels", {})
@@ -262,7 +283,11 @@ def dry_run_text(plan: dict[str, Any]) -> str:
         *(
             [
                 f"latency predicted on {plan['latency_device']} "
-                "(its table measured now; a study measures it once)"
+                + (
+                    "(the study's stored table)"
+                    if plan.get("latency_table") == "stored"
+                    else "(its table measured now; a study measures it once)"
+                )
             ]
             if plan.get("latency_device")
             else []
